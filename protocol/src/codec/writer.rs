@@ -1,0 +1,53 @@
+//! Writers for MQTT's primitive data types.
+
+use crate::error::EncodeError;
+
+/// The largest value a variable byte integer can hold.
+pub(crate) const MAX_VARINT: u32 = 268_435_455;
+
+pub(crate) fn u16(out: &mut Vec<u8>, value: u16) {
+    out.extend_from_slice(&value.to_be_bytes());
+}
+
+pub(crate) fn u32(out: &mut Vec<u8>, value: u32) {
+    out.extend_from_slice(&value.to_be_bytes());
+}
+
+/// Writes a variable byte integer; `value` must not exceed [`MAX_VARINT`].
+pub(crate) fn varint(out: &mut Vec<u8>, mut value: u32) {
+    debug_assert!(value <= MAX_VARINT);
+    loop {
+        let mut byte = (value % 128) as u8;
+        value /= 128;
+        if value > 0 {
+            byte |= 0x80;
+        }
+        out.push(byte);
+        if value == 0 {
+            break;
+        }
+    }
+}
+
+/// How many bytes [`varint`] writes for `value`.
+pub(crate) fn varint_len(value: u32) -> usize {
+    match value {
+        0..=127 => 1,
+        128..=16_383 => 2,
+        16_384..=2_097_151 => 3,
+        _ => 4,
+    }
+}
+
+/// Two-byte length-prefixed binary data.
+pub(crate) fn binary(out: &mut Vec<u8>, data: &[u8]) -> Result<(), EncodeError> {
+    let len = u16::try_from(data.len()).map_err(|_| EncodeError::FieldTooLong(data.len()))?;
+    u16(out, len);
+    out.extend_from_slice(data);
+    Ok(())
+}
+
+/// A UTF-8 string, length-prefixed like binary data.
+pub(crate) fn string(out: &mut Vec<u8>, text: &str) -> Result<(), EncodeError> {
+    binary(out, text.as_bytes())
+}
