@@ -182,3 +182,94 @@ pub enum EncodeError {
         context: &'static str,
     },
 }
+
+/// Well-formed packets that break the protocol at this point of the conversation.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ProtocolViolation {
+    /// The first packet of a connection was not CONNECT.
+    #[error("expected CONNECT first, got {0:?}")]
+    ConnectExpected(PacketType),
+    /// A second CONNECT on one connection.
+    #[error("CONNECT sent twice on one connection")]
+    SecondConnect,
+    /// The client's first packet after CONNECT was not CONNACK.
+    #[error("expected CONNACK, got {0:?}")]
+    ConnackExpected(PacketType),
+    /// A packet this side of the connection never receives (a client sending SUBACK, ...).
+    #[error("{0:?} is not valid in this direction or state")]
+    UnexpectedPacket(PacketType),
+    /// A topic alias of 0 or above the receiver's topic alias maximum.
+    #[error("topic alias {0} is outside the allowed range")]
+    TopicAliasOutOfRange(u16),
+    /// An empty topic with a topic alias that was never set.
+    #[error("topic alias {0} was never assigned a topic")]
+    UnknownTopicAlias(u16),
+    /// More QoS 1/2 messages in flight than the receiver's receive maximum.
+    #[error("more than {0} QoS 1/2 messages in flight")]
+    ReceiveMaximumExceeded(u16),
+    /// A client PUBLISH carried a subscription identifier, which only servers send.
+    #[error("subscription identifier in a PUBLISH from a client")]
+    SubscriptionIdentifierFromClient,
+    /// A PUBLISH with a QoS above the maximum QoS the receiver announced.
+    #[error("QoS {0:?} is above the maximum QoS allowed")]
+    QosNotSupported(crate::QoS),
+    /// A client DISCONNECT set a session expiry although CONNECT's was 0.
+    #[error("session expiry set at DISCONNECT after CONNECT set it to 0")]
+    SessionExpiryAfterZero,
+    /// AUTH received, but no authentication method was negotiated.
+    #[error("AUTH received without an authentication method")]
+    UnexpectedAuth,
+    /// The peer did not respect the maximum packet size in force.
+    #[error("packet larger than the negotiated maximum")]
+    PacketTooLarge,
+}
+
+impl ProtocolViolation {
+    /// The v5 reason code that reports this violation.
+    pub fn reason_code(&self) -> ReasonCode {
+        use ProtocolViolation::*;
+        match self {
+            TopicAliasOutOfRange(_) => ReasonCode::TopicAliasInvalid,
+            ReceiveMaximumExceeded(_) => ReasonCode::ReceiveMaximumExceeded,
+            QosNotSupported(_) => ReasonCode::QosNotSupported,
+            PacketTooLarge => ReasonCode::PacketTooLarge,
+            ConnectExpected(_)
+            | SecondConnect
+            | ConnackExpected(_)
+            | UnexpectedPacket(_)
+            | UnknownTopicAlias(_)
+            | SubscriptionIdentifierFromClient
+            | SessionExpiryAfterZero
+            | UnexpectedAuth => ReasonCode::ProtocolError,
+        }
+    }
+}
+
+/// Why a state machine ended its connection: the peer's bytes, its protocol order, or silence.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ConnectionError {
+    /// The peer sent malformed bytes.
+    #[error("malformed packet: {0}")]
+    Decode(#[from] DecodeError),
+    /// The peer sent a valid packet at the wrong time.
+    #[error("protocol violation: {0}")]
+    Protocol(#[from] ProtocolViolation),
+    /// Nothing arrived within the keep-alive allowance.
+    #[error("keep-alive timeout")]
+    KeepAliveTimeout,
+    /// The peer did not complete the CONNECT/CONNACK exchange in time.
+    #[error("connect timeout")]
+    ConnectTimeout,
+}
+
+impl ConnectionError {
+    /// The v5 reason code sent in DISCONNECT (or CONNACK) for this error.
+    pub fn reason_code(&self) -> ReasonCode {
+        match self {
+            Self::Decode(error) => error.reason_code(),
+            Self::Protocol(violation) => violation.reason_code(),
+            Self::KeepAliveTimeout => ReasonCode::KeepAliveTimeout,
+            Self::ConnectTimeout => ReasonCode::MaximumConnectTime,
+        }
+    }
+}

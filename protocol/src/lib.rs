@@ -13,8 +13,10 @@
 //! - [`server`]: the per-connection server state machine used by the broker.
 //! - [`flow`]: QoS 1/2 bookkeeping shared by both ends.
 
+pub mod client;
 pub mod codec;
 pub mod error;
+pub mod flow;
 
 pub mod packet;
 pub mod properties;
@@ -25,7 +27,7 @@ pub mod time;
 pub mod topic;
 pub mod version;
 
-pub use error::{DecodeError, EncodeError};
+pub use error::{ConnectionError, DecodeError, EncodeError, ProtocolViolation};
 pub use packet::Packet;
 pub use properties::Properties;
 pub use qos::{PacketId, QoS};

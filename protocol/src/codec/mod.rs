@@ -6,6 +6,7 @@
 //! cannot make the receiver buffer an oversized packet.
 
 pub(crate) mod reader;
+pub(crate) mod stream;
 pub(crate) mod writer;
 
 use crate::error::{DecodeError, EncodeError};

@@ -12,7 +12,7 @@ use crate::topic::{TopicError, validate_topic_name};
 use crate::version::ProtocolVersion;
 
 /// PUBLISH: carries an application message in either direction.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Publish {
     /// Set on a resend of a QoS 1/2 message.
     pub dup: bool,
@@ -78,5 +78,20 @@ impl Publish {
         }
         out.extend_from_slice(&self.payload);
         Ok((u8::from(self.dup) << 3) | (self.qos.bits() << 1) | u8::from(self.retain))
+    }
+}
+
+impl Publish {
+    /// A PUBLISH of `payload` to `topic` at `qos`, not retained, with no properties.
+    pub fn new(topic: impl Into<String>, payload: impl Into<Bytes>, qos: QoS) -> Self {
+        Self {
+            dup: false,
+            qos,
+            retain: false,
+            topic: topic.into(),
+            packet_id: None,
+            properties: Properties::default(),
+            payload: payload.into(),
+        }
     }
 }

@@ -1,0 +1,62 @@
+//! Both directions of one connection's byte stream, as the state machines use it.
+
+use crate::codec::{decode, encode};
+use crate::error::{DecodeError, EncodeError};
+use crate::packet::Packet;
+use crate::version::ProtocolVersion;
+
+/// Received bytes not yet decoded, and encoded bytes not yet handed to the transport.
+#[derive(Debug, Default)]
+pub(crate) struct PacketStream {
+    received: Vec<u8>,
+    transmit: Vec<u8>,
+}
+
+impl PacketStream {
+    pub(crate) fn receive(&mut self, bytes: &[u8]) {
+        self.received.extend_from_slice(bytes);
+    }
+
+    /// The next whole packet received, if any.
+    pub(crate) fn next_packet(
+        &mut self,
+        version: ProtocolVersion,
+        max_packet_size: u32,
+    ) -> Result<Option<Packet>, DecodeError> {
+        match decode(&self.received, version, max_packet_size)? {
+            Some((packet, used)) => {
+                self.received.drain(..used);
+                Ok(Some(packet))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Encodes `packet` for sending.
+    pub(crate) fn send(&mut self, packet: &Packet, version: ProtocolVersion) -> Result<(), EncodeError> {
+        encode(packet, version, &mut self.transmit)
+    }
+
+    /// Queues bytes that already hold an encoded packet.
+    pub(crate) fn send_encoded(&mut self, bytes: &[u8]) {
+        self.transmit.extend_from_slice(bytes);
+    }
+
+    /// Encodes a packet this crate built itself (acknowledgements, pings, DISCONNECT),
+    /// which cannot fail to encode.
+    pub(crate) fn send_control(&mut self, packet: &Packet, version: ProtocolVersion) {
+        let result = self.send(packet, version);
+        debug_assert!(result.is_ok(), "control packet failed to encode: {result:?}");
+    }
+
+    /// Everything encoded since the last call, or `None`.
+    pub(crate) fn take_transmit(&mut self) -> Option<Vec<u8>> {
+        (!self.transmit.is_empty()).then(|| std::mem::take(&mut self.transmit))
+    }
+
+    /// Forgets both directions (the transport closed).
+    pub(crate) fn reset(&mut self) {
+        self.received.clear();
+        self.transmit.clear();
+    }
+}
