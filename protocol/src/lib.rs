@@ -22,6 +22,7 @@ pub mod packet;
 pub mod properties;
 pub mod qos;
 pub mod reason;
+pub mod server;
 
 pub mod time;
 pub mod topic;

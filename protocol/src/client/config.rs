@@ -60,7 +60,8 @@ impl ClientConfig {
     /// CONNECT properties for these settings (v5).
     pub(crate) fn connect_properties(&self) -> Properties {
         Properties {
-            session_expiry_interval: (self.session_expiry_interval != 0).then_some(self.session_expiry_interval),
+            session_expiry_interval: (self.session_expiry_interval != 0)
+                .then_some(self.session_expiry_interval),
             receive_maximum: (self.receive_maximum != u16::MAX).then_some(self.receive_maximum.max(1)),
             maximum_packet_size: Some(self.maximum_packet_size.max(1)),
             user_properties: self.user_properties.clone(),

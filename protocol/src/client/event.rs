@@ -69,6 +69,12 @@ pub enum DisconnectCause {
 impl DisconnectCause {
     /// Whether the server says another connection took over this client id.
     pub fn is_takeover(&self) -> bool {
-        matches!(self, Self::ServerDisconnect { reason: ReasonCode::SessionTakenOver, .. })
+        matches!(
+            self,
+            Self::ServerDisconnect {
+                reason: ReasonCode::SessionTakenOver,
+                ..
+            }
+        )
     }
 }

@@ -28,7 +28,7 @@ use thiserror::Error;
 
 use crate::codec::stream::PacketStream;
 use crate::error::{ConnectionError, ProtocolViolation};
-use crate::flow::{AckOutcome, MessageId, SessionFlows};
+use crate::flow::{AckOutcome, MessageId, PeerLimits, SessionFlows, transmit_queued};
 use crate::packet::{Connack, Connect, Disconnect, Packet, PacketType, PubResponse, Publish};
 use crate::packet::{Subscribe, Subscription, Unsubscribe};
 use crate::properties::Properties;
@@ -78,9 +78,7 @@ pub enum ConnectionState {
 /// What the server told us in CONNACK about its limits.
 #[derive(Debug, Clone, Copy)]
 struct ServerLimits {
-    receive_maximum: u16,
-    maximum_packet_size: u32,
-    maximum_qos: QoS,
+    peer: PeerLimits,
     keep_alive: Duration,
 }
 
@@ -118,9 +116,7 @@ impl Client {
 
     fn default_limits(config: &ClientConfig) -> ServerLimits {
         ServerLimits {
-            receive_maximum: u16::MAX,
-            maximum_packet_size: crate::codec::PROTOCOL_MAX_PACKET_SIZE,
-            maximum_qos: QoS::ExactlyOnce,
+            peer: PeerLimits::UNLIMITED,
             keep_alive: Duration::from_secs(u64::from(config.keep_alive)),
         }
     }
@@ -165,7 +161,9 @@ impl Client {
             password: self.config.password.clone(),
         };
         self.send(&Packet::Connect(Box::new(connect)), now);
-        self.state = ConnectionState::ExpectConnack { deadline: now + self.config.connect_timeout };
+        self.state = ConnectionState::ExpectConnack {
+            deadline: now + self.config.connect_timeout,
+        };
         Ok(())
     }
 
@@ -199,7 +197,14 @@ impl Client {
             validate_topic_filter(&subscription.filter)?;
         }
         let packet_id = self.start_request(PacketType::Subscribe)?;
-        self.send(&Packet::Subscribe(Subscribe { packet_id, properties, subscriptions }), now);
+        self.send(
+            &Packet::Subscribe(Subscribe {
+                packet_id,
+                properties,
+                subscriptions,
+            }),
+            now,
+        );
         Ok(packet_id)
     }
 
@@ -212,7 +217,11 @@ impl Client {
             validate_topic_filter(filter)?;
         }
         let packet_id = self.start_request(PacketType::Unsubscribe)?;
-        let packet = Unsubscribe { packet_id, properties: Properties::default(), filters };
+        let packet = Unsubscribe {
+            packet_id,
+            properties: Properties::default(),
+            filters,
+        };
         self.send(&Packet::Unsubscribe(packet), now);
         Ok(packet_id)
     }
@@ -257,7 +266,10 @@ impl Client {
 
     fn fail(&mut self, error: ConnectionError, now: Timestamp) {
         if self.version().is_v5() && !matches!(error, ConnectionError::KeepAliveTimeout) {
-            self.send(&Packet::Disconnect(Disconnect::with_reason(error.reason_code())), now);
+            self.send(
+                &Packet::Disconnect(Disconnect::with_reason(error.reason_code())),
+                now,
+            );
         }
         self.end_connection(DisconnectCause::Error(error));
     }
@@ -269,7 +281,10 @@ impl Client {
         }
         self.stream.receive(bytes);
         while self.state != ConnectionState::Disconnected {
-            match self.stream.next_packet(self.version(), self.config.maximum_packet_size) {
+            match self
+                .stream
+                .next_packet(self.version(), self.config.maximum_packet_size)
+            {
                 Ok(Some(packet)) => {
                     if let Err(violation) = self.handle_packet(packet, now) {
                         self.fail(violation.into(), now);
@@ -315,14 +330,19 @@ impl Client {
             }
             Packet::Suback(suback) => {
                 if self.requests.remove(&suback.packet_id) == Some(PacketType::Subscribe) {
-                    let event = ClientEvent::Subscribed { packet_id: suback.packet_id, reasons: suback.reasons };
+                    let event = ClientEvent::Subscribed {
+                        packet_id: suback.packet_id,
+                        reasons: suback.reasons,
+                    };
                     self.events.push_back(event);
                 }
             }
             Packet::Unsuback(unsuback) => {
                 if self.requests.remove(&unsuback.packet_id) == Some(PacketType::Unsubscribe) {
-                    let event =
-                        ClientEvent::Unsubscribed { packet_id: unsuback.packet_id, reasons: unsuback.reasons };
+                    let event = ClientEvent::Unsubscribed {
+                        packet_id: unsuback.packet_id,
+                        reasons: unsuback.reasons,
+                    };
                     self.events.push_back(event);
                 }
             }
@@ -347,13 +367,13 @@ impl Client {
         }
         let props = &connack.properties;
         if let Some(maximum) = props.receive_maximum {
-            self.limits.receive_maximum = maximum;
+            self.limits.peer.receive_maximum = maximum;
         }
         if let Some(maximum) = props.maximum_packet_size {
-            self.limits.maximum_packet_size = maximum;
+            self.limits.peer.maximum_packet_size = maximum;
         }
         if let Some(qos) = props.maximum_qos.and_then(QoS::from_bits) {
-            self.limits.maximum_qos = qos;
+            self.limits.peer.maximum_qos = qos;
         }
         if let Some(seconds) = props.server_keep_alive {
             self.limits.keep_alive = Duration::from_secs(u64::from(seconds));
@@ -374,7 +394,10 @@ impl Client {
         } else {
             self.session.incoming.clear();
             for id in self.session.outgoing.restart_without_session() {
-                self.events.push_back(ClientEvent::PublishDone { id, reason: ReasonCode::Success });
+                self.events.push_back(ClientEvent::PublishDone {
+                    id,
+                    reason: ReasonCode::Success,
+                });
             }
         }
         self.send_queued(now);
@@ -394,7 +417,9 @@ impl Client {
             (QoS::ExactlyOnce, Some(packet_id)) => {
                 if self.session.incoming.on_publish(packet_id) {
                     if self.session.incoming.len() > usize::from(self.config.receive_maximum) {
-                        return Err(ProtocolViolation::ReceiveMaximumExceeded(self.config.receive_maximum));
+                        return Err(ProtocolViolation::ReceiveMaximumExceeded(
+                            self.config.receive_maximum,
+                        ));
                     }
                     self.events.push_back(ClientEvent::Message(publish));
                 }
@@ -410,41 +435,33 @@ impl Client {
                 self.events.push_back(ClientEvent::PublishDone { id, reason });
                 self.send_queued(now);
             }
-            AckOutcome::SendPubrel(release) => self.send(&Packet::Pubrel(release), now),
+            AckOutcome::SendPubrel(packet_id) => {
+                self.send(&Packet::Pubrel(PubResponse::success(packet_id)), now)
+            }
             AckOutcome::Unknown => {}
         }
     }
 
     /// Sends queued messages as far as the connection and the receive maximum allow.
-    /// A message too large for the server's maximum packet size completes with
-    /// [`ReasonCode::PacketTooLarge`] instead.
     fn send_queued(&mut self, now: Timestamp) {
         if self.state != ConnectionState::Connected {
             return;
         }
-        let (window, maximum_qos) = (self.limits.receive_maximum, self.limits.maximum_qos);
-        loop {
-            let requests = &self.requests;
-            let in_use = |id| PacketId::new(id).is_some_and(|id| requests.contains_key(&id));
-            let Some((id, publish)) = self.session.outgoing.next_to_send(window, maximum_qos, in_use) else {
-                break;
-            };
-            let encoded = crate::codec::encode_to_vec(&Packet::Publish(publish.clone()), self.version());
-            match encoded {
-                Ok(bytes) if bytes.len() as u64 <= u64::from(self.limits.maximum_packet_size) => {
-                    self.stream.send_encoded(&bytes);
-                    self.last_sent = now;
-                    if publish.qos == QoS::AtMostOnce {
-                        self.events.push_back(ClientEvent::PublishDone { id, reason: ReasonCode::Success });
-                    }
-                }
-                _ => {
-                    if let Some(packet_id) = publish.packet_id {
-                        self.session.outgoing.remove(packet_id);
-                    }
-                    self.events.push_back(ClientEvent::PublishDone { id, reason: ReasonCode::PacketTooLarge });
-                }
-            }
+        let requests = &self.requests;
+        let in_use = |id| PacketId::new(id).is_some_and(|id| requests.contains_key(&id));
+        let pending_before = self.stream.pending_len();
+        let finished = transmit_queued(
+            &mut self.session.outgoing,
+            &mut self.stream,
+            self.config.version,
+            self.limits.peer,
+            in_use,
+        );
+        if self.stream.pending_len() > pending_before {
+            self.last_sent = now;
+        }
+        for (id, reason) in finished {
+            self.events.push_back(ClientEvent::PublishDone { id, reason });
         }
     }
 
@@ -477,7 +494,9 @@ impl Client {
 
     /// Runs timers: CONNACK timeout, keep-alive ping, PINGRESP timeout.
     pub fn handle_timeout(&mut self, now: Timestamp) {
-        let Some(deadline) = self.poll_timeout() else { return };
+        let Some(deadline) = self.poll_timeout() else {
+            return;
+        };
         if now < deadline {
             return;
         }

@@ -49,6 +49,11 @@ impl PacketStream {
         debug_assert!(result.is_ok(), "control packet failed to encode: {result:?}");
     }
 
+    /// Bytes encoded and not yet taken by [`PacketStream::take_transmit`].
+    pub(crate) fn pending_len(&self) -> usize {
+        self.transmit.len()
+    }
+
     /// Everything encoded since the last call, or `None`.
     pub(crate) fn take_transmit(&mut self) -> Option<Vec<u8>> {
         (!self.transmit.is_empty()).then(|| std::mem::take(&mut self.transmit))

@@ -6,9 +6,11 @@
 
 mod incoming;
 mod outgoing;
+mod transmit;
 
 pub use incoming::IncomingQos2;
 pub use outgoing::{AckOutcome, InflightState, MessageId, OutgoingFlows, OutgoingMessage};
+pub(crate) use transmit::{PeerLimits, transmit_queued};
 
 use serde::{Deserialize, Serialize};
 

@@ -48,8 +48,8 @@ pub enum AckOutcome {
         /// The peer's reason code; an error code means the peer refused the message.
         reason: ReasonCode,
     },
-    /// PUBREC accepted: send this PUBREL.
-    SendPubrel(PubResponse),
+    /// PUBREC accepted: send PUBREL for this packet id.
+    SendPubrel(PacketId),
     /// The acknowledgement named no message in the matching state; ignored.
     Unknown,
 }
@@ -70,7 +70,11 @@ impl OutgoingFlows {
         self.next_message_id += 1;
         publish.packet_id = None;
         publish.dup = false;
-        self.queued.push_back(OutgoingMessage { id: self.next_message_id, publish, state: None });
+        self.queued.push_back(OutgoingMessage {
+            id: self.next_message_id,
+            publish,
+            state: None,
+        });
         self.next_message_id
     }
 
@@ -91,7 +95,9 @@ impl OutgoingFlows {
 
     /// Whether `id` is used by a message in flight.
     pub fn uses_packet_id(&self, id: u16) -> bool {
-        self.inflight.iter().any(|m| m.publish.packet_id.map(PacketId::get) == Some(id))
+        self.inflight
+            .iter()
+            .any(|m| m.publish.packet_id.map(PacketId::get) == Some(id))
     }
 
     /// Takes the next queued message that the window allows, assigning a packet id
@@ -146,7 +152,10 @@ impl OutgoingFlows {
 
     fn complete(&mut self, index: usize, reason: ReasonCode) -> AckOutcome {
         match self.inflight.remove(index) {
-            Some(message) => AckOutcome::Completed { id: message.id, reason },
+            Some(message) => AckOutcome::Completed {
+                id: message.id,
+                reason,
+            },
             None => AckOutcome::Unknown,
         }
     }
@@ -154,7 +163,10 @@ impl OutgoingFlows {
     /// Removes the message in flight under `packet_id` without an acknowledgement
     /// (it could not be sent), returning its handle.
     pub fn remove(&mut self, packet_id: PacketId) -> Option<MessageId> {
-        let index = self.inflight.iter().position(|m| m.publish.packet_id == Some(packet_id))?;
+        let index = self
+            .inflight
+            .iter()
+            .position(|m| m.publish.packet_id == Some(packet_id))?;
         self.inflight.remove(index).map(|message| message.id)
     }
 
@@ -174,10 +186,13 @@ impl OutgoingFlows {
                 return self.complete(index, ack.reason);
             }
             self.inflight[index].state = Some(InflightState::AwaitingPubcomp);
-            return AckOutcome::SendPubrel(PubResponse::success(ack.packet_id));
+            return AckOutcome::SendPubrel(ack.packet_id);
         }
-        if self.position(ack.packet_id, InflightState::AwaitingPubcomp).is_some() {
-            return AckOutcome::SendPubrel(PubResponse::success(ack.packet_id));
+        if self
+            .position(ack.packet_id, InflightState::AwaitingPubcomp)
+            .is_some()
+        {
+            return AckOutcome::SendPubrel(ack.packet_id);
         }
         AckOutcome::Unknown
     }
@@ -232,6 +247,10 @@ impl OutgoingFlows {
 
     /// Drops every message, in flight or queued (clean start), returning their handles.
     pub fn clear(&mut self) -> Vec<MessageId> {
-        self.inflight.drain(..).chain(self.queued.drain(..)).map(|m| m.id).collect()
+        self.inflight
+            .drain(..)
+            .chain(self.queued.drain(..))
+            .map(|m| m.id)
+            .collect()
     }
 }
