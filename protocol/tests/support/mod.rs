@@ -1,6 +1,7 @@
 //! Helpers shared by the protocol's integration tests.
 #![allow(dead_code, unreachable_pub)] // Each test binary uses a different part.
 
+pub mod pair;
 pub mod strategies;
 
 /// A packet with fixed-header byte `first` and `body`, remaining length computed.
