@@ -17,6 +17,7 @@ pub mod client;
 pub mod codec;
 pub mod error;
 pub mod flow;
+pub mod fuzzing;
 
 pub mod packet;
 pub mod properties;

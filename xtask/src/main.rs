@@ -1,1 +1,38 @@
-fn main() {}
+//! `cargo xtask <task>`: the project's automation, in Rust so it runs wherever cargo does.
+//!
+//! - `cargo xtask test`: every check CI runs, installing what it needs first.
+//! - `cargo xtask demo`: builds everything and starts the broker serving the demo page.
+
+mod cmd;
+mod setup;
+mod test;
+
+use std::process::ExitCode;
+
+const USAGE: &str = "usage: cargo xtask <test|demo>
+
+  test   format, lint, unit and integration tests, wasm build checks
+  demo   build the browser package and run the broker serving the demo page";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("test") => test::run(),
+        Some("demo") => Err(cmd::TaskError::NotYet("the demo needs the broker (issue 3)")),
+        Some("-h" | "--help") => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        other => {
+            eprintln!("unknown task {other:?}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("xtask: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,48 @@
+//! `cargo xtask test`: every check, in the order that fails fastest.
+
+use crate::cmd::{self, TaskError};
+use crate::setup;
+
+/// Crates that must never reach the protocol core: it is sans-io.
+const FORBIDDEN_IN_PROTOCOL: &[&str] = &["tokio", "mio", "async-std", "socket2"];
+
+/// Runs every check.
+pub(crate) fn run() -> Result<(), TaskError> {
+    setup::wasm_target()?;
+    cmd::run(&mut cmd::command("cargo", &["fmt", "--all", "--", "--check"]))?;
+    cmd::run(&mut cmd::command(
+        "cargo",
+        &["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"],
+    ))?;
+    cmd::run(&mut cmd::command("cargo", &["test", "--workspace"]))?;
+    protocol_builds_for_wasm_without_io()?;
+    eprintln!("\nxtask: all checks passed");
+    Ok(())
+}
+
+/// The protocol crate builds for wasm32 and pulls in no I/O runtime.
+fn protocol_builds_for_wasm_without_io() -> Result<(), TaskError> {
+    let wasm = [
+        "--package",
+        "tabmq-protocol",
+        "--target",
+        "wasm32-unknown-unknown",
+    ];
+    cmd::run(&mut cmd::command("cargo", &[&["build"][..], &wasm].concat()))?;
+    let tree = cmd::output(&mut cmd::command(
+        "cargo",
+        &[&["tree", "--edges", "normal", "--prefix", "none"][..], &wasm].concat(),
+    ))?;
+    let found: Vec<&str> = tree
+        .lines()
+        .filter_map(|line| line.split_whitespace().next())
+        .filter(|name| FORBIDDEN_IN_PROTOCOL.contains(name))
+        .collect();
+    if !found.is_empty() {
+        return Err(TaskError::Check(format!(
+            "tabmq-protocol depends on I/O crates: {found:?}"
+        )));
+    }
+    eprintln!("==> tabmq-protocol builds for wasm32 with no I/O crates in its tree");
+    Ok(())
+}
