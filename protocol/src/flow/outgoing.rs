@@ -78,6 +78,31 @@ impl OutgoingFlows {
         self.next_message_id
     }
 
+    /// Queues `publish` under a handle the caller chose (a broker uses its storage
+    /// sequence number). Handles must be unique and increasing.
+    pub fn enqueue_as(&mut self, id: MessageId, mut publish: Publish) {
+        self.next_message_id = self.next_message_id.max(id);
+        publish.packet_id = None;
+        publish.dup = false;
+        self.queued.push_back(OutgoingMessage {
+            id,
+            publish,
+            state: None,
+        });
+    }
+
+    /// Puts back a message that was in flight when the session was saved, with its
+    /// packet id and handshake state, so it is resent with DUP (or PUBREL) on resume.
+    /// Call in the original send order, before any [`OutgoingFlows::enqueue_as`].
+    pub fn restore_inflight(&mut self, id: MessageId, publish: Publish, state: InflightState) {
+        self.next_message_id = self.next_message_id.max(id);
+        self.inflight.push_back(OutgoingMessage {
+            id,
+            publish,
+            state: Some(state),
+        });
+    }
+
     /// Number of QoS 1/2 messages in flight.
     pub fn inflight_len(&self) -> usize {
         self.inflight.len()
@@ -243,6 +268,20 @@ impl OutgoingFlows {
         }
         released.reverse();
         released
+    }
+
+    /// Keeps the queued (not in flight) messages for which `keep` returns true, letting
+    /// it edit them; returns the handles of those removed.
+    pub fn retain_queued(&mut self, mut keep: impl FnMut(&mut OutgoingMessage) -> bool) -> Vec<MessageId> {
+        let mut removed = Vec::new();
+        self.queued.retain_mut(|message| {
+            let kept = keep(message);
+            if !kept {
+                removed.push(message.id);
+            }
+            kept
+        });
+        removed
     }
 
     /// Drops every message, in flight or queued (clean start), returning their handles.

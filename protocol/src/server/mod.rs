@@ -382,6 +382,13 @@ impl Connection {
         id
     }
 
+    /// Like [`Connection::deliver`], under a handle the broker chose (its storage
+    /// sequence number); handles must increase.
+    pub fn deliver_as(&mut self, id: MessageId, publish: Publish) {
+        self.session.outgoing.enqueue_as(id, publish);
+        self.send_queued();
+    }
+
     /// Answers SUBSCRIBE.
     pub fn send_suback(&mut self, suback: Suback) {
         self.send(&Packet::Suback(suback));

@@ -1,0 +1,309 @@
+//! Broker configuration: a TOML file, overridden by command-line flags.
+//!
+//! Every option is documented in the README and in `broker/tabmq.example.toml`.
+//! Unknown keys and out-of-range values are errors that name the option.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use thiserror::Error;
+
+/// A configuration that cannot be used.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    /// The config file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The config file is not valid TOML or has unknown or mistyped keys.
+    #[error("config file {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message, which names the key.
+        message: String,
+    },
+    /// A value is outside its allowed range.
+    #[error("invalid value for {option}: {reason}")]
+    Invalid {
+        /// The option, as `section.key`.
+        option: &'static str,
+        /// What is allowed.
+        reason: &'static str,
+    },
+}
+
+/// How acknowledged messages reach the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Durability {
+    /// PUBACK/PUBREC is sent only after the message is fsynced (grouped across clients).
+    Ack,
+    /// Writes are committed without fsync and synced every `flush_interval_ms`.
+    Interval,
+}
+
+/// What a second connection with a client id already connected does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TakeoverPolicy {
+    /// The newcomer replaces the old connection, which is told why (the spec's behaviour).
+    Replace,
+    /// The newcomer is refused with CONNACK 0x85 (3.1.1: 0x02 identifier rejected).
+    Reject,
+}
+
+/// What happens when a session's queue is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum QueueFullPolicy {
+    /// The new message is dropped for that session (Mosquitto's behaviour).
+    DropNew,
+    /// The oldest queued message is dropped to make room.
+    DropOldest,
+}
+
+/// `[listeners]`: where the broker listens and what it serves over HTTP.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Listeners {
+    /// HTTP + WebSocket address; `""` disables it.
+    pub ws: String,
+    /// Plain MQTT over TCP address; `""` disables it.
+    pub tcp: String,
+    /// The WebSocket path.
+    pub ws_path: String,
+    /// Directory of static files served over HTTP (the demo page); `""` serves none.
+    pub www: String,
+}
+
+impl Default for Listeners {
+    fn default() -> Self {
+        Self {
+            ws: "127.0.0.1:8080".into(),
+            tcp: "127.0.0.1:1883".into(),
+            ws_path: "/mqtt".into(),
+            www: "www".into(),
+        }
+    }
+}
+
+/// `[storage]`: the embedded store.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Storage {
+    /// Directory holding the database file.
+    pub data_dir: PathBuf,
+    /// `ack` or `interval`.
+    pub durability: Durability,
+    /// Sync period for `interval` durability.
+    pub flush_interval_ms: u64,
+}
+
+impl Default for Storage {
+    fn default() -> Self {
+        Self {
+            data_dir: "data".into(),
+            durability: Durability::Ack,
+            flush_interval_ms: 1000,
+        }
+    }
+}
+
+/// `[limits]`: bounds on what clients may do.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Connections held at once, both listeners together.
+    pub max_connections: usize,
+    /// Seconds a socket may stay open without sending CONNECT.
+    pub connect_timeout_secs: u64,
+    /// Largest MQTT packet accepted, in bytes (also the WebSocket frame and message limit).
+    pub max_packet_size: u32,
+    /// QoS 1/2 messages in flight per direction (the receive maximum announced).
+    pub max_inflight: u16,
+    /// Messages queued per session.
+    pub max_queued_messages: usize,
+    /// Payload bytes queued per session.
+    pub max_queued_bytes: usize,
+    /// What to drop when a queue is full: `drop-new` or `drop-oldest`.
+    pub queue_full: QueueFullPolicy,
+    /// Longest topic name or filter, in bytes.
+    pub max_topic_length: usize,
+    /// Most levels in a topic name or filter.
+    pub max_topic_levels: usize,
+    /// Subscriptions per session.
+    pub max_subscriptions_per_session: usize,
+    /// Topic aliases a v5 client may use.
+    pub topic_alias_maximum: u16,
+    /// Upper bound on keep-alive in seconds, told to v5 clients (0: no bound).
+    pub max_keep_alive_secs: u16,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_connections: 10_000,
+            connect_timeout_secs: 10,
+            max_packet_size: 1024 * 1024,
+            max_inflight: 100,
+            max_queued_messages: 1000,
+            max_queued_bytes: 16 * 1024 * 1024,
+            queue_full: QueueFullPolicy::DropNew,
+            max_topic_length: 1024,
+            max_topic_levels: 32,
+            max_subscriptions_per_session: 100,
+            topic_alias_maximum: 10,
+            max_keep_alive_secs: 0,
+        }
+    }
+}
+
+/// `[sessions]`: session lifetime and takeover behaviour.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Sessions {
+    /// Seconds a disconnected MQTT 3.1.1 persistent session is kept (3.1.1 has no expiry of its own).
+    pub v311_session_expiry_secs: u32,
+    /// Cap on the session expiry a v5 client may ask for.
+    pub max_session_expiry_secs: u32,
+    /// `replace` or `reject`.
+    pub takeover: TakeoverPolicy,
+    /// Takeovers of one client id within `flap_window_secs` that trigger the flap guard.
+    pub flap_max_takeovers: u32,
+    /// The flap guard's window.
+    pub flap_window_secs: u64,
+    /// How long a flapping client id is refused.
+    pub flap_cooldown_secs: u64,
+}
+
+impl Default for Sessions {
+    fn default() -> Self {
+        Self {
+            v311_session_expiry_secs: 7 * 24 * 3600,
+            max_session_expiry_secs: u32::MAX,
+            takeover: TakeoverPolicy::Replace,
+            flap_max_takeovers: 5,
+            flap_window_secs: 10,
+            flap_cooldown_secs: 30,
+        }
+    }
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Log {
+    /// A `tracing` filter such as `info` or `tabmq=debug`; `RUST_LOG` wins when set.
+    pub level: String,
+}
+
+impl Default for Log {
+    fn default() -> Self {
+        Self { level: "info".into() }
+    }
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// `[listeners]`.
+    pub listeners: Listeners,
+    /// `[storage]`.
+    pub storage: Storage,
+    /// `[limits]`.
+    pub limits: Limits,
+    /// `[sessions]`.
+    pub sessions: Sessions,
+    /// `[log]`.
+    pub log: Log,
+}
+
+impl Config {
+    /// Reads a TOML file.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_toml(&text).map_err(|message| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message,
+        })
+    }
+
+    /// Parses TOML text; the one-line error names the line and the offending key.
+    pub fn from_toml(text: &str) -> Result<Self, String> {
+        toml::from_str(text).map_err(|error| {
+            let line = error
+                .span()
+                .map(|span| text[..span.start].matches('\n').count() + 1);
+            match line {
+                Some(line) => format!("line {line}: {}", error.message()),
+                None => error.message().to_owned(),
+            }
+        })
+    }
+
+    /// Checks ranges and addresses.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |option, reason| Err(ConfigError::Invalid { option, reason });
+        for (option, address) in [
+            ("listeners.ws", &self.listeners.ws),
+            ("listeners.tcp", &self.listeners.tcp),
+        ] {
+            if !address.is_empty() && address.parse::<SocketAddr>().is_err() {
+                return invalid(
+                    option,
+                    "expected an address such as 127.0.0.1:8080, or \"\" to disable",
+                );
+            }
+        }
+        if self.listeners.ws.is_empty() && self.listeners.tcp.is_empty() {
+            return invalid("listeners", "at least one of ws and tcp must be set");
+        }
+        if !self.listeners.ws_path.starts_with('/') {
+            return invalid("listeners.ws_path", "must start with /");
+        }
+        let limits = &self.limits;
+        if limits.max_packet_size < 64
+            || limits.max_packet_size > tabmq_protocol::codec::PROTOCOL_MAX_PACKET_SIZE
+        {
+            return invalid("limits.max_packet_size", "must be between 64 and 268435460");
+        }
+        if limits.max_inflight == 0 {
+            return invalid("limits.max_inflight", "must be at least 1");
+        }
+        if limits.max_connections == 0 {
+            return invalid("limits.max_connections", "must be at least 1");
+        }
+        if limits.max_queued_messages == 0 || limits.max_queued_bytes == 0 {
+            return invalid("limits.max_queued_messages", "queue limits must be at least 1");
+        }
+        if limits.connect_timeout_secs == 0 {
+            return invalid("limits.connect_timeout_secs", "must be at least 1");
+        }
+        if limits.max_topic_levels == 0 || limits.max_topic_length == 0 {
+            return invalid("limits.max_topic_length", "topic limits must be at least 1");
+        }
+        if self.storage.flush_interval_ms == 0 {
+            return invalid("storage.flush_interval_ms", "must be at least 1");
+        }
+        if self.sessions.flap_max_takeovers == 0 {
+            return invalid("sessions.flap_max_takeovers", "must be at least 1");
+        }
+        Ok(())
+    }
+
+    /// The flush period of `interval` durability.
+    pub fn flush_interval(&self) -> Duration {
+        Duration::from_millis(self.storage.flush_interval_ms)
+    }
+}

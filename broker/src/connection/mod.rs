@@ -1,0 +1,321 @@
+//! One task per network connection: it owns the socket and the protocol state
+//! machine, and talks to the router by messages.
+//!
+//! Each turn of its loop waits for one thing (bytes from the socket, a message from
+//! the router, or the state machine's timer), feeds it to the state machine, passes
+//! the machine's events on, persists what must be on disk before the reply, and
+//! only then writes the machine's output to the socket.
+
+mod inflight;
+pub mod transport;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use tabmq_protocol::server::{CloseCause, Connection, ConnectionPhase, ServerConfig, ServerEvent};
+use tabmq_protocol::topic::SharedFilter;
+use tabmq_protocol::{ProtocolVersion, ReasonCode};
+use tokio::sync::mpsc;
+use tracing::{debug, info};
+
+use self::inflight::InflightRecorder;
+use self::transport::{CLOSE_SESSION_TAKEN_OVER, Transport};
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::router::{ConnectionLink, DetachReason, ToConnection, ToRouter};
+use crate::store::{StoreHandle, StoreOp};
+
+/// What every connection task shares.
+pub struct Shared {
+    /// The configuration.
+    pub config: Arc<Config>,
+    /// The router's inbox.
+    pub router: mpsc::UnboundedSender<ToRouter>,
+    /// The store.
+    pub store: StoreHandle,
+    /// Counters.
+    pub metrics: Arc<Metrics>,
+    /// The protocol clock.
+    pub clock: Clock,
+    /// The next connection id.
+    pub next_id: AtomicU64,
+}
+
+impl Shared {
+    fn server_config(&self) -> ServerConfig {
+        let limits = &self.config.limits;
+        ServerConfig {
+            maximum_packet_size: limits.max_packet_size,
+            receive_maximum: limits.max_inflight,
+            topic_alias_maximum: limits.topic_alias_maximum,
+            maximum_qos: tabmq_protocol::QoS::ExactlyOnce,
+            max_keep_alive: (limits.max_keep_alive_secs != 0).then_some(limits.max_keep_alive_secs),
+            connect_timeout: std::time::Duration::from_secs(limits.connect_timeout_secs),
+        }
+    }
+
+    /// Whether a topic name or filter is within the configured length and depth.
+    fn topic_within_limits(&self, topic: &str) -> bool {
+        let limits = &self.config.limits;
+        let plain = match SharedFilter::parse(topic) {
+            Ok(Some(shared)) => shared.filter,
+            _ => topic,
+        };
+        topic.len() <= limits.max_topic_length && plain.split('/').count() <= limits.max_topic_levels
+    }
+}
+
+/// A connection's state beyond the protocol machine.
+struct Session {
+    client_id: Option<Arc<str>>,
+    persistent: bool,
+    recorder: InflightRecorder,
+    /// Store writes that must be durable before this round's bytes leave.
+    durable_ops: Vec<StoreOp>,
+    detach: DetachReason,
+    close: (u16, &'static str),
+}
+
+/// Runs one connection to its end.
+pub async fn run(shared: Arc<Shared>, mut transport: Transport, peer: SocketAddr) {
+    let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+    let (tx, mut inbox) = mpsc::unbounded_channel();
+    let backlog = Arc::new(AtomicUsize::new(0));
+    let link = ConnectionLink {
+        id,
+        tx,
+        backlog: backlog.clone(),
+    };
+    let clock = shared.clock;
+    let mut machine = Connection::new(shared.server_config(), clock.now());
+    let mut state = Session {
+        client_id: None,
+        persistent: false,
+        recorder: InflightRecorder::default(),
+        durable_ops: Vec::new(),
+        detach: DetachReason::Lost,
+        close: (1000, ""),
+    };
+    Metrics::inc(&shared.metrics.connections);
+    Metrics::inc(&shared.metrics.connections_total);
+    debug!(%peer, id, "connection opened");
+    loop {
+        let deadline = machine
+            .poll_timeout()
+            .map(|at| tokio::time::Instant::from_std(clock.instant(at)));
+        tokio::select! {
+            received = transport.recv() => match received {
+                Ok(Some(bytes)) => {
+                    Metrics::add(&shared.metrics.bytes_in_total, bytes.len() as u64);
+                    machine.handle_bytes(&bytes, clock.now());
+                }
+                Ok(None) => break,
+                Err(error) => {
+                    info!(%peer, %error, "closing connection: transport error");
+                    Metrics::inc(&shared.metrics.protocol_errors_total);
+                    break;
+                }
+            },
+            Some(message) = inbox.recv() => {
+                backlog.fetch_sub(1, Ordering::Relaxed);
+                apply(&shared, &mut machine, &mut state, message);
+            },
+            () = sleep_until(deadline) => machine.handle_timeout(clock.now()),
+        }
+        handle_events(&shared, &link, &mut machine, &mut state, peer);
+        if !persist(&shared, &mut machine, &mut state).await {
+            break;
+        }
+        if let Some(bytes) = machine.poll_transmit() {
+            Metrics::add(&shared.metrics.bytes_out_total, bytes.len() as u64);
+            if transport.send(bytes).await.is_err() {
+                break;
+            }
+        }
+        if machine.phase() == ConnectionPhase::Closed {
+            break;
+        }
+    }
+    transport.close(state.close.0, state.close.1).await;
+    let flows = machine.take_session();
+    let detached = ToRouter::Detached {
+        connection: id,
+        client_id: state.client_id,
+        flows,
+        reason: state.detach,
+    };
+    let _ = shared.router.send(detached);
+    Metrics::dec(&shared.metrics.connections);
+    debug!(%peer, id, "connection closed");
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Applies one message from the router to the state machine.
+fn apply(shared: &Shared, machine: &mut Connection, state: &mut Session, message: ToConnection) {
+    let now = shared.clock.now();
+    match message {
+        ToConnection::Accepted {
+            client_id,
+            session_present,
+            persistent,
+            flows,
+            properties,
+        } => {
+            state.recorder.seed(&flows);
+            state.client_id = Some(client_id);
+            state.persistent = persistent;
+            machine.accept(session_present, flows, *properties, now);
+        }
+        ToConnection::Refused(reason) => machine.refuse(reason),
+        ToConnection::Deliver { seq, publish } => {
+            Metrics::inc(shared.metrics.messages_out(publish.qos));
+            machine.deliver_as(seq, publish);
+        }
+        ToConnection::Acked { packet_id, reason } => {
+            if reason.is_error() && machine.version() == ProtocolVersion::V311 {
+                // 3.1.1 cannot refuse a message: close, and the client sends it again later.
+                machine.close(reason);
+            } else {
+                machine.acknowledge(packet_id, reason);
+            }
+        }
+        ToConnection::Suback(suback) => machine.send_suback(suback),
+        ToConnection::Unsuback(unsuback) => machine.send_unsuback(unsuback),
+        ToConnection::TakenOver => {
+            machine.close(ReasonCode::SessionTakenOver);
+            state.detach = DetachReason::TakenOver;
+            state.close = (CLOSE_SESSION_TAKEN_OVER, "session taken over");
+        }
+        ToConnection::Shutdown => {
+            machine.close(ReasonCode::ServerShuttingDown);
+            state.detach = DetachReason::Shutdown;
+            state.close = (1001, "server shutting down");
+        }
+    }
+}
+
+/// Passes the state machine's events on to the router.
+fn handle_events(
+    shared: &Shared,
+    link: &ConnectionLink,
+    machine: &mut Connection,
+    state: &mut Session,
+    peer: SocketAddr,
+) {
+    while let Some(event) = machine.poll_event() {
+        let to_router = match event {
+            ServerEvent::Connect(connect) => Some(ToRouter::Connect {
+                link: link.clone(),
+                connect,
+            }),
+            ServerEvent::Publish(publish) => {
+                if !shared.topic_within_limits(&publish.topic) {
+                    info!(%peer, topic_length = publish.topic.len(), "closing connection: topic over the configured limits");
+                    machine.close(ReasonCode::TopicNameInvalid);
+                    continue;
+                }
+                state.client_id.clone().map(|client_id| ToRouter::Publish {
+                    connection: link.id,
+                    client_id,
+                    publish,
+                })
+            }
+            ServerEvent::Subscribe(subscribe) => {
+                if !subscribe
+                    .subscriptions
+                    .iter()
+                    .all(|s| shared.topic_within_limits(&s.filter))
+                {
+                    info!(%peer, "closing connection: topic filter over the configured limits");
+                    machine.close(ReasonCode::TopicFilterInvalid);
+                    continue;
+                }
+                state.client_id.clone().map(|client_id| ToRouter::Subscribe {
+                    connection: link.id,
+                    client_id,
+                    subscribe,
+                })
+            }
+            ServerEvent::Unsubscribe(unsubscribe) => {
+                state.client_id.clone().map(|client_id| ToRouter::Unsubscribe {
+                    connection: link.id,
+                    client_id,
+                    unsubscribe,
+                })
+            }
+            ServerEvent::Delivered { id, .. } => state
+                .client_id
+                .clone()
+                .map(|client_id| ToRouter::Delivered { client_id, seq: id }),
+            ServerEvent::Released { packet_id } => {
+                if let (true, Some(client_id)) = (state.persistent, &state.client_id) {
+                    state.durable_ops.push(StoreOp::DeleteIncoming {
+                        client_id: client_id.to_string(),
+                        packet_id,
+                    });
+                }
+                None
+            }
+            ServerEvent::Closed(cause) => {
+                record_close(shared, state, cause, peer);
+                None
+            }
+        };
+        if let Some(message) = to_router {
+            let _ = shared.router.send(message);
+        }
+    }
+}
+
+fn record_close(shared: &Shared, state: &mut Session, cause: CloseCause, peer: SocketAddr) {
+    match cause {
+        CloseCause::ClientDisconnect(disconnect) => {
+            state.detach = DetachReason::ClientDisconnect {
+                publish_will: disconnect.reason == ReasonCode::DisconnectWithWill,
+                session_expiry: disconnect.properties.session_expiry_interval,
+            };
+        }
+        CloseCause::Error(error) => {
+            info!(%peer, client_id = state.client_id.as_deref(), %error, reason = ?error.reason_code(), "closing connection");
+            Metrics::inc(&shared.metrics.protocol_errors_total);
+            state.detach = DetachReason::Lost;
+        }
+        CloseCause::Refused(reason) => debug!(%peer, ?reason, "connection refused"),
+    }
+}
+
+/// Writes this round's store changes, waiting where the reply depends on them.
+/// Returns false if the store failed and the connection must end.
+async fn persist(shared: &Shared, machine: &mut Connection, state: &mut Session) -> bool {
+    let (true, Some(client_id)) = (state.persistent, &state.client_id) else {
+        return true;
+    };
+    let changes = state.recorder.changes(client_id, machine.session());
+    let mut ops = std::mem::take(&mut state.durable_ops);
+    let must_sync = changes.must_sync || !ops.is_empty();
+    ops.extend(changes.ops);
+    if ops.is_empty() {
+        return true;
+    }
+    if !must_sync {
+        shared.store.submit(ops);
+        return true;
+    }
+    match shared.store.commit(ops).await {
+        Ok(()) => true,
+        Err(error) => {
+            info!(%client_id, %error, "closing connection: storage failure");
+            Metrics::inc(&shared.metrics.storage_errors_total);
+            machine.close(ReasonCode::UnspecifiedError);
+            false
+        }
+    }
+}

@@ -1,0 +1,60 @@
+//! Accept loops for the two listeners, with the connection limit applied.
+
+pub mod http;
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tracing::warn;
+
+use crate::connection::transport::Transport;
+use crate::connection::{self, Shared};
+use crate::metrics::Metrics;
+
+/// Read buffer of a TCP connection.
+const TCP_READ_BUFFER: usize = 4 * 1024;
+
+/// Which protocol a listener speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// HTTP with the MQTT WebSocket upgrade.
+    WebSocket,
+    /// MQTT over plain TCP.
+    Tcp,
+}
+
+/// Accepts connections forever. Each task holds a clone of `alive`, so shutdown can
+/// wait for every connection to finish.
+pub async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, kind: Kind, alive: mpsc::Sender<()>) {
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                warn!(%error, "accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let full = shared.metrics.connections.load(Ordering::Relaxed) as usize
+            >= shared.config.limits.max_connections;
+        if full {
+            Metrics::inc(&shared.metrics.connections_rejected_total);
+        }
+        let shared = shared.clone();
+        let alive = alive.clone();
+        tokio::spawn(async move {
+            let _alive = alive;
+            match (kind, full) {
+                (Kind::Tcp, true) => drop(stream),
+                (Kind::WebSocket, true) => http::refuse_busy(stream).await,
+                (Kind::Tcp, false) => {
+                    connection::run(shared, Transport::tcp(stream, TCP_READ_BUFFER), peer).await
+                }
+                (Kind::WebSocket, false) => http::serve(shared, stream, peer).await,
+            }
+        });
+    }
+}

@@ -1,0 +1,121 @@
+//! Broker counters, shared by every task, rendered for Prometheus and `$SYS/` topics.
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use tabmq_protocol::QoS;
+
+macro_rules! counters {
+    ($($(#[doc = $doc:literal])* $name:ident: $kind:literal,)*) => {
+        /// Every counter and gauge the broker keeps.
+        #[derive(Debug, Default)]
+        pub struct Metrics {
+            $($(#[doc = $doc])* pub $name: AtomicU64,)*
+        }
+
+        impl Metrics {
+            /// `(name, kind, help, value)` for each metric.
+            pub fn values(&self) -> Vec<(&'static str, &'static str, &'static str, u64)> {
+                vec![$((stringify!($name), $kind, concat!($($doc),*), self.$name.load(Ordering::Relaxed)),)*]
+            }
+        }
+    };
+}
+
+counters! {
+    /// Network connections open now.
+    connections: "gauge",
+    /// Connections accepted since start.
+    connections_total: "counter",
+    /// Connections refused because max_connections was reached.
+    connections_rejected_total: "counter",
+    /// Sessions known to the broker (connected or not).
+    sessions: "gauge",
+    /// Messages received from clients at QoS 0.
+    messages_in_qos0_total: "counter",
+    /// Messages received from clients at QoS 1.
+    messages_in_qos1_total: "counter",
+    /// Messages received from clients at QoS 2.
+    messages_in_qos2_total: "counter",
+    /// Messages sent to clients at QoS 0.
+    messages_out_qos0_total: "counter",
+    /// Messages sent to clients at QoS 1.
+    messages_out_qos1_total: "counter",
+    /// Messages sent to clients at QoS 2.
+    messages_out_qos2_total: "counter",
+    /// Messages waiting in session queues now.
+    messages_queued: "gauge",
+    /// Messages dropped because a session queue was full or they expired.
+    messages_dropped_total: "counter",
+    /// Retained messages held now.
+    retained_messages: "gauge",
+    /// Bytes received from clients.
+    bytes_in_total: "counter",
+    /// Bytes sent to clients.
+    bytes_out_total: "counter",
+    /// Connections closed for a protocol violation.
+    protocol_errors_total: "counter",
+    /// Connections replaced by a newer one with the same client id.
+    takeovers_total: "counter",
+    /// Connections refused by the flap guard.
+    flap_guard_refusals_total: "counter",
+    /// Storage commits that failed.
+    storage_errors_total: "counter",
+}
+
+impl Metrics {
+    /// Adds one to `counter`.
+    pub fn inc(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Adds `amount` to `counter`.
+    pub fn add(counter: &AtomicU64, amount: u64) {
+        counter.fetch_add(amount, Ordering::Relaxed);
+    }
+
+    /// Subtracts one from a gauge.
+    pub fn dec(gauge: &AtomicU64) {
+        gauge.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Subtracts `amount` from a gauge.
+    pub fn sub(gauge: &AtomicU64, amount: u64) {
+        gauge.fetch_sub(amount, Ordering::Relaxed);
+    }
+
+    /// Sets a gauge.
+    pub fn set(gauge: &AtomicU64, value: u64) {
+        gauge.store(value, Ordering::Relaxed);
+    }
+
+    /// The inbound counter for `qos`.
+    pub fn messages_in(&self, qos: QoS) -> &AtomicU64 {
+        match qos {
+            QoS::AtMostOnce => &self.messages_in_qos0_total,
+            QoS::AtLeastOnce => &self.messages_in_qos1_total,
+            QoS::ExactlyOnce => &self.messages_in_qos2_total,
+        }
+    }
+
+    /// The outbound counter for `qos`.
+    pub fn messages_out(&self, qos: QoS) -> &AtomicU64 {
+        match qos {
+            QoS::AtMostOnce => &self.messages_out_qos0_total,
+            QoS::AtLeastOnce => &self.messages_out_qos1_total,
+            QoS::ExactlyOnce => &self.messages_out_qos2_total,
+        }
+    }
+
+    /// The Prometheus text exposition of every metric, prefixed `tabmq_`.
+    pub fn prometheus(&self) -> String {
+        let mut out = String::new();
+        for (name, kind, help, value) in self.values() {
+            let _ = writeln!(
+                out,
+                "# HELP tabmq_{name} {help}\n# TYPE tabmq_{name} {kind}\ntabmq_{name} {value}"
+            );
+        }
+        out
+    }
+}

@@ -1,0 +1,326 @@
+//! Sessions coming and going: CONNECT, takeover, disconnect, restore at startup.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use tabmq_protocol::flow::SessionFlows;
+use tabmq_protocol::packet::{Connect, Publish, Will};
+use tabmq_protocol::{Properties, QoS, ReasonCode};
+use tracing::{info, warn};
+
+use super::flap_guard::Verdict;
+use super::session::{Outstanding, Session};
+use super::subscriptions::Subscriber;
+use super::{Batch, ConnectionId, ConnectionLink, DetachReason, Router, ToConnection};
+use crate::clock::unix_millis;
+use crate::config::TakeoverPolicy;
+use crate::metrics::Metrics;
+use crate::store::{SessionRecord, StoreOp, StoredSession};
+
+/// The PUBLISH a will turns into.
+pub(super) fn will_to_publish(will: Will) -> Publish {
+    let mut properties = will.properties;
+    properties.will_delay_interval = None;
+    Publish {
+        retain: will.retain,
+        properties,
+        ..Publish::new(will.topic, will.payload, will.qos)
+    }
+}
+
+impl Router {
+    /// Rebuilds one stored session at startup.
+    pub(super) fn restore_session(&mut self, client_id: String, stored: StoredSession) {
+        let client_id: Arc<str> = client_id.into();
+        for subscription in &stored.record.subscriptions {
+            let subscriber = Subscriber {
+                options: subscription.options,
+                identifier: subscription.identifier,
+            };
+            self.subscriptions
+                .add(&client_id, &subscription.filter, subscriber);
+        }
+        let mut session = Session::new(client_id.clone(), stored.record);
+        session.stored = true;
+        let mut flows = SessionFlows::default();
+        for (seq, message) in stored.messages {
+            let outstanding = Outstanding {
+                bytes: message.publish.payload.len(),
+                expires_at_ms: message.expires_at_ms,
+            };
+            session.add_outstanding(seq, outstanding);
+            session.next_seq = session.next_seq.max(seq + 1);
+            match stored.inflight.get(&seq) {
+                Some((packet_id, state)) => {
+                    let publish = Publish {
+                        packet_id: Some(*packet_id),
+                        ..message.publish
+                    };
+                    flows.outgoing.restore_inflight(seq, publish, *state);
+                }
+                None => flows.outgoing.enqueue_as(seq, message.publish),
+            }
+        }
+        for packet_id in stored.incoming {
+            flows.incoming.on_publish(packet_id);
+        }
+        session.offline = flows;
+        Metrics::add(&self.metrics.messages_queued, session.outstanding.len() as u64);
+        self.sessions.insert(client_id, session);
+    }
+
+    pub(super) fn connect(&mut self, link: ConnectionLink, mut connect: Box<Connect>, batch: &mut Batch) {
+        if self.shutting_down {
+            batch.send(&link, ToConnection::Refused(ReasonCode::ServerShuttingDown));
+            return;
+        }
+        let mut assigned = false;
+        if connect.client_id.is_empty() {
+            if !connect.version.is_v5() && !connect.clean_start {
+                // MQTT 3.1.1: a persistent session needs a client id (return code 2).
+                batch.send(&link, ToConnection::Refused(ReasonCode::ClientIdentifierNotValid));
+                return;
+            }
+            self.assigned_ids += 1;
+            connect.client_id = format!("tabmq-{:x}-{}", unix_millis(), self.assigned_ids);
+            assigned = true;
+        }
+        let client_id: Arc<str> = connect.client_id.as_str().into();
+        let now = Instant::now();
+        if let Verdict::Refuse { .. } = self.flap_guard.check(&client_id, now) {
+            Metrics::inc(&self.metrics.flap_guard_refusals_total);
+            batch.send(&link, ToConnection::Refused(ReasonCode::ConnectionRateExceeded));
+            return;
+        }
+        let holder = self
+            .sessions
+            .get(&client_id)
+            .and_then(|session| session.link.clone());
+        let Some(holder) = holder else {
+            self.attach(link, connect, client_id, assigned, batch);
+            return;
+        };
+        if self.config.sessions.takeover == TakeoverPolicy::Reject {
+            info!(%client_id, "refused: client id already connected (takeover policy reject)");
+            batch.send(&link, ToConnection::Refused(ReasonCode::ClientIdentifierNotValid));
+            return;
+        }
+        if let Verdict::Refuse { first } = self.flap_guard.record_takeover(&client_id, now) {
+            if first {
+                warn!(
+                    %client_id,
+                    cooldown_secs = self.config.sessions.flap_cooldown_secs,
+                    "client id is being taken over repeatedly (two clients sharing one id?); refusing newcomers"
+                );
+            }
+            Metrics::inc(&self.metrics.flap_guard_refusals_total);
+            batch.send(&link, ToConnection::Refused(ReasonCode::ConnectionRateExceeded));
+            return;
+        }
+        info!(%client_id, "session taken over by a new connection");
+        Metrics::inc(&self.metrics.takeovers_total);
+        batch.send(&holder, ToConnection::TakenOver);
+        if let Some((earlier, _)) = self.waiting_takeovers.insert(client_id, (link, connect)) {
+            batch.send(&earlier, ToConnection::Refused(ReasonCode::ServerBusy));
+        }
+    }
+
+    /// Gives the session of `client_id` to the connection behind `link`.
+    fn attach(
+        &mut self,
+        link: ConnectionLink,
+        connect: Box<Connect>,
+        client_id: Arc<str>,
+        assigned: bool,
+        batch: &mut Batch,
+    ) {
+        let now_ms = unix_millis();
+        let sessions_config = &self.config.sessions;
+        let requested_expiry = connect.properties.session_expiry_interval.unwrap_or(0);
+        let expiry = match (connect.version.is_v5(), connect.clean_start) {
+            (true, _) => requested_expiry.min(sessions_config.max_session_expiry_secs),
+            (false, true) => 0,
+            (false, false) => sessions_config.v311_session_expiry_secs,
+        };
+        let mut session_present = false;
+        let mut session = match self.sessions.remove(&client_id) {
+            Some(existing) if !connect.clean_start => {
+                session_present = true;
+                existing
+            }
+            Some(existing) => {
+                self.end_session(existing, None, batch);
+                Session::new(client_id.clone(), SessionRecord::new(connect.version))
+            }
+            None => Session::new(client_id.clone(), SessionRecord::new(connect.version)),
+        };
+        session.record.version = connect.version;
+        session.record.expiry_interval = expiry;
+        session.record.expires_at_ms = None;
+        // A new connection before the will delay has passed cancels the will (v5 3.1.2.5).
+        session.record.pending_will = None;
+        session.will = connect.will.clone();
+        session.link = Some(link.clone());
+        let mut flows = std::mem::take(&mut session.offline);
+        self.drop_expired_queued(&mut session, &mut flows, now_ms, batch);
+        if session.is_persistent() {
+            batch.ops.push(StoreOp::PutSession {
+                client_id: client_id.to_string(),
+                record: session.record.clone(),
+            });
+            session.stored = true;
+        } else if session.stored {
+            batch.ops.push(StoreOp::DeleteSession {
+                client_id: client_id.to_string(),
+            });
+            session.stored = false;
+        }
+        let mut properties = Properties::default();
+        if connect.version.is_v5() {
+            if assigned {
+                properties.assigned_client_identifier = Some(client_id.to_string());
+            }
+            if expiry != requested_expiry {
+                properties.session_expiry_interval = Some(expiry);
+            }
+        }
+        batch.send(
+            &link,
+            ToConnection::Accepted {
+                client_id: client_id.clone(),
+                session_present,
+                persistent: session.stored,
+                flows,
+                properties: Box::new(properties),
+            },
+        );
+        self.sessions.insert(client_id, session);
+        Metrics::set(&self.metrics.sessions, self.sessions.len() as u64);
+    }
+
+    /// Removes queued messages whose v5 message expiry has passed; sets the remaining
+    /// lifetime on the others, as the spec requires when forwarding.
+    fn drop_expired_queued(
+        &self,
+        session: &mut Session,
+        flows: &mut SessionFlows,
+        now_ms: u64,
+        batch: &mut Batch,
+    ) {
+        let outstanding = &session.outstanding;
+        let expired = flows.outgoing.retain_queued(|message| {
+            match outstanding.get(&message.id).and_then(|o| o.expires_at_ms) {
+                Some(at) if at <= now_ms => false,
+                Some(at) => {
+                    message.publish.properties.message_expiry_interval =
+                        Some((at - now_ms).div_ceil(1000) as u32);
+                    true
+                }
+                None => true,
+            }
+        });
+        for seq in expired {
+            if session.remove_outstanding(seq) {
+                Metrics::dec(&self.metrics.messages_queued);
+                Metrics::inc(&self.metrics.messages_dropped_total);
+                if session.stored {
+                    batch.ops.push(StoreOp::DeleteMessage {
+                        client_id: session.client_id.to_string(),
+                        seq,
+                    });
+                }
+            }
+        }
+    }
+
+    /// A connection let go of its session.
+    pub(super) fn detach(
+        &mut self,
+        connection: ConnectionId,
+        client_id: &Arc<str>,
+        mut flows: SessionFlows,
+        reason: DetachReason,
+        batch: &mut Batch,
+    ) {
+        if self.link_of(client_id, connection).is_none() {
+            return;
+        }
+        let now_ms = unix_millis();
+        let (publish_will, new_expiry) = match reason {
+            DetachReason::ClientDisconnect {
+                publish_will,
+                session_expiry,
+            } => (publish_will, session_expiry),
+            DetachReason::Lost | DetachReason::TakenOver => (true, None),
+            DetachReason::Shutdown => (false, None),
+        };
+        let cap = self.config.sessions.max_session_expiry_secs;
+        let Some(mut session) = self.sessions.remove(client_id) else {
+            return;
+        };
+        session.link = None;
+        // QoS 0 messages are not kept for an offline session.
+        flows
+            .outgoing
+            .retain_queued(|message| message.publish.qos != QoS::AtMostOnce);
+        session.offline = flows;
+        if let Some(expiry) = new_expiry {
+            session.record.expiry_interval = expiry.min(cap);
+        }
+        let will = session.will.take().filter(|_| publish_will);
+        if !session.is_persistent() {
+            self.end_session(session, will, batch);
+        } else {
+            let expiry = session.record.expiry_interval;
+            session.record.expires_at_ms = (expiry != u32::MAX).then(|| now_ms + u64::from(expiry) * 1000);
+            if let Some(will) = will {
+                let delay = will.properties.will_delay_interval.unwrap_or(0).min(expiry);
+                if delay == 0 {
+                    self.route(will_to_publish(will), Some(client_id), batch);
+                } else {
+                    session.record.pending_will = Some((will, now_ms + u64::from(delay) * 1000));
+                }
+            }
+            batch.ops.push(StoreOp::PutSession {
+                client_id: client_id.to_string(),
+                record: session.record.clone(),
+            });
+            session.stored = true;
+            self.sessions.insert(client_id.clone(), session);
+        }
+        Metrics::set(&self.metrics.sessions, self.sessions.len() as u64);
+        if let Some((link, connect)) = self.waiting_takeovers.remove(client_id) {
+            self.attach(link, connect, client_id.clone(), false, batch);
+        }
+    }
+
+    /// Ends a session already taken out of the map, publishing `will` if given.
+    pub(super) fn end_session(&mut self, session: Session, will: Option<Will>, batch: &mut Batch) {
+        for subscription in &session.record.subscriptions {
+            self.subscriptions
+                .remove(&session.client_id, &subscription.filter);
+        }
+        if session.stored {
+            batch.ops.push(StoreOp::DeleteSession {
+                client_id: session.client_id.to_string(),
+            });
+        }
+        Metrics::sub(&self.metrics.messages_queued, session.outstanding.len() as u64);
+        if let Some(will) = will {
+            self.route(will_to_publish(will), Some(&session.client_id), batch);
+        }
+    }
+}
+
+impl SessionRecord {
+    /// The record of a new session.
+    pub fn new(version: tabmq_protocol::ProtocolVersion) -> Self {
+        Self {
+            version,
+            expiry_interval: 0,
+            expires_at_ms: None,
+            subscriptions: Vec::new(),
+            pending_will: None,
+        }
+    }
+}

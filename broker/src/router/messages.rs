@@ -1,0 +1,146 @@
+//! The messages connections and the router exchange.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
+
+use tabmq_protocol::flow::SessionFlows;
+use tabmq_protocol::packet::{Connect, Publish, Suback, Subscribe, Unsuback, Unsubscribe};
+use tabmq_protocol::{PacketId, Properties, ReasonCode};
+use tokio::sync::mpsc;
+
+/// Identifies one network connection for the broker's lifetime.
+pub type ConnectionId = u64;
+
+/// The router's way to reach a connection task.
+#[derive(Debug, Clone)]
+pub struct ConnectionLink {
+    /// The connection's id.
+    pub id: ConnectionId,
+    /// Its inbox.
+    pub tx: mpsc::UnboundedSender<ToConnection>,
+    /// Messages sent to it and not yet taken from its inbox.
+    pub backlog: Arc<AtomicUsize>,
+}
+
+/// How a connection's session was let go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DetachReason {
+    /// The client sent DISCONNECT; `publish_will` for reason 0x04, and the v5 session
+    /// expiry it set, if any.
+    ClientDisconnect {
+        /// Whether the will is published all the same.
+        publish_will: bool,
+        /// New session expiry interval, if the DISCONNECT set one.
+        session_expiry: Option<u32>,
+    },
+    /// The connection broke or the client broke the protocol: the will is published.
+    Lost,
+    /// A newer connection took the client id over.
+    TakenOver,
+    /// The broker is shutting down: the session is kept, the will is not published.
+    Shutdown,
+}
+
+/// From a connection task to the router.
+#[derive(Debug)]
+pub enum ToRouter {
+    /// CONNECT arrived; the router answers `Accepted` or `Refused`.
+    Connect {
+        /// The connection.
+        link: ConnectionLink,
+        /// The packet.
+        connect: Box<Connect>,
+    },
+    /// A PUBLISH from an accepted client; QoS 1/2 ones are answered with `Acked`.
+    Publish {
+        /// The publishing connection.
+        connection: ConnectionId,
+        /// Its client id.
+        client_id: Arc<str>,
+        /// The message, topic alias resolved.
+        publish: Publish,
+    },
+    /// SUBSCRIBE; answered with `Suback`.
+    Subscribe {
+        /// The connection.
+        connection: ConnectionId,
+        /// Its client id.
+        client_id: Arc<str>,
+        /// The packet.
+        subscribe: Subscribe,
+    },
+    /// UNSUBSCRIBE; answered with `Unsuback`.
+    Unsubscribe {
+        /// The connection.
+        connection: ConnectionId,
+        /// Its client id.
+        client_id: Arc<str>,
+        /// The packet.
+        unsubscribe: Unsubscribe,
+    },
+    /// A message given to the connection is done (acknowledged, sent, or dropped).
+    Delivered {
+        /// Client id.
+        client_id: Arc<str>,
+        /// The message's sequence number.
+        seq: u64,
+    },
+    /// A connection ended; its session's QoS state comes back with it.
+    Detached {
+        /// The connection.
+        connection: ConnectionId,
+        /// Its client id, if it was accepted.
+        client_id: Option<Arc<str>>,
+        /// The session's QoS state.
+        flows: SessionFlows,
+        /// Why.
+        reason: DetachReason,
+    },
+    /// Once a second: expire sessions, publish due wills and `$SYS/` counters.
+    Tick,
+    /// Stop: tell every connection the server is shutting down.
+    Shutdown,
+}
+
+/// From the router to a connection task.
+#[derive(Debug)]
+pub enum ToConnection {
+    /// The CONNECT is accepted.
+    Accepted {
+        /// The client id in force (assigned if the client sent none).
+        client_id: Arc<str>,
+        /// Whether a stored session was resumed.
+        session_present: bool,
+        /// Whether the session is stored (outlives the connection): its QoS state
+        /// changes must then be persisted.
+        persistent: bool,
+        /// The session's QoS state.
+        flows: SessionFlows,
+        /// CONNACK properties chosen by the router.
+        properties: Box<Properties>,
+    },
+    /// The CONNECT is refused with this reason.
+    Refused(ReasonCode),
+    /// Send this message; `seq` comes back in `Delivered`.
+    Deliver {
+        /// The message's sequence number in the session.
+        seq: u64,
+        /// The message.
+        publish: Publish,
+    },
+    /// A QoS 1/2 PUBLISH from the client is stored (or refused): acknowledge it.
+    Acked {
+        /// Its packet id.
+        packet_id: PacketId,
+        /// The reason for PUBACK/PUBREC.
+        reason: ReasonCode,
+    },
+    /// Answer to SUBSCRIBE.
+    Suback(Suback),
+    /// Answer to UNSUBSCRIBE.
+    Unsuback(Unsuback),
+    /// Another connection took over the client id: close, saying why.
+    TakenOver,
+    /// The broker is shutting down: close with 0x8B.
+    Shutdown,
+}

@@ -1,0 +1,231 @@
+//! Routing: from one PUBLISH to every session that subscribes to its topic.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use tabmq_protocol::packet::Publish;
+use tabmq_protocol::{QoS, ReasonCode};
+
+use super::session::Outstanding;
+use super::subscriptions::Subscriber;
+use super::{Batch, ConnectionId, Router, ToConnection};
+use crate::clock::unix_millis;
+use crate::config::QueueFullPolicy;
+use crate::metrics::Metrics;
+use crate::store::{StoreOp, StoredMessage};
+
+/// Topics under this prefix carry the broker's own counters and are not stored.
+pub(super) const SYS_PREFIX: &str = "$SYS/";
+
+/// What one session gets of a message: the best of its matching subscriptions.
+#[derive(Debug, Default)]
+struct Target {
+    qos: QoS,
+    identifiers: Vec<u32>,
+    retain_as_published: bool,
+}
+
+impl Target {
+    fn add(&mut self, subscriber: &Subscriber) {
+        self.qos = self.qos.max(subscriber.options.qos);
+        self.retain_as_published |= subscriber.options.retain_as_published;
+        self.identifiers.extend(subscriber.identifier);
+    }
+}
+
+/// `publish` as one subscriber receives it.
+pub(super) fn tailored(publish: &Publish, qos: QoS, retain: bool, identifiers: Vec<u32>) -> Publish {
+    let mut out = publish.clone();
+    out.qos = publish.qos.min(qos);
+    out.retain = retain;
+    out.dup = false;
+    out.packet_id = None;
+    out.properties.topic_alias = None;
+    out.properties.subscription_identifiers = identifiers;
+    out
+}
+
+impl Router {
+    pub(super) fn publish_from_client(
+        &mut self,
+        connection: ConnectionId,
+        client_id: &Arc<str>,
+        publish: Publish,
+        batch: &mut Batch,
+    ) {
+        let Some(link) = self.link_of(client_id, connection).cloned() else {
+            return;
+        };
+        Metrics::inc(self.metrics.messages_in(publish.qos));
+        let packet_id = publish.packet_id;
+        let qos = publish.qos;
+        let reason = if publish.topic.starts_with('$') {
+            // `$` topics belong to the server.
+            ReasonCode::NotAuthorized
+        } else if self.route(publish, Some(client_id), batch) {
+            ReasonCode::Success
+        } else {
+            ReasonCode::NoMatchingSubscribers
+        };
+        let Some(packet_id) = packet_id else { return };
+        if qos == QoS::ExactlyOnce
+            && !reason.is_error()
+            && self.sessions.get(client_id).is_some_and(|s| s.stored)
+        {
+            batch.ops.push(StoreOp::PutIncoming {
+                client_id: client_id.to_string(),
+                packet_id,
+            });
+        }
+        batch.send(&link, ToConnection::Acked { packet_id, reason });
+    }
+
+    /// Delivers `publish` to every matching session; `true` if any matched.
+    /// `origin` is the publishing client, for the no-local option.
+    pub(super) fn route(&mut self, publish: Publish, origin: Option<&Arc<str>>, batch: &mut Batch) -> bool {
+        let now_ms = unix_millis();
+        let expires_at = publish
+            .properties
+            .message_expiry_interval
+            .map(|secs| now_ms + u64::from(secs) * 1000);
+        if publish.retain {
+            let op = self.retained.update(&publish, expires_at);
+            if !publish.topic.starts_with(SYS_PREFIX) {
+                batch.ops.push(op);
+            }
+            Metrics::set(&self.metrics.retained_messages, self.retained.len() as u64);
+        }
+        let mut targets: HashMap<Arc<str>, Target> = HashMap::new();
+        {
+            let Router {
+                subscriptions,
+                sessions,
+                ..
+            } = self;
+            let matches = subscriptions.matching(&publish.topic);
+            for (client_id, subscriber) in &matches.direct {
+                if subscriber.options.no_local && origin == Some(client_id) {
+                    continue;
+                }
+                targets.entry(client_id.clone()).or_default().add(subscriber);
+            }
+            for group in matches.groups {
+                let online =
+                    |(id, _): &&(Arc<str>, Subscriber)| sessions.get(id).is_some_and(|s| s.link.is_some());
+                let chosen = group
+                    .in_turn()
+                    .find(online)
+                    .or_else(|| group.in_turn().next())
+                    .cloned();
+                if let Some((client_id, subscriber)) = chosen {
+                    group.advance_past(&client_id);
+                    targets.entry(client_id).or_default().add(&subscriber);
+                }
+            }
+        }
+        let matched = !targets.is_empty();
+        for (client_id, target) in targets {
+            let retain = publish.retain && target.retain_as_published;
+            let out = tailored(&publish, target.qos, retain, target.identifiers);
+            self.deliver_to(&client_id, out, expires_at, batch);
+        }
+        matched
+    }
+
+    /// Hands a message, already tailored for the session, to its connection or queue.
+    pub(super) fn deliver_to(
+        &mut self,
+        client_id: &Arc<str>,
+        out: Publish,
+        expires_at: Option<u64>,
+        batch: &mut Batch,
+    ) {
+        let limits = &self.config.limits;
+        let metrics = &self.metrics;
+        let Some(session) = self.sessions.get_mut(client_id) else {
+            return;
+        };
+        if out.qos == QoS::AtMostOnce {
+            match session.link.clone() {
+                Some(link) if link.backlog.load(Ordering::Relaxed) < limits.max_queued_messages => {
+                    let seq = session.take_seq();
+                    batch.send(&link, ToConnection::Deliver { seq, publish: out });
+                }
+                // QoS 0 is not queued for offline sessions, nor for clients that fall behind.
+                Some(_) => Metrics::inc(&metrics.messages_dropped_total),
+                None => {}
+            }
+            return;
+        }
+        let bytes = out.payload.len();
+        let full = session.outstanding.len() >= limits.max_queued_messages
+            || session.outstanding_bytes + bytes > limits.max_queued_bytes;
+        if full {
+            let oldest_queued = session
+                .offline
+                .outgoing
+                .iter()
+                .find(|m| m.state.is_none())
+                .map(|m| m.id);
+            match (limits.queue_full, session.link.is_none(), oldest_queued) {
+                (QueueFullPolicy::DropOldest, true, Some(oldest)) => {
+                    session.offline.outgoing.retain_queued(|m| m.id != oldest);
+                    session.remove_outstanding(oldest);
+                    Metrics::dec(&metrics.messages_queued);
+                    if session.stored {
+                        batch.ops.push(StoreOp::DeleteMessage {
+                            client_id: client_id.to_string(),
+                            seq: oldest,
+                        });
+                    }
+                }
+                _ => {
+                    Metrics::inc(&metrics.messages_dropped_total);
+                    return;
+                }
+            }
+            Metrics::inc(&metrics.messages_dropped_total);
+        }
+        let seq = session.take_seq();
+        if session.stored {
+            let message = StoredMessage {
+                publish: out.clone(),
+                expires_at_ms: expires_at,
+            };
+            batch.ops.push(StoreOp::PutMessage {
+                client_id: client_id.to_string(),
+                seq,
+                message,
+            });
+        }
+        session.add_outstanding(
+            seq,
+            Outstanding {
+                bytes,
+                expires_at_ms: expires_at,
+            },
+        );
+        Metrics::inc(&metrics.messages_queued);
+        match &session.link {
+            Some(link) => batch.send(link, ToConnection::Deliver { seq, publish: out }),
+            None => session.offline.outgoing.enqueue_as(seq, out),
+        }
+    }
+
+    /// A message handed to a connection is done.
+    pub(super) fn delivered(&mut self, client_id: &str, seq: u64, batch: &mut Batch) {
+        let Some(session) = self.sessions.get_mut(client_id) else {
+            return;
+        };
+        if session.remove_outstanding(seq) {
+            Metrics::dec(&self.metrics.messages_queued);
+            if session.stored {
+                batch.ops.push(StoreOp::DeleteMessage {
+                    client_id: client_id.to_owned(),
+                    seq,
+                });
+            }
+        }
+    }
+}

@@ -1,0 +1,88 @@
+//! A session as the router holds it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use tabmq_protocol::flow::SessionFlows;
+use tabmq_protocol::packet::Will;
+
+use super::messages::ConnectionLink;
+use crate::store::SessionRecord;
+
+/// A QoS 1/2 message handed to the session and not yet done.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Outstanding {
+    /// Payload size, for the byte limit.
+    pub(crate) bytes: usize,
+    /// When it expires (Unix ms), for v5 message expiry while queued.
+    pub(crate) expires_at_ms: Option<u64>,
+}
+
+/// One client id's session.
+#[derive(Debug)]
+pub(crate) struct Session {
+    /// The client id.
+    pub(crate) client_id: Arc<str>,
+    /// What is stored about it.
+    pub(crate) record: SessionRecord,
+    /// Whether `record` has been written to the store.
+    pub(crate) stored: bool,
+    /// The connection holding it, if any.
+    pub(crate) link: Option<ConnectionLink>,
+    /// The current connection's will.
+    pub(crate) will: Option<Will>,
+    /// The QoS state while no connection holds it.
+    pub(crate) offline: SessionFlows,
+    /// The next message sequence number.
+    pub(crate) next_seq: u64,
+    /// QoS 1/2 messages handed over and not yet done, by sequence number.
+    pub(crate) outstanding: HashMap<u64, Outstanding>,
+    /// Sum of `outstanding` payload sizes.
+    pub(crate) outstanding_bytes: usize,
+}
+
+impl Session {
+    /// A new, empty session.
+    pub(crate) fn new(client_id: Arc<str>, record: SessionRecord) -> Self {
+        Self {
+            client_id,
+            record,
+            stored: false,
+            link: None,
+            will: None,
+            offline: SessionFlows::default(),
+            next_seq: 1,
+            outstanding: HashMap::new(),
+            outstanding_bytes: 0,
+        }
+    }
+
+    /// Whether the session outlives its connection.
+    pub(crate) fn is_persistent(&self) -> bool {
+        self.record.expiry_interval > 0
+    }
+
+    /// Takes a sequence number.
+    pub(crate) fn take_seq(&mut self) -> u64 {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        seq
+    }
+
+    /// Records a message handed over.
+    pub(crate) fn add_outstanding(&mut self, seq: u64, outstanding: Outstanding) {
+        self.outstanding_bytes += outstanding.bytes;
+        self.outstanding.insert(seq, outstanding);
+    }
+
+    /// Forgets a message that is done; `true` if it was outstanding.
+    pub(crate) fn remove_outstanding(&mut self, seq: u64) -> bool {
+        match self.outstanding.remove(&seq) {
+            Some(outstanding) => {
+                self.outstanding_bytes -= outstanding.bytes;
+                true
+            }
+            None => false,
+        }
+    }
+}

@@ -1,0 +1,132 @@
+//! SUBSCRIBE and UNSUBSCRIBE: the index, the stored record, and retained messages.
+
+use std::sync::Arc;
+
+use tabmq_protocol::packet::{RetainHandling, Suback, Subscribe, Unsuback, Unsubscribe};
+use tabmq_protocol::topic::SharedFilter;
+use tabmq_protocol::{Properties, ReasonCode};
+
+use super::publish::tailored;
+use super::subscriptions::Subscriber;
+use super::{Batch, ConnectionId, Router, ToConnection};
+use crate::clock::unix_millis;
+use crate::store::{StoreOp, StoredSubscription};
+
+impl Router {
+    pub(super) fn subscribe(
+        &mut self,
+        connection: ConnectionId,
+        client_id: &Arc<str>,
+        subscribe: Subscribe,
+        batch: &mut Batch,
+    ) {
+        let Some(link) = self.link_of(client_id, connection).cloned() else {
+            return;
+        };
+        let now_ms = unix_millis();
+        let max_subscriptions = self.config.limits.max_subscriptions_per_session;
+        let identifier = subscribe.properties.subscription_identifiers.first().copied();
+        let mut reasons = Vec::with_capacity(subscribe.subscriptions.len());
+        let mut retained = Vec::new();
+        for request in subscribe.subscriptions {
+            let Some(session) = self.sessions.get_mut(client_id) else {
+                return;
+            };
+            let subscriptions = &mut session.record.subscriptions;
+            let existing = subscriptions.iter().position(|s| s.filter == request.filter);
+            if existing.is_none() && subscriptions.len() >= max_subscriptions {
+                reasons.push(ReasonCode::QuotaExceeded);
+                continue;
+            }
+            let stored = StoredSubscription {
+                filter: request.filter.clone(),
+                options: request.options,
+                identifier,
+            };
+            match existing {
+                Some(index) => subscriptions[index] = stored,
+                None => subscriptions.push(stored),
+            }
+            let subscriber = Subscriber {
+                options: request.options,
+                identifier,
+            };
+            let existed = self.subscriptions.add(client_id, &request.filter, subscriber);
+            reasons.push(ReasonCode::granted(request.options.qos));
+            let shared = matches!(SharedFilter::parse(&request.filter), Ok(Some(_)));
+            let send_retained = match request.options.retain_handling {
+                RetainHandling::SendAtSubscribe => true,
+                RetainHandling::SendIfNew => !existed,
+                RetainHandling::DoNotSend => false,
+            };
+            if send_retained && !shared {
+                let (messages, expired) = self.retained.matching(&request.filter, now_ms);
+                batch.ops.extend(expired);
+                for message in messages {
+                    // Retained messages sent because of a subscription keep RETAIN set.
+                    retained.push(tailored(
+                        &message,
+                        request.options.qos,
+                        true,
+                        identifier.into_iter().collect(),
+                    ));
+                }
+            }
+        }
+        self.store_record(client_id, batch);
+        let suback = Suback {
+            packet_id: subscribe.packet_id,
+            properties: Properties::default(),
+            reasons,
+        };
+        batch.send(&link, ToConnection::Suback(suback));
+        for message in retained {
+            let expires_at = message
+                .properties
+                .message_expiry_interval
+                .map(|secs| now_ms + u64::from(secs) * 1000);
+            self.deliver_to(client_id, message, expires_at, batch);
+        }
+    }
+
+    pub(super) fn unsubscribe(
+        &mut self,
+        connection: ConnectionId,
+        client_id: &Arc<str>,
+        unsubscribe: Unsubscribe,
+        batch: &mut Batch,
+    ) {
+        let Some(link) = self.link_of(client_id, connection).cloned() else {
+            return;
+        };
+        let mut reasons = Vec::with_capacity(unsubscribe.filters.len());
+        for filter in &unsubscribe.filters {
+            let removed = self.subscriptions.remove(client_id, filter);
+            if let Some(session) = self.sessions.get_mut(client_id) {
+                session.record.subscriptions.retain(|s| &s.filter != filter);
+            }
+            reasons.push(if removed {
+                ReasonCode::Success
+            } else {
+                ReasonCode::NoSubscriptionExisted
+            });
+        }
+        self.store_record(client_id, batch);
+        let unsuback = Unsuback {
+            packet_id: unsubscribe.packet_id,
+            properties: Properties::default(),
+            reasons,
+        };
+        batch.send(&link, ToConnection::Unsuback(unsuback));
+    }
+
+    /// Writes the session's record if the session is a stored one.
+    fn store_record(&self, client_id: &Arc<str>, batch: &mut Batch) {
+        if let Some(session) = self.sessions.get(client_id).filter(|s| s.stored) {
+            batch.ops.push(StoreOp::PutSession {
+                client_id: client_id.to_string(),
+                record: session.record.clone(),
+            });
+        }
+    }
+}

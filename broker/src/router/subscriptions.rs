@@ -1,0 +1,133 @@
+//! The subscription index: which sessions want which topics.
+//!
+//! Filters without wildcards are found by a hash lookup; wildcard filters are tested
+//! one by one. Shared subscriptions (`$share/group/filter`) are kept per group and
+//! resolved to one member per message, round-robin.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use tabmq_protocol::packet::SubscriptionOptions;
+use tabmq_protocol::topic::{SharedFilter, matches};
+
+/// One session's subscription to one filter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Subscriber {
+    /// Its options.
+    pub(crate) options: SubscriptionOptions,
+    /// v5 subscription identifier.
+    pub(crate) identifier: Option<u32>,
+}
+
+/// A share group: its members take turns.
+#[derive(Debug, Default)]
+pub(crate) struct ShareGroup {
+    members: Vec<(Arc<str>, Subscriber)>,
+    next: usize,
+}
+
+impl ShareGroup {
+    /// The members, starting with the one whose turn it is.
+    pub(crate) fn in_turn(&self) -> impl Iterator<Item = &(Arc<str>, Subscriber)> {
+        let start = self.next % self.members.len().max(1);
+        self.members[start..].iter().chain(self.members[..start].iter())
+    }
+
+    /// Moves the turn past `client_id`.
+    pub(crate) fn advance_past(&mut self, client_id: &str) {
+        if let Some(index) = self.members.iter().position(|(id, _)| &**id == client_id) {
+            self.next = index + 1;
+        }
+    }
+}
+
+/// Every subscription of every session.
+#[derive(Debug, Default)]
+pub(crate) struct SubscriptionIndex {
+    exact: HashMap<String, HashMap<Arc<str>, Subscriber>>,
+    wildcard: HashMap<String, HashMap<Arc<str>, Subscriber>>,
+    shared: HashMap<(String, String), ShareGroup>,
+}
+
+/// A match for a published topic.
+pub(crate) struct Matches<'a> {
+    /// Ordinary subscriptions that match: (client id, subscription).
+    pub(crate) direct: Vec<(Arc<str>, Subscriber)>,
+    /// Share groups whose filter matches.
+    pub(crate) groups: Vec<&'a mut ShareGroup>,
+}
+
+impl SubscriptionIndex {
+    /// Adds or replaces a subscription; `true` if it already existed.
+    pub(crate) fn add(&mut self, client_id: &Arc<str>, filter: &str, subscriber: Subscriber) -> bool {
+        if let Ok(Some(shared)) = SharedFilter::parse(filter) {
+            let key = (shared.group.to_owned(), shared.filter.to_owned());
+            let group = self.shared.entry(key).or_default();
+            if let Some(existing) = group.members.iter_mut().find(|(id, _)| id == client_id) {
+                existing.1 = subscriber;
+                return true;
+            }
+            group.members.push((client_id.clone(), subscriber));
+            return false;
+        }
+        let map = if filter.contains(['+', '#']) {
+            &mut self.wildcard
+        } else {
+            &mut self.exact
+        };
+        map.entry(filter.to_owned())
+            .or_default()
+            .insert(client_id.clone(), subscriber)
+            .is_some()
+    }
+
+    /// Removes a subscription; `true` if it existed.
+    pub(crate) fn remove(&mut self, client_id: &str, filter: &str) -> bool {
+        if let Ok(Some(shared)) = SharedFilter::parse(filter) {
+            let key = (shared.group.to_owned(), shared.filter.to_owned());
+            let Some(group) = self.shared.get_mut(&key) else {
+                return false;
+            };
+            let before = group.members.len();
+            group.members.retain(|(id, _)| &**id != client_id);
+            let removed = group.members.len() != before;
+            if group.members.is_empty() {
+                self.shared.remove(&key);
+            }
+            return removed;
+        }
+        let map = if filter.contains(['+', '#']) {
+            &mut self.wildcard
+        } else {
+            &mut self.exact
+        };
+        let Some(subscribers) = map.get_mut(filter) else {
+            return false;
+        };
+        let removed = subscribers.remove(client_id).is_some();
+        if subscribers.is_empty() {
+            map.remove(filter);
+        }
+        removed
+    }
+
+    /// Everything that matches `topic`.
+    pub(crate) fn matching(&mut self, topic: &str) -> Matches<'_> {
+        let mut direct: Vec<(Arc<str>, Subscriber)> = Vec::new();
+        if let Some(subscribers) = self.exact.get(topic) {
+            direct.extend(subscribers.iter().map(|(id, sub)| (id.clone(), *sub)));
+        }
+        for (filter, subscribers) in &self.wildcard {
+            if matches(filter, topic) {
+                direct.extend(subscribers.iter().map(|(id, sub)| (id.clone(), *sub)));
+            }
+        }
+        let groups = self
+            .shared
+            .iter_mut()
+            .filter(|((_, filter), _)| matches(filter, topic))
+            .map(|(_, group)| group)
+            .collect();
+        Matches { direct, groups }
+    }
+}

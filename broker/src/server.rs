@@ -1,0 +1,172 @@
+//! Wiring and lifetime: open the store, start the router and listeners, and shut
+//! down cleanly on SIGTERM or SIGINT.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use thiserror::Error;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tracing::{info, warn};
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::connection::Shared;
+use crate::listener::{self, Kind};
+use crate::metrics::Metrics;
+use crate::router::{Router, ToRouter};
+use crate::store::{RedbStore, Store, StoreError, StoreHandle};
+
+/// How long shutdown waits for connections to say goodbye.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Why the broker could not start.
+#[derive(Debug, Error)]
+pub enum StartupError {
+    /// The data directory is unusable.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A listen address could not be bound.
+    #[error("cannot listen on {address} ({option}): {source}")]
+    Bind {
+        /// The config option naming the address.
+        option: &'static str,
+        /// The address.
+        address: String,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+async fn bind(option: &'static str, address: &str) -> Result<Option<TcpListener>, StartupError> {
+    if address.is_empty() {
+        return Ok(None);
+    }
+    TcpListener::bind(address)
+        .await
+        .map(Some)
+        .map_err(|source| StartupError::Bind {
+            option,
+            address: address.to_owned(),
+            source,
+        })
+}
+
+/// Runs the broker until a termination signal; returns after a clean shutdown.
+pub async fn run(config: Config) -> Result<(), StartupError> {
+    let config = Arc::new(config);
+    let store = RedbStore::open(&config.storage.data_dir)?;
+    let snapshot = store.load()?;
+    info!(
+        data_dir = %config.storage.data_dir.display(),
+        sessions = snapshot.sessions.len(),
+        retained = snapshot.retained.len(),
+        "storage opened"
+    );
+    let ws = bind("listeners.ws", &config.listeners.ws).await?;
+    let tcp = bind("listeners.tcp", &config.listeners.tcp).await?;
+
+    let (store, store_thread) = StoreHandle::start(
+        Box::new(store),
+        config.storage.durability,
+        config.flush_interval(),
+    );
+    let metrics = Arc::new(Metrics::default());
+    let (router_tx, router_rx) = mpsc::unbounded_channel();
+    let router = Router::new(config.clone(), store.clone(), metrics.clone(), snapshot);
+    let router_task = tokio::spawn(router.run(router_rx));
+    let ticker = tokio::spawn(tick(router_tx.clone()));
+
+    let shared = Arc::new(Shared {
+        config: config.clone(),
+        router: router_tx.clone(),
+        store: store.clone(),
+        metrics,
+        clock: Clock::start(),
+        next_id: AtomicU64::new(1),
+    });
+    let (alive, mut all_closed) = mpsc::channel::<()>(1);
+    let mut accept_tasks = Vec::new();
+    if let Some(listener) = ws {
+        let address = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+        info!(
+            "MQTT over WebSocket on ws://{address}{}, HTTP on http://{address}/",
+            config.listeners.ws_path
+        );
+        accept_tasks.push(tokio::spawn(listener::accept_loop(
+            shared.clone(),
+            listener,
+            Kind::WebSocket,
+            alive.clone(),
+        )));
+    }
+    if let Some(listener) = tcp {
+        let address = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+        info!("MQTT over TCP on {address}");
+        accept_tasks.push(tokio::spawn(listener::accept_loop(
+            shared.clone(),
+            listener,
+            Kind::Tcp,
+            alive.clone(),
+        )));
+    }
+    drop(alive);
+
+    termination_signal().await;
+    info!("shutting down: closing listeners and connections");
+    for task in &accept_tasks {
+        task.abort();
+    }
+    for task in accept_tasks {
+        let _ = task.await;
+    }
+    let _ = router_tx.send(ToRouter::Shutdown);
+    if tokio::time::timeout(SHUTDOWN_GRACE, all_closed.recv())
+        .await
+        .is_err()
+    {
+        warn!("some connections did not close in time");
+    }
+    ticker.abort();
+    let _ = ticker.await;
+    drop(router_tx);
+    drop(shared);
+    let _ = router_task.await;
+    drop(store);
+    let _ = tokio::task::spawn_blocking(move || store_thread.join()).await;
+    info!("storage flushed; goodbye");
+    Ok(())
+}
+
+async fn tick(router: mpsc::UnboundedSender<ToRouter>) {
+    let mut interval = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        interval.tick().await;
+        if router.send(ToRouter::Tick).is_err() {
+            return;
+        }
+    }
+}
+
+async fn termination_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = terminate.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

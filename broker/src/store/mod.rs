@@ -1,0 +1,126 @@
+//! Durable storage behind a small trait, with one embedded backend ([`redb`]).
+//!
+//! Everything the broker must not lose goes through [`StoreHandle`], which groups
+//! the writes of all connections and the router into one transaction and one fsync
+//! (group commit), so "acknowledged means on disk" stays fast under load.
+
+mod records;
+mod redb_store;
+mod writer;
+
+pub use records::{SessionRecord, Snapshot, StoredMessage, StoredSession, StoredSubscription};
+pub use redb_store::{DATABASE_FILE, RedbStore};
+pub use writer::StoreHandle;
+
+use tabmq_protocol::PacketId;
+use tabmq_protocol::flow::InflightState;
+use thiserror::Error;
+
+/// A storage failure.
+#[derive(Debug, Error)]
+pub enum StoreError {
+    /// The data directory or database file cannot be opened or is corrupt.
+    #[error("cannot open the database at {path}: {message}")]
+    Open {
+        /// The database file.
+        path: std::path::PathBuf,
+        /// The backend's explanation.
+        message: String,
+    },
+    /// A read or write failed (disk full, I/O error).
+    #[error("storage failure: {0}")]
+    Io(String),
+    /// A stored record could not be decoded.
+    #[error("corrupt record in table {table}: {message}")]
+    Corrupt {
+        /// The table.
+        table: &'static str,
+        /// The decoder's explanation.
+        message: String,
+    },
+    /// The writer thread is gone (the broker is shutting down).
+    #[error("the storage writer has stopped")]
+    Stopped,
+}
+
+/// One change to the stored state.
+#[derive(Debug, Clone)]
+pub enum StoreOp {
+    /// Create or replace a session's record.
+    PutSession {
+        /// Client id.
+        client_id: String,
+        /// The record.
+        record: SessionRecord,
+    },
+    /// Remove a session and everything stored under it.
+    DeleteSession {
+        /// Client id.
+        client_id: String,
+    },
+    /// Store a QoS 1/2 message queued for a session.
+    PutMessage {
+        /// Client id.
+        client_id: String,
+        /// The message's sequence number in that session.
+        seq: u64,
+        /// The message.
+        message: StoredMessage,
+    },
+    /// Remove a delivered (or dropped) message and its in-flight state.
+    DeleteMessage {
+        /// Client id.
+        client_id: String,
+        /// Sequence number.
+        seq: u64,
+    },
+    /// Record the packet id and handshake state of a message in flight.
+    PutInflight {
+        /// Client id.
+        client_id: String,
+        /// Sequence number.
+        seq: u64,
+        /// Packet id it was sent with.
+        packet_id: PacketId,
+        /// Where its handshake stands.
+        state: InflightState,
+    },
+    /// Record a QoS 2 packet id received from the client and not yet released.
+    PutIncoming {
+        /// Client id.
+        client_id: String,
+        /// Packet id.
+        packet_id: PacketId,
+    },
+    /// The client released a QoS 2 packet id.
+    DeleteIncoming {
+        /// Client id.
+        client_id: String,
+        /// Packet id.
+        packet_id: PacketId,
+    },
+    /// Set a retained message.
+    PutRetained {
+        /// Topic.
+        topic: String,
+        /// The message.
+        message: StoredMessage,
+    },
+    /// Clear a topic's retained message.
+    DeleteRetained {
+        /// Topic.
+        topic: String,
+    },
+}
+
+/// A storage backend: load everything at start, then apply batches of changes.
+pub trait Store: Send + 'static {
+    /// Everything stored, to rebuild the broker's state at startup.
+    fn load(&self) -> Result<Snapshot, StoreError>;
+
+    /// Applies `ops` atomically; with `sync`, they are on stable storage when this returns.
+    fn commit(&mut self, ops: &[StoreOp], sync: bool) -> Result<(), StoreError>;
+
+    /// Makes every earlier commit durable.
+    fn sync(&mut self) -> Result<(), StoreError>;
+}
