@@ -1,0 +1,160 @@
+//! Runs the real broker binary for a test: its own ports, its own data directory.
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+static NEXT_DIR: AtomicU32 = AtomicU32::new(0);
+
+/// A broker process.
+pub struct Broker {
+    child: Option<Child>,
+    /// MQTT over TCP.
+    pub tcp: SocketAddr,
+    /// HTTP and MQTT over WebSocket.
+    pub ws: SocketAddr,
+    /// The test's directory (data, config, log).
+    pub dir: PathBuf,
+    extra_config: String,
+}
+
+fn free_port() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    listener.local_addr().expect("local address")
+}
+
+impl Broker {
+    /// Starts a broker whose config file gets `extra_config` appended (TOML sections).
+    pub fn start(extra_config: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "tabmq-test-{}-{}",
+            std::process::id(),
+            NEXT_DIR.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("test directory");
+        let mut broker =
+            Broker { child: None, tcp: free_port(), ws: free_port(), dir, extra_config: extra_config.to_owned() };
+        broker.launch();
+        broker
+    }
+
+    fn config_path(&self) -> PathBuf {
+        self.dir.join("tabmq.toml")
+    }
+
+    fn launch(&mut self) {
+        let config = format!(
+            "[listeners]\nws = \"{}\"\ntcp = \"{}\"\nwww = \"\"\n\n[storage]\ndata_dir = \"{}\"\n\n{}\n",
+            self.ws,
+            self.tcp,
+            self.dir.join("data").display(),
+            self.extra_config
+        );
+        std::fs::write(self.config_path(), config).expect("write config");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("broker.log"))
+            .expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_tabmq"))
+            .arg("--config")
+            .arg(self.config_path())
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start the broker");
+        self.child = Some(child);
+        wait_for_port(self.tcp);
+        wait_for_port(self.ws);
+    }
+
+    /// The broker's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("broker.log")).unwrap_or_default()
+    }
+
+    /// Kills the broker with SIGKILL, as a crash would.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().expect("SIGKILL");
+            child.wait().expect("reap");
+        }
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("running");
+        let status = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().expect("kill -TERM");
+        assert!(status.success());
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "broker did not exit after SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Starts the broker again on the same ports and data.
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "stop the broker first");
+        self.launch();
+    }
+
+    /// The value of a Prometheus metric (without the `tabmq_` prefix).
+    pub fn metric(&self, name: &str) -> u64 {
+        let body = http_get(self.ws, "/metrics");
+        let line = format!("tabmq_{name} ");
+        body.lines()
+            .find_map(|l| l.strip_prefix(&line))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("metric {name} not found in:\n{body}"))
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        self.kill();
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+fn wait_for_port(address: SocketAddr) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(address).is_err() {
+        assert!(Instant::now() < deadline, "broker never listened on {address}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A plain HTTP/1.1 GET; returns the body.
+pub fn http_get(address: SocketAddr, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = TcpStream::connect(address).expect("connect for HTTP");
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n").expect("send request");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read response");
+    response.split_once("\r\n\r\n").map(|(_, body)| body.to_owned()).unwrap_or_default()
+}
+
+/// Runs the broker binary with `args` and returns (exit code, stderr).
+pub fn run_binary(args: &[&str], dir: &Path) -> (Option<i32>, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_tabmq"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("run the broker binary");
+    (output.status.code(), String::from_utf8_lossy(&output.stderr).into_owned())
+}
