@@ -246,8 +246,8 @@ impl Config {
                 .span()
                 .map(|span| text[..span.start].matches('\n').count() + 1);
             match line {
-                Some(line) => format!("line {line}: {}", error.message()),
-                None => error.message().to_owned(),
+                Some(line) => format!("line {line}: {}", error.message().replace('\n', "; ")),
+                None => error.message().replace('\n', "; "),
             }
         })
     }

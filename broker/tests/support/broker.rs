@@ -46,14 +46,7 @@ impl Broker {
     }
 
     fn launch(&mut self) {
-        let config = format!(
-            "[listeners]\nws = \"{}\"\ntcp = \"{}\"\nwww = \"\"\n\n[storage]\ndata_dir = \"{}\"\n\n{}\n",
-            self.ws,
-            self.tcp,
-            self.dir.join("data").display(),
-            self.extra_config
-        );
-        std::fs::write(self.config_path(), config).expect("write config");
+        std::fs::write(self.config_path(), &self.extra_config).expect("write config");
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -62,6 +55,9 @@ impl Broker {
         let child = Command::new(env!("CARGO_BIN_EXE_tabmq"))
             .arg("--config")
             .arg(self.config_path())
+            .args(["--ws", &self.ws.to_string(), "--tcp", &self.tcp.to_string(), "--www", ""])
+            .arg("--data-dir")
+            .arg(self.dir.join("data"))
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(log)
