@@ -36,13 +36,23 @@ async fn sigkill_during_load(qos: QoS) {
 
     let mut publisher = TestClient::tcp(broker.tcp, config(version, "publisher", false)).await;
     for n in 0..MESSAGES {
-        publisher.publish_nowait(Publish::new("load/x", Bytes::from(format!("m{n}")), qos)).await;
+        publisher
+            .publish_nowait(Publish::new("load/x", Bytes::from(format!("m{n}")), qos))
+            .await;
     }
     // Kill the broker once part of the load is acknowledged.
     let mut acknowledged = 0;
     while acknowledged < MESSAGES / 3 {
-        let done = publisher.wait_for(|e| matches!(e, ClientEvent::PublishDone { .. })).await;
-        assert!(matches!(done, ClientEvent::PublishDone { reason: ReasonCode::Success, .. }));
+        let done = publisher
+            .wait_for(|e| matches!(e, ClientEvent::PublishDone { .. }))
+            .await;
+        assert!(matches!(
+            done,
+            ClientEvent::PublishDone {
+                reason: ReasonCode::Success,
+                ..
+            }
+        ));
         acknowledged += 1;
     }
     let mut online_counts: HashMap<Vec<u8>, usize> = HashMap::new();
@@ -53,10 +63,19 @@ async fn sigkill_during_load(qos: QoS) {
     broker.restart();
 
     // Every client comes back with its own session state, as a real client would.
-    let mut publisher =
-        TestClient::tcp_resuming(broker.tcp, config(version, "publisher", false), publisher.session()).await;
-    assert_eq!(publisher.connack().await, Ok(true), "the publisher's session survived");
-    let mut online = TestClient::tcp_resuming(broker.tcp, config(version, "online-sub", false), online.session()).await;
+    let mut publisher = TestClient::tcp_resuming(
+        broker.tcp,
+        config(version, "publisher", false),
+        publisher.session(),
+    )
+    .await;
+    assert_eq!(
+        publisher.connack().await,
+        Ok(true),
+        "the publisher's session survived"
+    );
+    let mut online =
+        TestClient::tcp_resuming(broker.tcp, config(version, "online-sub", false), online.session()).await;
     assert_eq!(online.connack().await, Ok(true));
     let mut offline = TestClient::tcp(broker.tcp, config(version, "offline-sub", false)).await;
     assert_eq!(offline.connack().await, Ok(true));
@@ -64,7 +83,17 @@ async fn sigkill_during_load(qos: QoS) {
     // The publisher resends what was not acknowledged; in the end all of it is.
     let remaining = MESSAGES - acknowledged;
     for _ in 0..remaining {
-        publisher.wait_for(|e| matches!(e, ClientEvent::PublishDone { reason: ReasonCode::Success, .. })).await;
+        publisher
+            .wait_for(|e| {
+                matches!(
+                    e,
+                    ClientEvent::PublishDone {
+                        reason: ReasonCode::Success,
+                        ..
+                    }
+                )
+            })
+            .await;
     }
     let mut offline_counts = HashMap::new();
     receive_all(&mut online, MESSAGES, &mut online_counts).await;
@@ -78,11 +107,21 @@ async fn sigkill_during_load(qos: QoS) {
     }
     for n in 0..MESSAGES {
         let payload = format!("m{n}").into_bytes();
-        assert!(online_counts.contains_key(&payload), "online subscriber lost m{n}");
-        assert!(offline_counts.contains_key(&payload), "offline subscriber lost m{n}");
+        assert!(
+            online_counts.contains_key(&payload),
+            "online subscriber lost m{n}"
+        );
+        assert!(
+            offline_counts.contains_key(&payload),
+            "offline subscriber lost m{n}"
+        );
     }
     if qos == QoS::ExactlyOnce {
-        let duplicates: Vec<_> = online_counts.iter().chain(&offline_counts).filter(|(_, count)| **count > 1).collect();
+        let duplicates: Vec<_> = online_counts
+            .iter()
+            .chain(&offline_counts)
+            .filter(|(_, count)| **count > 1)
+            .collect();
         assert!(duplicates.is_empty(), "QoS 2 delivered twice: {duplicates:?}");
     }
 }
@@ -105,18 +144,31 @@ async fn sessions_subscriptions_and_retained_survive_sigkill() {
         subscriber.subscribe("news/+", QoS::AtLeastOnce).await;
         subscriber.disconnect().await;
         let mut publisher = TestClient::ws(broker.ws, config(version, "pub", true)).await;
-        let retained = Publish { retain: true, ..Publish::new("news/today", "headline", QoS::AtLeastOnce) };
+        let retained = Publish {
+            retain: true,
+            ..Publish::new("news/today", "headline", QoS::AtLeastOnce)
+        };
         assert_eq!(publisher.publish(retained).await, ReasonCode::Success);
         broker.kill();
         broker.restart();
 
         let mut subscriber = TestClient::ws(broker.ws, config(version, "sub", false)).await;
-        assert_eq!(subscriber.connack().await, Ok(true), "{version:?}: session present after SIGKILL");
-        let queued = subscriber.message(Duration::from_secs(5)).await.expect("queued message survived");
+        assert_eq!(
+            subscriber.connack().await,
+            Ok(true),
+            "{version:?}: session present after SIGKILL"
+        );
+        let queued = subscriber
+            .message(Duration::from_secs(5))
+            .await
+            .expect("queued message survived");
         assert_eq!(queued.payload.as_ref(), b"headline");
         let mut late = TestClient::ws(broker.ws, config(version, "late", true)).await;
         late.subscribe("news/#", QoS::AtMostOnce).await;
-        let retained = late.message(Duration::from_secs(5)).await.expect("retained message survived");
+        let retained = late
+            .message(Duration::from_secs(5))
+            .await
+            .expect("retained message survived");
         assert!(retained.retain);
         assert_eq!(retained.payload.as_ref(), b"headline");
     }
@@ -141,6 +193,11 @@ async fn sigterm_exits_cleanly_and_keeps_sessions() {
     let mut client = TestClient::tcp(broker.tcp, config(ProtocolVersion::V5, "keeper", false)).await;
     assert_eq!(client.connack().await, Ok(true));
     let mut publisher = TestClient::tcp(broker.tcp, config(ProtocolVersion::V5, "p", true)).await;
-    publisher.publish(Publish::new("t", "after restart", QoS::AtLeastOnce)).await;
-    assert!(client.message(Duration::from_secs(5)).await.is_some(), "the subscription survived");
+    publisher
+        .publish(Publish::new("t", "after restart", QoS::AtLeastOnce))
+        .await;
+    assert!(
+        client.message(Duration::from_secs(5)).await.is_some(),
+        "the subscription survived"
+    );
 }

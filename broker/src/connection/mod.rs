@@ -115,6 +115,7 @@ pub async fn run(shared: Arc<Shared>, mut transport: Transport, peer: SocketAddr
                 Err(error) => {
                     info!(%peer, %error, "closing connection: transport error");
                     Metrics::inc(&shared.metrics.protocol_errors_total);
+                    state.close = (error.close_code(), "");
                     break;
                 }
             },

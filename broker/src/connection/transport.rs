@@ -32,6 +32,19 @@ pub enum TransportError {
     TextFrame,
 }
 
+impl TransportError {
+    /// The WebSocket close code that reports this error to the peer.
+    pub fn close_code(&self) -> u16 {
+        use tokio_tungstenite::tungstenite::Error;
+        match self {
+            TransportError::TextFrame => 1003,
+            TransportError::WebSocket(Error::Capacity(_)) => 1009,
+            TransportError::WebSocket(_) => 1002,
+            TransportError::Io(_) => 1011,
+        }
+    }
+}
+
 /// A connection's byte pipe.
 pub enum Transport {
     /// Plain TCP.

@@ -164,11 +164,6 @@ async fn respond(
     stream.write_all(body).await
 }
 
-/// Refuses a connection when the broker is full.
-pub async fn refuse_busy(mut stream: TcpStream) {
-    let _ = respond(&mut stream, 503, "text/plain", b"too many connections\n", false).await;
-}
-
 fn content_type(path: &Path) -> &'static str {
     match path.extension().and_then(|e| e.to_str()).unwrap_or("") {
         "html" => "text/html; charset=utf-8",
@@ -226,6 +221,10 @@ async fn upgrade(
     leftover: Vec<u8>,
     peer: std::net::SocketAddr,
 ) {
+    if super::at_capacity(&shared) {
+        let _ = respond(&mut stream, 503, "text/plain", b"too many connections\n", false).await;
+        return;
+    }
     let Some(key) = request.header("sec-websocket-key") else {
         let _ = respond(
             &mut stream,

@@ -16,6 +16,16 @@ use crate::metrics::Metrics;
 /// Read buffer of a TCP connection.
 const TCP_READ_BUFFER: usize = 4 * 1024;
 
+/// Whether `max_connections` MQTT connections are open; counts the refusal if so.
+pub fn at_capacity(shared: &Shared) -> bool {
+    let full =
+        shared.metrics.connections.load(Ordering::Relaxed) as usize >= shared.config.limits.max_connections;
+    if full {
+        Metrics::inc(&shared.metrics.connections_rejected_total);
+    }
+    full
+}
+
 /// Which protocol a listener speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -38,22 +48,15 @@ pub async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, kind: Kind,
             }
         };
         let _ = stream.set_nodelay(true);
-        let full = shared.metrics.connections.load(Ordering::Relaxed) as usize
-            >= shared.config.limits.max_connections;
-        if full {
-            Metrics::inc(&shared.metrics.connections_rejected_total);
-        }
         let shared = shared.clone();
         let alive = alive.clone();
         tokio::spawn(async move {
             let _alive = alive;
-            match (kind, full) {
-                (Kind::Tcp, true) => drop(stream),
-                (Kind::WebSocket, true) => http::refuse_busy(stream).await,
-                (Kind::Tcp, false) => {
-                    connection::run(shared, Transport::tcp(stream, TCP_READ_BUFFER), peer).await
-                }
-                (Kind::WebSocket, false) => http::serve(shared, stream, peer).await,
+            match kind {
+                Kind::Tcp if at_capacity(&shared) => drop(stream),
+                Kind::Tcp => connection::run(shared, Transport::tcp(stream, TCP_READ_BUFFER), peer).await,
+                // HTTP (the page, /metrics) stays reachable; the upgrade checks the limit.
+                Kind::WebSocket => http::serve(shared, stream, peer).await,
             }
         });
     }

@@ -35,8 +35,13 @@ impl Broker {
         ));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("test directory");
-        let mut broker =
-            Broker { child: None, tcp: free_port(), ws: free_port(), dir, extra_config: extra_config.to_owned() };
+        let mut broker = Broker {
+            child: None,
+            tcp: free_port(),
+            ws: free_port(),
+            dir,
+            extra_config: extra_config.to_owned(),
+        };
         broker.launch();
         broker
     }
@@ -55,7 +60,14 @@ impl Broker {
         let child = Command::new(env!("CARGO_BIN_EXE_tabmq"))
             .arg("--config")
             .arg(self.config_path())
-            .args(["--ws", &self.ws.to_string(), "--tcp", &self.tcp.to_string(), "--www", ""])
+            .args([
+                "--ws",
+                &self.ws.to_string(),
+                "--tcp",
+                &self.tcp.to_string(),
+                "--www",
+                "",
+            ])
             .arg("--data-dir")
             .arg(self.dir.join("data"))
             .env("RUST_LOG", "info")
@@ -84,7 +96,11 @@ impl Broker {
     /// Sends SIGTERM and waits for the exit status.
     pub fn terminate(&mut self) -> ExitStatus {
         let mut child = self.child.take().expect("running");
-        let status = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().expect("kill -TERM");
+        let status = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status()
+            .expect("kill -TERM");
         assert!(status.success());
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
@@ -139,10 +155,17 @@ fn wait_for_port(address: SocketAddr) {
 pub fn http_get(address: SocketAddr, path: &str) -> String {
     use std::io::{Read, Write};
     let mut stream = TcpStream::connect(address).expect("connect for HTTP");
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n").expect("send request");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send request");
     let mut response = String::new();
     stream.read_to_string(&mut response).expect("read response");
-    response.split_once("\r\n\r\n").map(|(_, body)| body.to_owned()).unwrap_or_default()
+    response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default()
 }
 
 /// Runs the broker binary with `args` and returns (exit code, stderr).
@@ -152,5 +175,8 @@ pub fn run_binary(args: &[&str], dir: &Path) -> (Option<i32>, String) {
         .current_dir(dir)
         .output()
         .expect("run the broker binary");
-    (output.status.code(), String::from_utf8_lossy(&output.stderr).into_owned())
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
 }

@@ -44,11 +44,21 @@ pub struct TestClient {
 
 /// Opens a WebSocket to the broker with the `mqtt` subprotocol.
 pub async fn websocket(address: SocketAddr) -> WebSocketStream<TcpStream> {
-    let mut request = format!("ws://{address}/mqtt").into_client_request().expect("request");
-    request.headers_mut().insert("Sec-WebSocket-Protocol", "mqtt".parse().expect("header"));
+    let mut request = format!("ws://{address}/mqtt")
+        .into_client_request()
+        .expect("request");
+    request
+        .headers_mut()
+        .insert("Sec-WebSocket-Protocol", "mqtt".parse().expect("header"));
     let stream = TcpStream::connect(address).await.expect("tcp connect");
     let (ws, response) = client_async(request, stream).await.expect("websocket handshake");
-    assert_eq!(response.headers().get("sec-websocket-protocol").map(|v| v.as_bytes()), Some(&b"mqtt"[..]));
+    assert_eq!(
+        response
+            .headers()
+            .get("sec-websocket-protocol")
+            .map(|v| v.as_bytes()),
+        Some(&b"mqtt"[..])
+    );
     ws
 }
 
@@ -72,12 +82,23 @@ impl TestClient {
     }
 
     async fn start(socket: Socket, config: ClientConfig, flows: SessionFlows) -> Self {
-        let mut this =
-            Self { client: Client::new(config, flows), socket, start: Instant::now(), events: VecDeque::new(), closed: None };
+        let mut this = Self {
+            client: Client::new(config, flows),
+            socket,
+            start: Instant::now(),
+            events: VecDeque::new(),
+            closed: None,
+        };
         this.client.connect(this.now()).expect("not connected yet");
         this.flush().await;
-        let connack =
-            this.wait_for(|event| matches!(event, ClientEvent::Connected { .. } | ClientEvent::Disconnected(_))).await;
+        let connack = this
+            .wait_for(|event| {
+                matches!(
+                    event,
+                    ClientEvent::Connected { .. } | ClientEvent::Disconnected(_)
+                )
+            })
+            .await;
         // Left for `connack()` to inspect.
         this.events.push_front(connack);
         this
@@ -101,7 +122,10 @@ impl TestClient {
         while let Some(bytes) = self.client.poll_transmit() {
             let result = match &mut self.socket {
                 Socket::Tcp(stream) => stream.write_all(&bytes).await.map_err(|e| e.to_string()),
-                Socket::Ws(ws) => ws.send(Message::Binary(bytes.into())).await.map_err(|e| e.to_string()),
+                Socket::Ws(ws) => ws
+                    .send(Message::Binary(bytes.into()))
+                    .await
+                    .map_err(|e| e.to_string()),
             };
             if result.is_err() {
                 self.client.connection_lost();
@@ -142,9 +166,9 @@ impl TestClient {
             Socket::Ws(ws) => match tokio::time::timeout(timeout, ws.next()).await {
                 Err(_) => return false,
                 Ok(Some(Ok(Message::Binary(data)))) => Ok(data.to_vec()),
-                Ok(Some(Ok(Message::Close(frame)))) => {
-                    Err(frame.map_or(Closed::Eof, |f| Closed::WebSocket(u16::from(f.code), f.reason.to_string())))
-                }
+                Ok(Some(Ok(Message::Close(frame)))) => Err(frame.map_or(Closed::Eof, |f| {
+                    Closed::WebSocket(u16::from(f.code), f.reason.to_string())
+                })),
                 Ok(Some(Ok(_))) => Ok(Vec::new()),
                 Ok(None) | Ok(Some(Err(_))) => Err(Closed::Eof),
             },
@@ -164,25 +188,38 @@ impl TestClient {
 
     /// Waits for an event matching `wanted`, keeping the others queued.
     pub async fn wait_for(&mut self, wanted: impl Fn(&ClientEvent) -> bool) -> ClientEvent {
-        self.try_wait_for(wanted, WAIT).await.expect("expected event did not arrive")
+        self.try_wait_for(wanted, WAIT)
+            .await
+            .expect("expected event did not arrive")
     }
 
     /// Like `wait_for`, but `None` after `timeout`.
-    pub async fn try_wait_for(&mut self, wanted: impl Fn(&ClientEvent) -> bool, timeout: Duration) -> Option<ClientEvent> {
+    pub async fn try_wait_for(
+        &mut self,
+        wanted: impl Fn(&ClientEvent) -> bool,
+        timeout: Duration,
+    ) -> Option<ClientEvent> {
         let until = Instant::now() + timeout;
         loop {
             if let Some(index) = self.events.iter().position(&wanted) {
                 return self.events.remove(index);
             }
             if Instant::now() >= until || (!self.pump(until).await && self.closed.is_some()) {
-                return self.events.iter().position(&wanted).and_then(|index| self.events.remove(index));
+                return self
+                    .events
+                    .iter()
+                    .position(&wanted)
+                    .and_then(|index| self.events.remove(index));
             }
         }
     }
 
     /// The CONNACK outcome: `Ok(session_present)` or the refusal reason.
     pub async fn connack(&mut self) -> Result<bool, ReasonCode> {
-        match self.wait_for(|e| matches!(e, ClientEvent::Connected { .. } | ClientEvent::Disconnected(_))).await {
+        match self
+            .wait_for(|e| matches!(e, ClientEvent::Connected { .. } | ClientEvent::Disconnected(_)))
+            .await
+        {
             ClientEvent::Connected { session_present, .. } => Ok(session_present),
             ClientEvent::Disconnected(DisconnectCause::Refused(reason)) => Err(reason),
             other => panic!("no CONNACK: {other:?}"),
@@ -191,11 +228,22 @@ impl TestClient {
 
     /// Subscribes to `filter` at `qos`; returns the granted reason.
     pub async fn subscribe(&mut self, filter: &str, qos: QoS) -> ReasonCode {
-        let subscription =
-            Subscription { filter: filter.into(), options: SubscriptionOptions { qos, ..SubscriptionOptions::default() } };
-        let packet_id = self.client.subscribe(vec![subscription], Properties::default(), self.now()).expect("connected");
+        let subscription = Subscription {
+            filter: filter.into(),
+            options: SubscriptionOptions {
+                qos,
+                ..SubscriptionOptions::default()
+            },
+        };
+        let packet_id = self
+            .client
+            .subscribe(vec![subscription], Properties::default(), self.now())
+            .expect("connected");
         self.flush().await;
-        match self.wait_for(|e| matches!(e, ClientEvent::Subscribed { packet_id: id, .. } if *id == packet_id)).await {
+        match self
+            .wait_for(|e| matches!(e, ClientEvent::Subscribed { packet_id: id, .. } if *id == packet_id))
+            .await
+        {
             ClientEvent::Subscribed { reasons, .. } => reasons[0],
             _ => unreachable!(),
         }
@@ -211,7 +259,10 @@ impl TestClient {
     /// Publishes and waits until it is acknowledged per its QoS; returns the reason.
     pub async fn publish(&mut self, publish: Publish) -> ReasonCode {
         let id = self.publish_nowait(publish).await;
-        match self.wait_for(|e| matches!(e, ClientEvent::PublishDone { id: done, .. } if *done == id)).await {
+        match self
+            .wait_for(|e| matches!(e, ClientEvent::PublishDone { id: done, .. } if *done == id))
+            .await
+        {
             ClientEvent::PublishDone { reason, .. } => reason,
             _ => unreachable!(),
         }
@@ -219,7 +270,10 @@ impl TestClient {
 
     /// The next application message, or `None` after `timeout`.
     pub async fn message(&mut self, timeout: Duration) -> Option<Publish> {
-        match self.try_wait_for(|e| matches!(e, ClientEvent::Message(_)), timeout).await {
+        match self
+            .try_wait_for(|e| matches!(e, ClientEvent::Message(_)), timeout)
+            .await
+        {
             Some(ClientEvent::Message(publish)) => Some(publish),
             _ => None,
         }
@@ -228,7 +282,9 @@ impl TestClient {
     /// Waits for the connection to end; returns how (DISCONNECT reason and transport close).
     pub async fn disconnection(&mut self) -> (DisconnectCause, Option<Closed>) {
         let event = self.wait_for(|e| matches!(e, ClientEvent::Disconnected(_))).await;
-        let ClientEvent::Disconnected(cause) = event else { unreachable!() };
+        let ClientEvent::Disconnected(cause) = event else {
+            unreachable!()
+        };
         let until = Instant::now() + WAIT;
         while self.closed.is_none() && Instant::now() < until {
             self.pump(until).await;
