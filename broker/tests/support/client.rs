@@ -228,23 +228,39 @@ impl TestClient {
 
     /// Subscribes to `filter` at `qos`; returns the granted reason.
     pub async fn subscribe(&mut self, filter: &str, qos: QoS) -> ReasonCode {
-        let subscription = Subscription {
-            filter: filter.into(),
-            options: SubscriptionOptions {
-                qos,
-                ..SubscriptionOptions::default()
-            },
+        let options = SubscriptionOptions {
+            qos,
+            ..SubscriptionOptions::default()
         };
+        self.subscribe_with(vec![Subscription {
+            filter: filter.into(),
+            options,
+        }])
+        .await[0]
+    }
+
+    /// Subscribes with full options; returns the reasons.
+    pub async fn subscribe_with(&mut self, subscriptions: Vec<Subscription>) -> Vec<ReasonCode> {
+        self.subscribe_with_properties(subscriptions, Properties::default())
+            .await
+    }
+
+    /// Subscribes with full options and SUBSCRIBE properties; returns the reasons.
+    pub async fn subscribe_with_properties(
+        &mut self,
+        subscriptions: Vec<Subscription>,
+        properties: Properties,
+    ) -> Vec<ReasonCode> {
         let packet_id = self
             .client
-            .subscribe(vec![subscription], Properties::default(), self.now())
+            .subscribe(subscriptions, properties, self.now())
             .expect("connected");
         self.flush().await;
         match self
             .wait_for(|e| matches!(e, ClientEvent::Subscribed { packet_id: id, .. } if *id == packet_id))
             .await
         {
-            ClientEvent::Subscribed { reasons, .. } => reasons[0],
+            ClientEvent::Subscribed { reasons, .. } => reasons,
             _ => unreachable!(),
         }
     }
