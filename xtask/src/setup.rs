@@ -1,5 +1,7 @@
 //! Installing what the tasks need on a fresh machine, or saying in one line how to.
 
+use std::path::PathBuf;
+
 use crate::cmd::{self, TaskError};
 
 const WASM_TARGET: &str = "wasm32-unknown-unknown";
@@ -17,4 +19,93 @@ pub(crate) fn wasm_target() -> Result<(), TaskError> {
         return Ok(());
     }
     cmd::run(&mut cmd::command("rustup", &["target", "add", WASM_TARGET]))
+}
+
+fn is_root() -> bool {
+    cmd::output(&mut cmd::command("id", &["-u"])).is_ok_and(|uid| uid.trim() == "0")
+}
+
+/// Installs Debian packages providing `program`, when root; otherwise explains.
+fn debian_package(program: &'static str, packages: &[&str], hint: &'static str) -> Result<(), TaskError> {
+    if cmd::exists(program) {
+        return Ok(());
+    }
+    if !is_root() || !cmd::exists("apt-get") {
+        return Err(TaskError::Missing { tool: program, hint });
+    }
+    cmd::run(&mut cmd::command("apt-get", &["update", "-qq"]))?;
+    let mut install = cmd::command(
+        "apt-get",
+        &[&["install", "-y", "-qq", "--no-install-recommends"][..], packages].concat(),
+    );
+    install.env("DEBIAN_FRONTEND", "noninteractive");
+    cmd::run(&mut install)
+}
+
+/// Debian's mosquitto clients, for the interoperability tests.
+pub(crate) fn mosquitto_clients() -> Result<(), TaskError> {
+    debian_package(
+        "mosquitto_pub",
+        &["mosquitto-clients"],
+        "sudo apt-get install mosquitto-clients",
+    )
+}
+
+/// A Python virtual environment with the interop tests' requirements; returns its python.
+pub(crate) fn python_env() -> Result<PathBuf, TaskError> {
+    if !cmd::exists("python3") {
+        return Err(TaskError::Missing {
+            tool: "python3",
+            hint: "install Python 3.9 or newer",
+        });
+    }
+    let root = cmd::workspace_root();
+    let venv = root.join("target/interop-venv");
+    let python = venv.join("bin/python");
+    if !python.exists() {
+        cmd::run(&mut cmd::command(
+            "python3",
+            &["-m", "venv", &venv.to_string_lossy()],
+        ))?;
+    }
+    let requirements = root.join("tests/interop/python/requirements.txt");
+    cmd::run(&mut cmd::command(
+        &python.to_string_lossy(),
+        &[
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "-r",
+            &requirements.to_string_lossy(),
+        ],
+    ))?;
+    Ok(python)
+}
+
+/// The npm packages of a folder with a package-lock.json, installed if missing.
+pub(crate) fn npm_packages(folder: &str) -> Result<(), TaskError> {
+    if !cmd::exists("npm") {
+        return Err(TaskError::Missing {
+            tool: "npm",
+            hint: "install Node.js 20 or newer with npm",
+        });
+    }
+    let dir = cmd::workspace_root().join(folder);
+    let installed = dir.join("node_modules/.package-lock.json");
+    let lock = dir.join("package-lock.json");
+    let fresh = match (
+        installed.metadata().and_then(|m| m.modified()),
+        lock.metadata().and_then(|m| m.modified()),
+    ) {
+        (Ok(installed), Ok(lock)) => installed >= lock,
+        _ => false,
+    };
+    if fresh {
+        return Ok(());
+    }
+    let mut npm = cmd::command("npm", &["ci", "--no-audit", "--no-fund"]);
+    npm.current_dir(dir);
+    cmd::run(&mut npm)
 }

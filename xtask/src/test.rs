@@ -9,6 +9,10 @@ const FORBIDDEN_IN_PROTOCOL: &[&str] = &["tokio", "mio", "async-std", "socket2"]
 /// Runs every check.
 pub(crate) fn run() -> Result<(), TaskError> {
     setup::wasm_target()?;
+    setup::mosquitto_clients()?;
+    let python = setup::python_env()?;
+    setup::npm_packages("tests/interop/node")?;
+
     cmd::run(&mut cmd::command("cargo", &["fmt", "--all", "--", "--check"]))?;
     cmd::run(&mut cmd::command(
         "cargo",
@@ -16,6 +20,7 @@ pub(crate) fn run() -> Result<(), TaskError> {
     ))?;
     cmd::run(&mut cmd::command("cargo", &["test", "--workspace"]))?;
     protocol_builds_for_wasm_without_io()?;
+    interop(&python)?;
     eprintln!("\nxtask: all checks passed");
     Ok(())
 }
@@ -45,4 +50,25 @@ fn protocol_builds_for_wasm_without_io() -> Result<(), TaskError> {
     }
     eprintln!("==> tabmq-protocol builds for wasm32 with no I/O crates in its tree");
     Ok(())
+}
+
+/// Third-party clients against the real broker binary: paho-mqtt, mosquitto clients, MQTT.js.
+fn interop(python: &std::path::Path) -> Result<(), TaskError> {
+    cmd::run(&mut cmd::command(
+        "cargo",
+        &["build", "--package", "tabmq-broker"],
+    ))?;
+    let broker = cmd::workspace_root().join("target/debug/tabmq");
+    let mut pytest = cmd::command(
+        &python.to_string_lossy(),
+        &["-m", "pytest", "-q", "-p", "no:cacheprovider"],
+    );
+    pytest
+        .current_dir(cmd::workspace_root().join("tests/interop/python"))
+        .env("TABMQ_BIN", &broker);
+    cmd::run(&mut pytest)?;
+    let mut node = cmd::command("node", &["--test"]);
+    node.current_dir(cmd::workspace_root().join("tests/interop/node"))
+        .env("TABMQ_BIN", &broker);
+    cmd::run(&mut node)
 }
