@@ -186,7 +186,7 @@ async fn expired_messages_are_not_delivered_from_the_queue() {
         .properties
         .message_expiry_interval
         .expect("remaining lifetime sent");
-    assert!(remaining <= 100 && remaining >= 97, "remaining {remaining}");
+    assert!((97..=100).contains(&remaining), "remaining {remaining}");
     assert!(subscriber.message(BRIEF).await.is_none());
 }
 
