@@ -154,6 +154,14 @@ async fn main() {
         }
     }
     publisher.flush().await;
+    while publisher.client.session().outgoing.inflight_len()
+        + publisher.client.session().outgoing.queued_len()
+        > 0
+    {
+        publisher
+            .until(|e| matches!(e, ClientEvent::PublishDone { .. }))
+            .await;
+    }
     let (received, last) = receiving.await.expect("subscriber task");
     let elapsed = last.duration_since(started);
     println!(

@@ -128,12 +128,15 @@ pub struct Limits {
     pub max_packet_size: u32,
     /// QoS 1/2 messages in flight per direction (the receive maximum announced).
     pub max_inflight: u16,
-    /// Messages queued per session.
+    /// QoS 1/2 messages queued per session beyond the `max_inflight` in flight.
     pub max_queued_messages: usize,
     /// Payload bytes queued per session.
     pub max_queued_bytes: usize,
     /// What to drop when a queue is full: `drop-new` or `drop-oldest`.
     pub queue_full: QueueFullPolicy,
+    /// Messages waiting for a connected client's socket; beyond it, QoS 0 messages
+    /// to that client are dropped (QoS 1/2 ones are bounded by the queue limits).
+    pub max_backlog: usize,
     /// Longest topic name or filter, in bytes.
     pub max_topic_length: usize,
     /// Most levels in a topic name or filter.
@@ -156,6 +159,7 @@ impl Default for Limits {
             max_queued_messages: 1000,
             max_queued_bytes: 16 * 1024 * 1024,
             queue_full: QueueFullPolicy::DropNew,
+            max_backlog: 10_000,
             max_topic_length: 1024,
             max_topic_levels: 32,
             max_subscriptions_per_session: 100,
@@ -284,7 +288,7 @@ impl Config {
         if limits.max_connections == 0 {
             return invalid("limits.max_connections", "must be at least 1");
         }
-        if limits.max_queued_messages == 0 || limits.max_queued_bytes == 0 {
+        if limits.max_queued_messages == 0 || limits.max_queued_bytes == 0 || limits.max_backlog == 0 {
             return invalid("limits.max_queued_messages", "queue limits must be at least 1");
         }
         if limits.connect_timeout_secs == 0 {

@@ -16,7 +16,7 @@ macro_rules! counters {
         impl Metrics {
             /// `(name, kind, help, value)` for each metric.
             pub fn values(&self) -> Vec<(&'static str, &'static str, &'static str, u64)> {
-                vec![$((stringify!($name), $kind, concat!($($doc),*), self.$name.load(Ordering::Relaxed)),)*]
+                vec![$((stringify!($name), $kind, concat!($($doc),*).trim_start(), self.$name.load(Ordering::Relaxed)),)*]
             }
         }
     };

@@ -175,7 +175,7 @@ async fn subscription_limit_answers_quota_exceeded() {
 
 #[tokio::test]
 async fn offline_queue_is_bounded_and_drops_are_counted() {
-    let broker = Broker::start("[limits]\nmax_queued_messages = 5\n");
+    let broker = Broker::start("[limits]\nmax_queued_messages = 3\nmax_inflight = 2\n");
     let mut subscriber = TestClient::tcp(broker.tcp, config(V5, "slow", false)).await;
     subscriber.subscribe("q", QoS::AtLeastOnce).await;
     subscriber.disconnect().await;
@@ -188,6 +188,18 @@ async fn offline_queue_is_bounded_and_drops_are_counted() {
     assert_eq!(broker.metric("messages_dropped_total"), 3);
     assert_eq!(broker.metric("messages_queued"), 5);
     let mut subscriber = TestClient::tcp(broker.tcp, config(V5, "slow", false)).await;
+    let event = subscriber
+        .wait_for(|e| matches!(e, tabmq_protocol::client::ClientEvent::Connected { .. }))
+        .await;
+    let tabmq_protocol::client::ClientEvent::Connected { properties, .. } = event else {
+        unreachable!()
+    };
+    let dropped = (tabmq_broker::router::DROPPED_PROPERTY.to_owned(), "3".to_owned());
+    assert_eq!(
+        properties.user_properties,
+        vec![dropped],
+        "the session's own drop counter, in CONNACK"
+    );
     let mut received = Vec::new();
     while let Some(message) = subscriber.message(Duration::from_millis(500)).await {
         received.push(String::from_utf8(message.payload.to_vec()).expect("utf-8"));

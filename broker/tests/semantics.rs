@@ -341,3 +341,51 @@ async fn metrics_and_static_files_are_served_over_http() {
     let missing = support::broker::http_get(broker.ws, "/../etc/passwd");
     assert!(missing.contains("not found"));
 }
+
+#[tokio::test]
+async fn user_and_request_response_properties_pass_through_and_topic_aliases_resolve() {
+    let broker = Broker::start("");
+    let mut subscriber = TestClient::ws(broker.ws, config(V5, "s", true)).await;
+    subscriber.subscribe("req/#", QoS::AtLeastOnce).await;
+    let mut publisher = TestClient::ws(broker.ws, config(V5, "p", true)).await;
+    let properties = Properties {
+        user_properties: vec![("trace".into(), "abc".into()), ("trace".into(), "def".into())],
+        response_topic: Some("resp/p".into()),
+        correlation_data: Some(Bytes::from_static(b"\x01\x02")),
+        content_type: Some("application/json".into()),
+        payload_format_indicator: Some(1),
+        ..Properties::default()
+    };
+    publisher
+        .publish(Publish {
+            properties: properties.clone(),
+            ..Publish::new("req/1", "{}", QoS::AtLeastOnce)
+        })
+        .await;
+    let message = subscriber.message(Duration::from_secs(5)).await.expect("message");
+    assert_eq!(message.properties, properties);
+
+    // A raw PUBLISH that sets topic alias 1, then one that uses it with an empty topic.
+    let alias = |topic: &[u8], payload: &[u8]| {
+        let mut body = vec![0, topic.len() as u8];
+        body.extend_from_slice(topic);
+        body.extend_from_slice(&[3, 0x23, 0, 1]);
+        body.extend_from_slice(payload);
+        let mut packet = vec![0x30, body.len() as u8];
+        packet.extend_from_slice(&body);
+        packet
+    };
+    publisher.send_raw(&alias(b"req/aliased", b"first")).await;
+    publisher.send_raw(&alias(b"", b"second")).await;
+    for payload in [&b"first"[..], b"second"] {
+        let message = subscriber
+            .message(Duration::from_secs(5))
+            .await
+            .expect("aliased message");
+        assert_eq!(
+            (message.topic.as_str(), message.payload.as_ref()),
+            ("req/aliased", payload)
+        );
+        assert_eq!(message.properties.topic_alias, None, "aliases are not forwarded");
+    }
+}

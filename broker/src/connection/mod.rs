@@ -27,6 +27,9 @@ use crate::metrics::Metrics;
 use crate::router::{ConnectionLink, DetachReason, ToConnection, ToRouter};
 use crate::store::{StoreHandle, StoreOp};
 
+/// Most router messages applied before the connection writes to its socket.
+const MAX_INBOX_BATCH: usize = 512;
+
 /// What every connection task shares.
 pub struct Shared {
     /// The configuration.
@@ -122,6 +125,12 @@ pub async fn run(shared: Arc<Shared>, mut transport: Transport, peer: SocketAddr
             Some(message) = inbox.recv() => {
                 backlog.fetch_sub(1, Ordering::Relaxed);
                 apply(&shared, &mut machine, &mut state, message);
+                // Take whatever else is waiting, so one socket write carries it all.
+                for _ in 0..MAX_INBOX_BATCH {
+                    let Ok(message) = inbox.try_recv() else { break };
+                    backlog.fetch_sub(1, Ordering::Relaxed);
+                    apply(&shared, &mut machine, &mut state, message);
+                }
             },
             () = sleep_until(deadline) => machine.handle_timeout(clock.now()),
         }

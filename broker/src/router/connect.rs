@@ -17,6 +17,10 @@ use crate::config::TakeoverPolicy;
 use crate::metrics::Metrics;
 use crate::store::{SessionRecord, StoreOp, StoredSession};
 
+/// CONNACK user property (v5) telling a client how many messages its session dropped
+/// (queue full, expired) since it last connected.
+pub const DROPPED_PROPERTY: &str = "tabmq-dropped-messages";
+
 /// The PUBLISH a will turns into.
 pub(super) fn will_to_publish(will: Will) -> Publish {
     let mut properties = will.properties;
@@ -183,6 +187,11 @@ impl Router {
             if expiry != requested_expiry {
                 properties.session_expiry_interval = Some(expiry);
             }
+            if session.dropped > 0 {
+                properties
+                    .user_properties
+                    .push((DROPPED_PROPERTY.to_owned(), session.dropped.to_string()));
+            }
         }
         batch.send(
             &link,
@@ -194,6 +203,7 @@ impl Router {
                 properties: Box::new(properties),
             },
         );
+        session.dropped = 0;
         self.sessions.insert(client_id, session);
         Metrics::set(&self.metrics.sessions, self.sessions.len() as u64);
     }
@@ -221,6 +231,7 @@ impl Router {
         });
         for seq in expired {
             if session.remove_outstanding(seq) {
+                session.dropped += 1;
                 Metrics::dec(&self.metrics.messages_queued);
                 Metrics::inc(&self.metrics.messages_dropped_total);
                 if session.stored {

@@ -26,6 +26,7 @@ use tabmq_protocol::packet::Connect;
 use tokio::sync::mpsc;
 use tracing::error;
 
+pub use self::connect::DROPPED_PROPERTY;
 use self::flap_guard::FlapGuard;
 pub use self::messages::{ConnectionId, ConnectionLink, DetachReason, ToConnection, ToRouter};
 use self::retained::Retained;

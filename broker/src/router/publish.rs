@@ -148,18 +148,22 @@ impl Router {
         };
         if out.qos == QoS::AtMostOnce {
             match session.link.clone() {
-                Some(link) if link.backlog.load(Ordering::Relaxed) < limits.max_queued_messages => {
+                Some(link) if link.backlog.load(Ordering::Relaxed) < limits.max_backlog => {
                     let seq = session.take_seq();
                     batch.send(&link, ToConnection::Deliver { seq, publish: out });
                 }
                 // QoS 0 is not queued for offline sessions, nor for clients that fall behind.
-                Some(_) => Metrics::inc(&metrics.messages_dropped_total),
+                Some(_) => {
+                    session.dropped += 1;
+                    Metrics::inc(&metrics.messages_dropped_total);
+                }
                 None => {}
             }
             return;
         }
         let bytes = out.payload.len();
-        let full = session.outstanding.len() >= limits.max_queued_messages
+        // Like Mosquitto's max_queued_messages, the bound counts messages beyond those in flight.
+        let full = session.outstanding.len() >= limits.max_queued_messages + usize::from(limits.max_inflight)
             || session.outstanding_bytes + bytes > limits.max_queued_bytes;
         if full {
             let oldest_queued = session
@@ -181,10 +185,12 @@ impl Router {
                     }
                 }
                 _ => {
+                    session.dropped += 1;
                     Metrics::inc(&metrics.messages_dropped_total);
                     return;
                 }
             }
+            session.dropped += 1;
             Metrics::inc(&metrics.messages_dropped_total);
         }
         let seq = session.take_seq();

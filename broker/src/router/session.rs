@@ -39,6 +39,9 @@ pub(crate) struct Session {
     pub(crate) outstanding: HashMap<u64, Outstanding>,
     /// Sum of `outstanding` payload sizes.
     pub(crate) outstanding_bytes: usize,
+    /// Messages dropped for this session (queue full, expired) since its client last
+    /// connected; reported to v5 clients in CONNACK.
+    pub(crate) dropped: u64,
 }
 
 impl Session {
@@ -54,6 +57,7 @@ impl Session {
             next_seq: 1,
             outstanding: HashMap::new(),
             outstanding_bytes: 0,
+            dropped: 0,
         }
     }
 
