@@ -1,1 +1,393 @@
-pub fn placeholder() {}
+//! tabmq's browser MQTT client: the `tabmq-protocol` client state machine, driven by a
+//! WebSocket, with its device id and pending QoS state in IndexedDB, exposed to
+//! JavaScript through wasm-bindgen as `TabMqClient`.
+//!
+//! - [`core`]: the state and reactions; [`driver`]: sockets and timers into the core;
+//! - [`storage`]: IndexedDB; [`socket`]: the WebSocket; [`events`]: `on(name, handler)`;
+//! - pure logic, tested natively: [`backoff`], [`takeover`], [`device_id`].
+
+pub mod backoff;
+pub mod core;
+pub mod device_id;
+pub mod driver;
+pub mod error;
+pub mod events;
+pub mod message;
+pub mod options;
+pub mod socket;
+pub mod storage;
+pub mod takeover;
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use js_sys::{Array, Function, Promise};
+use tabmq_protocol::Timestamp;
+use tabmq_protocol::flow::SessionFlows;
+use tabmq_protocol::packet::{RetainHandling, Subscription, SubscriptionOptions};
+use tabmq_protocol::{Properties, QoS};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::{JsFuture, future_to_promise};
+
+use crate::core::{Core, Notice, Settle, Shared, deliver};
+use crate::driver::{Timers, after, open, stop_timers};
+use crate::error::ClientError;
+use crate::events::object;
+use crate::message::{PublishOptions, build_publish, payload_bytes};
+use crate::options::Options;
+use crate::storage::Storage;
+
+/// `subscribe` options (JavaScript names in camelCase).
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+struct SubscribeOptions {
+    qos: u8,
+    no_local: bool,
+    retain_as_published: bool,
+    /// 0: send retained at subscribe, 1: only if new, 2: never.
+    retain_handling: u8,
+}
+
+fn js_error(error: ClientError) -> JsValue {
+    error.to_js()
+}
+
+fn now() -> Timestamp {
+    Timestamp::from_millis(crate::core::now_ms() as u64)
+}
+
+/// Restores the saved session of the current client id and creates the protocol client.
+async fn load_client(shared: &Shared) -> Result<(), ClientError> {
+    let (storage, client_id) = {
+        let core = shared.borrow();
+        (core.storage.clone(), core.client_id())
+    };
+    let Some(client_id) = client_id else { return Ok(()) };
+    let saved = match storage.session(&client_id).await? {
+        Some(json) => Some(
+            serde_json::from_str::<SessionFlows>(&json)
+                .map_err(|e| ClientError::Storage(format!("saved session is unreadable: {e}")))?,
+        ),
+        None => None,
+    };
+    shared.borrow_mut().ensure_client(saved)?;
+    Ok(())
+}
+
+/// Runs `f` on the core, then delivers its notices and flushes.
+fn with_core<T>(shared: &Shared, f: impl FnOnce(&mut Core, &mut Vec<Notice>) -> T) -> T {
+    let mut notices = Vec::new();
+    let value = f(&mut shared.borrow_mut(), &mut notices);
+    after(shared, notices);
+    value
+}
+
+/// A promise settled later through a [`Settle`] stored in the core.
+fn settle_later(register: impl FnOnce(Settle)) -> Promise {
+    let mut register = Some(register);
+    Promise::new(&mut |resolve, reject| {
+        if let Some(register) = register.take() {
+            register(Settle { resolve, reject });
+        }
+    })
+}
+
+/// The browser MQTT client.
+#[wasm_bindgen]
+pub struct TabMqClient {
+    shared: Shared,
+    _online: Closure<dyn FnMut()>,
+    _offline: Closure<dyn FnMut()>,
+}
+
+#[wasm_bindgen]
+impl TabMqClient {
+    /// Opens the namespace's IndexedDB database, reads the device id and restores the
+    /// pending session. Does not connect.
+    pub async fn create(options: JsValue) -> Result<TabMqClient, JsValue> {
+        let options: Options = serde_wasm_bindgen::from_value(options)
+            .map_err(|e| js_error(ClientError::InvalidOptions(e.to_string())))?;
+        let version = options.validate().map_err(js_error)?;
+        let storage = Storage::open(&options.namespace).await.map_err(js_error)?;
+        let device_id = storage.device_id().await.map_err(js_error)?;
+        let shared: Shared = Rc::new(RefCell::new(Core::new(options, version, storage, device_id)));
+        let timers = Timers::new(&shared);
+        shared.borrow_mut().timers = Some(timers);
+        load_client(&shared).await.map_err(js_error)?;
+        let on_online = {
+            let weak = Rc::downgrade(&shared);
+            Closure::<dyn FnMut()>::new(move || {
+                if let Some(shared) = weak.upgrade() {
+                    deliver(&shared, vec![Notice::Event("online", JsValue::UNDEFINED)]);
+                    if !shared.borrow().stopped {
+                        let _ = open(&shared);
+                    }
+                }
+            })
+        };
+        let on_offline = {
+            let weak = Rc::downgrade(&shared);
+            Closure::<dyn FnMut()>::new(move || {
+                if let Some(shared) = weak.upgrade() {
+                    deliver(&shared, vec![Notice::Event("offline", JsValue::UNDEFINED)]);
+                }
+            })
+        };
+        if let Some(window) = web_sys::window() {
+            let _ = window.add_event_listener_with_callback("online", on_online.as_ref().unchecked_ref());
+            let _ = window.add_event_listener_with_callback("offline", on_offline.as_ref().unchecked_ref());
+        }
+        Ok(TabMqClient {
+            shared,
+            _online: on_online,
+            _offline: on_offline,
+        })
+    }
+
+    /// A readable device id to offer the user, such as `sunny-otter-42`.
+    #[wasm_bindgen(js_name = suggestDeviceId)]
+    pub fn suggest_device_id() -> String {
+        device_id::suggest([
+            js_sys::Math::random(),
+            js_sys::Math::random(),
+            js_sys::Math::random(),
+        ])
+    }
+
+    /// The stored device id, or `undefined` when the user has not chosen one yet.
+    #[wasm_bindgen(js_name = deviceId)]
+    pub fn device_id(&self) -> Option<String> {
+        self.shared.borrow().device_id.clone()
+    }
+
+    /// The MQTT client id: `{namespace}-{deviceId}`.
+    #[wasm_bindgen(js_name = clientId)]
+    pub fn client_id(&self) -> Option<String> {
+        self.shared.borrow().client_id()
+    }
+
+    /// Validates and stores the device id; the next `connect` uses it (and its own
+    /// saved session). Disconnects first if connected under another id.
+    #[wasm_bindgen(js_name = setDeviceId)]
+    pub fn set_device_id(&self, device_id: String) -> Promise {
+        let shared = self.shared.clone();
+        future_to_promise(async move {
+            let device_id = device_id::validate(&device_id).map_err(|e| js_error(e.into()))?;
+            let storage = shared.borrow().storage.clone();
+            storage.set_device_id(Some(&device_id)).await.map_err(js_error)?;
+            if shared.borrow().device_id.as_deref() != Some(device_id.as_str()) {
+                Self::drop_connection(&shared);
+                shared.borrow_mut().device_id = Some(device_id);
+                load_client(&shared).await.map_err(js_error)?;
+            }
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
+    /// Forgets the device id (and disconnects); `connect` then reports `device-id-needed`.
+    #[wasm_bindgen(js_name = clearDeviceId)]
+    pub fn clear_device_id(&self) -> Promise {
+        let shared = self.shared.clone();
+        future_to_promise(async move {
+            let storage = shared.borrow().storage.clone();
+            storage.set_device_id(None).await.map_err(js_error)?;
+            Self::drop_connection(&shared);
+            shared.borrow_mut().device_id = None;
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
+    fn drop_connection(shared: &Shared) {
+        stop_timers(shared);
+        let mut core = shared.borrow_mut();
+        core.stopped = true;
+        if let Some(client) = core.client.as_mut() {
+            client.disconnect(tabmq_protocol::ReasonCode::Success, now());
+        }
+        core.retired = core.socket.take();
+        core.client = None;
+    }
+
+    /// Connects (and keeps reconnecting with backoff). Resolves with `{ sessionPresent }`
+    /// at CONNACK; rejects with kind `device-id-needed`, `refused` or `takeover`.
+    pub fn connect(&self) -> Promise {
+        let shared = self.shared.clone();
+        future_to_promise(async move {
+            if shared.borrow().client.is_none() {
+                load_client(&shared).await.map_err(js_error)?;
+            }
+            if shared.borrow().client.is_none() {
+                let detail = object(&[("kind", "device-id-needed".into())]);
+                deliver(&shared, vec![Notice::Event("device-id-needed", detail)]);
+                return Err(js_error(ClientError::DeviceIdNeeded));
+            }
+            if shared.borrow().is_connected() {
+                return Ok(object(&[("sessionPresent", true.into())]));
+            }
+            shared.borrow_mut().stopped = false;
+            let promise = settle_later(|settle| shared.borrow_mut().connect_waiters.push(settle));
+            open(&shared).map_err(js_error)?;
+            JsFuture::from(promise).await
+        })
+    }
+
+    /// Publishes `payload` (string or Uint8Array) to `topic`. Options: `qos`, `retain`,
+    /// `messageExpiry`, `contentType`, `responseTopic`, `correlationData`,
+    /// `userProperties`. The message is saved in IndexedDB before it is sent (and while
+    /// offline); the promise resolves once acknowledged per its QoS.
+    pub fn publish(&self, topic: String, payload: JsValue, options: JsValue) -> Promise {
+        let request = payload_bytes(&payload).and_then(|bytes| {
+            let options: PublishOptions = if options.is_undefined() || options.is_null() {
+                PublishOptions::default()
+            } else {
+                serde_wasm_bindgen::from_value(options).map_err(|e| ClientError::Request(e.to_string()))?
+            };
+            build_publish(topic, bytes, options)
+        });
+        let publish = match request {
+            Ok(publish) => publish,
+            Err(error) => return Promise::reject(&js_error(error)),
+        };
+        let shared = self.shared.clone();
+        settle_later(|settle| {
+            with_core(&shared, |core, notices| {
+                let Some(client) = core.client.as_mut() else {
+                    let _ = settle
+                        .reject
+                        .call1(&JsValue::NULL, &js_error(ClientError::DeviceIdNeeded));
+                    return;
+                };
+                match client.publish(publish, now()) {
+                    Ok(id) => {
+                        core.publishes.insert(id, settle);
+                    }
+                    Err(error) => {
+                        let _ = settle
+                            .reject
+                            .call1(&JsValue::NULL, &js_error(ClientError::Request(error.to_string())));
+                    }
+                }
+                core.process(notices);
+            })
+        })
+    }
+
+    /// Subscribes to one filter or an array of them. Options: `qos`, `noLocal`,
+    /// `retainAsPublished`, `retainHandling`. Resolves with the reason code per filter.
+    pub fn subscribe(&self, filters: JsValue, options: JsValue) -> Promise {
+        let options: SubscribeOptions = if options.is_undefined() || options.is_null() {
+            SubscribeOptions::default()
+        } else {
+            match serde_wasm_bindgen::from_value(options) {
+                Ok(options) => options,
+                Err(e) => return Promise::reject(&js_error(ClientError::Request(e.to_string()))),
+            }
+        };
+        let Some(qos) = QoS::from_bits(options.qos) else {
+            return Promise::reject(&js_error(ClientError::Request("qos must be 0, 1 or 2".into())));
+        };
+        let retain_handling = match options.retain_handling {
+            1 => RetainHandling::SendIfNew,
+            2 => RetainHandling::DoNotSend,
+            _ => RetainHandling::SendAtSubscribe,
+        };
+        let subscription_options = SubscriptionOptions {
+            qos,
+            no_local: options.no_local,
+            retain_as_published: options.retain_as_published,
+            retain_handling,
+        };
+        let subscriptions = filter_list(&filters)
+            .into_iter()
+            .map(|filter| Subscription {
+                filter,
+                options: subscription_options,
+            })
+            .collect();
+        self.request(|client, time| client.subscribe(subscriptions, Properties::default(), time))
+    }
+
+    /// Unsubscribes from one filter or an array of them.
+    pub fn unsubscribe(&self, filters: JsValue) -> Promise {
+        let filters = filter_list(&filters);
+        self.request(|client, time| client.unsubscribe(filters, time))
+    }
+
+    fn request(
+        &self,
+        send: impl FnOnce(
+            &mut tabmq_protocol::client::Client,
+            Timestamp,
+        ) -> Result<tabmq_protocol::PacketId, tabmq_protocol::client::RequestError>,
+    ) -> Promise {
+        let shared = self.shared.clone();
+        settle_later(|settle| {
+            with_core(&shared, |core, notices| {
+                let Some(client) = core
+                    .client
+                    .as_mut()
+                    .filter(|c| c.state() == tabmq_protocol::client::ConnectionState::Connected)
+                else {
+                    let error = ClientError::Request("not connected".into());
+                    let _ = settle.reject.call1(&JsValue::NULL, &js_error(error));
+                    return;
+                };
+                match send(client, now()) {
+                    Ok(packet_id) => {
+                        core.requests.insert(packet_id.get(), settle);
+                    }
+                    Err(error) => {
+                        let _ = settle
+                            .reject
+                            .call1(&JsValue::NULL, &js_error(ClientError::Request(error.to_string())));
+                    }
+                }
+                core.process(notices);
+            })
+        })
+    }
+
+    /// Disconnects on purpose; pending messages stay saved for the next `connect`.
+    pub fn disconnect(&self) {
+        with_core(&self.shared, |core, notices| {
+            core.stopped = true;
+            if let Some(client) = core.client.as_mut() {
+                client.disconnect(tabmq_protocol::ReasonCode::Success, now());
+            }
+            core.process(notices);
+        });
+        stop_timers(&self.shared);
+    }
+
+    /// Messages saved and not yet acknowledged: `{ topic, qos, state, bytes }`, in flight first.
+    pub fn pending(&self) -> Array {
+        self.shared.borrow().pending()
+    }
+
+    /// Whether the client is connected now.
+    #[wasm_bindgen(getter)]
+    pub fn connected(&self) -> bool {
+        self.shared.borrow().is_connected()
+    }
+
+    /// Adds an event handler. Events: `connect`, `message`, `disconnect`, `reconnecting`,
+    /// `offline`, `online`, `takeover`, `pending`, `device-id-needed`, `error`.
+    pub fn on(&self, event: String, handler: Function) {
+        self.shared.borrow_mut().emitter.on(&event, handler);
+    }
+
+    /// Removes an event handler.
+    pub fn off(&self, event: String, handler: Function) {
+        self.shared.borrow_mut().emitter.off(&event, &handler);
+    }
+}
+
+fn filter_list(filters: &JsValue) -> Vec<String> {
+    if let Some(filter) = filters.as_string() {
+        return vec![filter];
+    }
+    Array::from(filters)
+        .iter()
+        .filter_map(|value| value.as_string())
+        .collect()
+}

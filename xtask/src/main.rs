@@ -4,6 +4,7 @@
 //! - `cargo xtask demo`: builds everything and starts the broker serving the demo page.
 
 mod cmd;
+mod package;
 mod setup;
 mod test;
 
@@ -11,7 +12,8 @@ use std::process::ExitCode;
 
 const USAGE: &str = "usage: cargo xtask <test|demo>
 
-  test   format, lint, unit and integration tests, wasm build checks
+  test     format, lint, unit and integration tests, wasm build checks
+  package  build the npm package (wasm-client/npm, www/pkg, target/tabmq-*.tgz)
   demo   build the browser package and run the broker serving the demo page";
 
 fn main() -> ExitCode {
@@ -19,6 +21,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("test") => test::run(),
         Some("demo") => Err(cmd::TaskError::NotYet("the demo needs the broker (issue 3)")),
+        Some("package") => package::build().map(|_| ()),
         Some("-h" | "--help") => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;

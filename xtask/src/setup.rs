@@ -109,3 +109,32 @@ pub(crate) fn npm_packages(folder: &str) -> Result<(), TaskError> {
     npm.current_dir(dir);
     cmd::run(&mut npm)
 }
+
+/// The version of `wasm-bindgen` that Cargo.lock pins.
+fn locked_wasm_bindgen_version() -> Result<String, TaskError> {
+    let lock = std::fs::read_to_string(cmd::workspace_root().join("Cargo.lock"))
+        .map_err(|e| TaskError::Check(format!("cannot read Cargo.lock: {e}")))?;
+    let mut lines = lock.lines();
+    while let Some(line) = lines.next() {
+        if line == "name = \"wasm-bindgen\"" {
+            if let Some(version) = lines.next().and_then(|l| l.strip_prefix("version = \"")) {
+                return Ok(version.trim_end_matches('"').to_owned());
+            }
+        }
+    }
+    Err(TaskError::Check("wasm-bindgen is not in Cargo.lock".into()))
+}
+
+/// `wasm-bindgen` (from wasm-bindgen-cli) at the version Cargo.lock pins.
+pub(crate) fn wasm_bindgen_cli() -> Result<(), TaskError> {
+    let wanted = locked_wasm_bindgen_version()?;
+    let installed = cmd::output(&mut cmd::command("wasm-bindgen", &["--version"])).unwrap_or_default();
+    if installed.split_whitespace().nth(1) == Some(wanted.as_str()) {
+        return Ok(());
+    }
+    // Not --locked: the registry mirror here lacks one pinned dependency of the CLI.
+    cmd::run(&mut cmd::command(
+        "cargo",
+        &["install", "wasm-bindgen-cli", "--version", &wanted],
+    ))
+}

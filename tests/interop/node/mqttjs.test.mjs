@@ -3,7 +3,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import mqtt from 'mqtt';
-import { startBroker } from './broker.mjs';
+import { startBroker } from '../../support/broker.mjs';
 
 let broker;
 before(async () => { broker = await startBroker(); });

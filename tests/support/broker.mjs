@@ -1,4 +1,5 @@
 // Starts the real tabmq broker (TABMQ_BIN) on free loopback ports for one test file.
+// Shared by the MQTT.js interop tests and the browser tests.
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, openSync } from 'node:fs';
 import net from 'node:net';
@@ -29,23 +30,42 @@ async function waitForPort(port) {
   throw new Error(`broker never listened on ${port}`);
 }
 
-export async function startBroker() {
+/** Starts a broker; `www` is the folder it serves over HTTP (none by default). */
+export async function startBroker({ www = '' } = {}) {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'tabmq-node-'));
   const ws = await freePort();
   const tcp = await freePort();
-  const log = openSync(path.join(dir, 'broker.log'), 'w');
-  const child = spawn(process.env.TABMQ_BIN, [
-    '--ws', `127.0.0.1:${ws}`, '--tcp', `127.0.0.1:${tcp}`, '--www', '', '--data-dir', path.join(dir, 'data'),
-  ], { stdio: ['ignore', 'ignore', log] });
-  await waitForPort(ws);
-  await waitForPort(tcp);
-  return {
+  const log = openSync(path.join(dir, 'broker.log'), 'a');
+  let child;
+  const launch = async () => {
+    child = spawn(process.env.TABMQ_BIN, [
+      '--ws', `127.0.0.1:${ws}`, '--tcp', `127.0.0.1:${tcp}`, '--www', www, '--data-dir', path.join(dir, 'data'),
+    ], { stdio: ['ignore', 'ignore', log] });
+    await waitForPort(ws);
+    await waitForPort(tcp);
+  };
+  await launch();
+  const broker = {
     wsUrl: `ws://127.0.0.1:${ws}/mqtt`,
-    async stop() {
+    httpUrl: `http://127.0.0.1:${ws}`,
+    /** Stops the broker with SIGTERM and waits for it to exit. */
+    async halt() {
       const exited = new Promise((resolve) => child.on('exit', resolve));
       child.kill('SIGTERM');
       await exited;
+    },
+    /** Starts it again on the same ports and data. */
+    restart: launch,
+    /** A Prometheus metric's value (name without the tabmq_ prefix). */
+    async metric(name) {
+      const body = await (await fetch(`http://127.0.0.1:${ws}/metrics`)).text();
+      const line = body.split('\n').find((l) => l.startsWith(`tabmq_${name} `));
+      return Number(line.split(' ')[1]);
+    },
+    async stop() {
+      await broker.halt();
       rmSync(dir, { recursive: true, force: true });
     },
   };
+  return broker;
 }

@@ -1,0 +1,63 @@
+// Shared set-up of the browser tests: the broker serving the harness page and the
+// built package, and Debian's Chromium driven by playwright-core.
+import { execFileSync } from 'node:child_process';
+import { cpSync, rmSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+import { startBroker } from '../support/broker.mjs';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const www = path.join(here, 'www');
+
+const CHROMIUM_ARGS = [
+  '--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
+  '--disable-component-update', '--disable-sync', '--disable-quic', '--no-first-run',
+];
+
+/** Starts a broker serving the harness, and a browser. */
+export async function setUp() {
+  rmSync(path.join(www, 'pkg'), { recursive: true, force: true });
+  cpSync(path.join(here, '../../www/pkg'), path.join(www, 'pkg'), { recursive: true });
+  const broker = await startBroker({ www });
+  const executablePath = execFileSync('which', ['chromium']).toString().trim();
+  const browser = await chromium.launch({ executablePath, args: CHROMIUM_ARGS });
+  return { broker, browser };
+}
+
+/** A new page (tab) in `context` with the harness loaded and console errors collected. */
+export async function openHarness(context, broker) {
+  const page = await context.newPage();
+  page.errors = [];
+  page.on('pageerror', (error) => page.errors.push(String(error)));
+  page.on('console', (message) => {
+    if (message.type() === 'error') page.errors.push(message.text());
+  });
+  await page.goto(`${broker.httpUrl}/harness.html`);
+  await page.waitForFunction(() => window.harnessReady === true);
+  return page;
+}
+
+/**
+ * Creates a client in the page as `window.client`, with `deviceId` set (unless null),
+ * recording every event in `window.events`.
+ */
+export async function createClient(page, broker, { namespace = 'test', deviceId = 'device-a', version = '5.0', ...rest } = {}) {
+  await page.evaluate(async ({ url, namespace, deviceId, version, rest }) => {
+    window.events = [];
+    window.messages = [];
+    const client = await window.tabmq.createClient({ url, namespace, version, backoff: { initialMs: 100, maxMs: 1000 }, ...rest });
+    for (const name of ['connect', 'disconnect', 'reconnecting', 'takeover', 'offline', 'online', 'error', 'device-id-needed']) {
+      client.on(name, (detail) => window.events.push({ name, detail: detail ?? null }));
+    }
+    client.on('message', (m) => window.messages.push({ topic: m.topic, text: m.text, qos: m.qos, retain: m.retain }));
+    if (deviceId !== null) await client.setDeviceId(deviceId);
+    window.client = client;
+  }, { url: broker.wsUrl, namespace, deviceId, version, rest });
+}
+
+/** Waits until the page has received `count` messages; returns them. */
+export async function waitForMessages(page, count, timeout = 15_000) {
+  await page.waitForFunction((n) => window.messages.length >= n, count, { timeout });
+  return page.evaluate(() => window.messages);
+}

@@ -1,0 +1,444 @@
+//! The client's state and its reactions, behind `Rc<RefCell<Core>>`.
+//!
+//! Every entry point (a socket event, a timer, an API call) borrows the core, feeds
+//! the protocol state machine, and collects what to tell JavaScript; the borrow ends
+//! before any JavaScript runs, so event handlers may call back into the client.
+//! Outgoing bytes leave only after the session state that produced them is committed
+//! to IndexedDB: a reload at any moment finds every unacknowledged message.
+
+use std::cell::RefCell;
+use std::collections::{HashMap, VecDeque};
+use std::rc::Rc;
+
+use js_sys::{Array, Function};
+use tabmq_protocol::client::{Client, ClientEvent, ConnectionState, DisconnectCause};
+use tabmq_protocol::flow::{InflightState, MessageId, SessionFlows};
+use tabmq_protocol::{ProtocolVersion, ReasonCode, Timestamp};
+use wasm_bindgen::JsValue;
+
+use crate::backoff::Backoff;
+use crate::error::ClientError;
+use crate::events::{Emitter, object};
+use crate::message::message_event;
+use crate::options::Options;
+use crate::socket::Socket;
+use crate::storage::Storage;
+use crate::takeover::{CLOSE_SESSION_TAKEN_OVER, Ending, TakeoverDetector, Verdict};
+
+/// The shared handle every callback holds.
+pub type Shared = Rc<RefCell<Core>>;
+
+/// A promise's two settle functions.
+pub struct Settle {
+    /// `resolve`.
+    pub resolve: Function,
+    /// `reject`.
+    pub reject: Function,
+}
+
+/// A JavaScript call to make once the core is no longer borrowed.
+pub enum Notice {
+    /// Call every handler of an event.
+    Event(&'static str, JsValue),
+    /// Call one function (a promise's resolve or reject).
+    Call(Function, JsValue),
+}
+
+/// Bytes to send, after the session JSON (if any) is saved.
+struct Outgoing {
+    session: Option<String>,
+    bytes: Option<Vec<u8>>,
+    /// The socket the bytes were produced for; they are never sent on a later one.
+    generation: u64,
+}
+
+/// Everything the client knows.
+pub struct Core {
+    pub(crate) options: Options,
+    pub(crate) version: ProtocolVersion,
+    pub(crate) storage: Rc<Storage>,
+    pub(crate) emitter: Emitter,
+    pub(crate) device_id: Option<String>,
+    pub(crate) client: Option<Client>,
+    pub(crate) socket: Option<Socket>,
+    /// The last closed socket, kept until the next one opens: its callbacks may still be
+    /// on the stack when it closes, so it cannot be dropped then.
+    pub(crate) retired: Option<Socket>,
+    pub(crate) generation: u64,
+    backoff: Backoff,
+    detector: TakeoverDetector,
+    connected_at: Option<f64>,
+    last_cause: Option<DisconnectCause>,
+    /// True once the app disconnected or a takeover stopped reconnecting.
+    pub(crate) stopped: bool,
+    pub(crate) publishes: HashMap<MessageId, Settle>,
+    pub(crate) requests: HashMap<u16, Settle>,
+    pub(crate) connect_waiters: Vec<Settle>,
+    saved_session: String,
+    outbox: VecDeque<Outgoing>,
+    flushing: bool,
+    pub(crate) timer: Option<i32>,
+    pub(crate) reconnect_timer: Option<i32>,
+    pub(crate) timers: Option<crate::driver::Timers>,
+}
+
+/// Milliseconds from the page's time origin.
+pub fn now_ms() -> f64 {
+    web_sys::window()
+        .and_then(|w| w.performance())
+        .map_or(0.0, |p| p.now())
+}
+
+fn timestamp() -> Timestamp {
+    Timestamp::from_millis(now_ms() as u64)
+}
+
+impl Core {
+    /// A core with no connection yet.
+    pub fn new(
+        options: Options,
+        version: ProtocolVersion,
+        storage: Storage,
+        device_id: Option<String>,
+    ) -> Self {
+        let backoff = Backoff::new(options.backoff);
+        Self {
+            options,
+            version,
+            storage: Rc::new(storage),
+            emitter: Emitter::default(),
+            device_id,
+            client: None,
+            socket: None,
+            retired: None,
+            generation: 0,
+            backoff,
+            detector: TakeoverDetector::new(3_000.0, 3),
+            connected_at: None,
+            last_cause: None,
+            stopped: true,
+            publishes: HashMap::new(),
+            requests: HashMap::new(),
+            connect_waiters: Vec::new(),
+            saved_session: String::new(),
+            outbox: VecDeque::new(),
+            flushing: false,
+            timer: None,
+            reconnect_timer: None,
+            timers: None,
+        }
+    }
+
+    /// The client id in force, once a device id is known.
+    pub fn client_id(&self) -> Option<String> {
+        self.device_id
+            .as_deref()
+            .map(|id| crate::device_id::client_id(&self.options.namespace, id))
+    }
+
+    /// The protocol client, created (from the saved session) on first use.
+    pub fn ensure_client(&mut self, saved: Option<SessionFlows>) -> Result<&mut Client, ClientError> {
+        if self.client.is_none() {
+            let client_id = self.client_id().ok_or(ClientError::DeviceIdNeeded)?;
+            let config = self.options.client_config(self.version, client_id);
+            let session = saved.unwrap_or_default();
+            self.saved_session = serde_json::to_string(&session).unwrap_or_default();
+            self.client = Some(Client::new(config, session));
+        }
+        self.client.as_mut().ok_or(ClientError::DeviceIdNeeded)
+    }
+
+    /// Whether CONNACK has accepted the current connection.
+    pub fn is_connected(&self) -> bool {
+        self.client
+            .as_ref()
+            .is_some_and(|c| c.state() == ConnectionState::Connected)
+    }
+
+    /// The socket opened: send CONNECT.
+    pub fn socket_opened(&mut self, notices: &mut Vec<Notice>) {
+        if let Some(client) = self.client.as_mut() {
+            let _ = client.connect(timestamp());
+        }
+        self.process(notices);
+    }
+
+    /// Bytes arrived.
+    pub fn bytes_received(&mut self, bytes: &[u8], notices: &mut Vec<Notice>) {
+        if let Some(client) = self.client.as_mut() {
+            client.handle_bytes(bytes, timestamp());
+        }
+        self.process(notices);
+    }
+
+    /// The keep-alive timer fired.
+    pub fn timer_fired(&mut self, notices: &mut Vec<Notice>) {
+        self.timer = None;
+        if let Some(client) = self.client.as_mut() {
+            client.handle_timeout(timestamp());
+        }
+        self.process(notices);
+    }
+
+    /// Drains the state machine: events become notices, bytes go to the outbox.
+    pub fn process(&mut self, notices: &mut Vec<Notice>) {
+        let Some(client) = self.client.as_mut() else {
+            return;
+        };
+        let mut events = Vec::new();
+        while let Some(event) = client.poll_event() {
+            events.push(event);
+        }
+        let bytes = client.poll_transmit();
+        let session = serde_json::to_string(client.session()).unwrap_or_default();
+        let changed = session != self.saved_session;
+        if changed {
+            self.saved_session = session.clone();
+        }
+        if changed || bytes.is_some() {
+            let generation = self.socket.as_ref().map_or(0, Socket::generation);
+            self.outbox.push_back(Outgoing {
+                session: changed.then_some(session),
+                bytes,
+                generation,
+            });
+        }
+        for event in events {
+            self.on_event(event, notices);
+        }
+        if changed {
+            notices.push(Notice::Event(
+                "pending",
+                object(&[("count", (self.pending_count() as u32).into())]),
+            ));
+        }
+    }
+
+    fn pending_count(&self) -> usize {
+        self.client.as_ref().map_or(0, |c| {
+            c.session().outgoing.inflight_len() + c.session().outgoing.queued_len()
+        })
+    }
+
+    fn on_event(&mut self, event: ClientEvent, notices: &mut Vec<Notice>) {
+        match event {
+            ClientEvent::Connected { session_present, .. } => {
+                self.connected_at = Some(now_ms());
+                self.last_cause = None;
+                let detail = object(&[("sessionPresent", session_present.into())]);
+                for waiter in self.connect_waiters.drain(..) {
+                    notices.push(Notice::Call(waiter.resolve, detail.clone()));
+                }
+                notices.push(Notice::Event("connect", detail));
+            }
+            ClientEvent::Message(publish) => notices.push(Notice::Event("message", message_event(&publish))),
+            ClientEvent::PublishDone { id, reason } => {
+                if let Some(settle) = self.publishes.remove(&id) {
+                    if reason.is_error() {
+                        notices.push(Notice::Call(
+                            settle.reject,
+                            ClientError::Refused(reason.byte()).to_js(),
+                        ));
+                    } else {
+                        notices.push(Notice::Call(settle.resolve, JsValue::UNDEFINED));
+                    }
+                }
+            }
+            ClientEvent::Subscribed { packet_id, reasons }
+            | ClientEvent::Unsubscribed { packet_id, reasons } => {
+                if let Some(settle) = self.requests.remove(&packet_id.get()) {
+                    let codes: Array = reasons.iter().map(|r| JsValue::from(r.byte())).collect();
+                    notices.push(Notice::Call(settle.resolve, codes.into()));
+                }
+            }
+            ClientEvent::Disconnected(cause) => {
+                for (_, settle) in self.requests.drain() {
+                    notices.push(Notice::Call(settle.reject, ClientError::Disconnected.to_js()));
+                }
+                if let DisconnectCause::Refused(reason) = &cause {
+                    let error = ClientError::Refused(reason.byte()).to_js();
+                    for waiter in self.connect_waiters.drain(..) {
+                        notices.push(Notice::Call(waiter.reject, error.clone()));
+                    }
+                }
+                self.last_cause = Some(cause);
+                // The transport is closed next; `socket_closed` decides what follows.
+                if let Some(socket) = &self.socket {
+                    socket.close(1000, "");
+                }
+            }
+        }
+    }
+
+    /// The socket closed with `code`: report it and decide between reconnecting,
+    /// waiting for the network, and stopping for a takeover. Returns the reconnect delay.
+    pub fn socket_closed(&mut self, code: u16, reason: String, notices: &mut Vec<Notice>) -> Option<u32> {
+        self.retired = self.socket.take();
+        if let Some(client) = self.client.as_mut() {
+            client.connection_lost();
+        }
+        self.process(notices);
+        let cause = self.last_cause.take();
+        let lasted = self.connected_at.take().map(|at| now_ms() - at);
+        let reason_code = match &cause {
+            Some(DisconnectCause::ServerDisconnect { reason, .. })
+            | Some(DisconnectCause::Refused(reason)) => JsValue::from(reason.byte()),
+            _ => JsValue::UNDEFINED,
+        };
+        let description = match &cause {
+            Some(DisconnectCause::ServerDisconnect { reason, .. }) => format!("server: {reason:?}"),
+            Some(DisconnectCause::Refused(reason)) => format!("refused: {reason:?}"),
+            Some(DisconnectCause::Error(error)) => error.to_string(),
+            Some(DisconnectCause::Local) => "disconnected".into(),
+            Some(DisconnectCause::TransportClosed) | None => format!("connection closed ({code})"),
+        };
+        notices.push(Notice::Event(
+            "disconnect",
+            object(&[
+                ("reason", description.into()),
+                ("reasonCode", reason_code),
+                ("closeCode", code.into()),
+                ("closeReason", reason.into()),
+            ]),
+        ));
+        if self.stopped {
+            return None;
+        }
+        let taken_over =
+            code == CLOSE_SESSION_TAKEN_OVER || cause.as_ref().is_some_and(DisconnectCause::is_takeover);
+        let ending = match (taken_over, lasted) {
+            (true, _) => Ending::TakenOver,
+            (false, Some(lasted_ms)) if !matches!(cause, Some(DisconnectCause::Local)) => {
+                Ending::Dropped { lasted_ms }
+            }
+            _ => Ending::Other,
+        };
+        if let Some(lasted_ms) = lasted {
+            self.backoff.connection_ended(lasted_ms);
+        }
+        if let Verdict::Takeover { confirmed } = self.detector.judge(ending) {
+            self.stopped = true;
+            for waiter in self.connect_waiters.drain(..) {
+                notices.push(Notice::Call(waiter.reject, ClientError::TakenOver.to_js()));
+            }
+            notices.push(Notice::Event(
+                "takeover",
+                object(&[("confirmed", confirmed.into())]),
+            ));
+            return None;
+        }
+        if !navigator_online() {
+            notices.push(Notice::Event("offline", JsValue::UNDEFINED));
+            return None;
+        }
+        let attempt = self.backoff.attempt() + 1;
+        let delay = self.backoff.next_delay(js_sys::Math::random());
+        notices.push(Notice::Event(
+            "reconnecting",
+            object(&[("attempt", attempt.into()), ("delayMs", delay.into())]),
+        ));
+        Some(delay)
+    }
+
+    /// When the keep-alive timer should next fire, in milliseconds from now.
+    pub fn timer_delay(&self) -> Option<f64> {
+        let deadline = self.client.as_ref()?.poll_timeout()?;
+        Some((deadline.as_millis() as f64 - now_ms()).max(0.0))
+    }
+
+    /// What waits in the session: in-flight messages first, then queued ones.
+    pub fn pending(&self) -> Array {
+        let Some(client) = &self.client else {
+            return Array::new();
+        };
+        client
+            .session()
+            .outgoing
+            .iter()
+            .map(|message| {
+                let state = match message.state {
+                    None => "queued",
+                    Some(InflightState::AwaitingPuback) => "awaiting-puback",
+                    Some(InflightState::AwaitingPubrec) => "awaiting-pubrec",
+                    Some(InflightState::AwaitingPubcomp) => "awaiting-pubcomp",
+                };
+                object(&[
+                    ("topic", message.publish.topic.as_str().into()),
+                    ("qos", message.publish.qos.bits().into()),
+                    ("state", state.into()),
+                    ("bytes", (message.publish.payload.len() as u32).into()),
+                ])
+            })
+            .collect()
+    }
+
+    /// Reason a `publish` promise is refused outright.
+    pub fn refusal(reason: ReasonCode) -> JsValue {
+        ClientError::Refused(reason.byte()).to_js()
+    }
+}
+
+/// `navigator.onLine`, true where unknown.
+pub fn navigator_online() -> bool {
+    web_sys::window().is_none_or(|w| w.navigator().on_line())
+}
+
+/// Calls the JavaScript collected while the core was borrowed.
+pub fn deliver(shared: &Shared, notices: Vec<Notice>) {
+    for notice in notices {
+        match notice {
+            Notice::Event(name, detail) => {
+                let handlers = shared.borrow().emitter.handlers(name);
+                crate::events::dispatch(handlers, &detail);
+            }
+            Notice::Call(function, value) => {
+                let _ = function.call1(&JsValue::NULL, &value);
+            }
+        }
+    }
+}
+
+/// Sends what the outbox holds, in order, each after its session state is committed.
+pub fn flush(shared: &Shared) {
+    {
+        let mut core = shared.borrow_mut();
+        if core.flushing || core.outbox.is_empty() {
+            return;
+        }
+        core.flushing = true;
+    }
+    let shared = shared.clone();
+    wasm_bindgen_futures::spawn_local(async move {
+        loop {
+            let (next, storage, client_id) = {
+                let mut core = shared.borrow_mut();
+                let next = core.outbox.pop_front();
+                if next.is_none() {
+                    core.flushing = false;
+                }
+                (next, core.storage.clone(), core.client_id())
+            };
+            let Some(outgoing) = next else { return };
+            if let (Some(session), Some(client_id)) = (&outgoing.session, &client_id)
+                && let Err(error) = storage.save_session(client_id, session).await
+            {
+                let detail = object(&[
+                    ("kind", error.kind().into()),
+                    ("message", error.to_string().into()),
+                ]);
+                deliver(&shared, vec![Notice::Event("error", detail)]);
+                // Nothing unsaved may leave: drop the connection; the session retries on reconnect.
+                if let Some(socket) = &shared.borrow().socket {
+                    socket.close(1011, "storage failure");
+                }
+                continue;
+            }
+            if let Some(bytes) = outgoing.bytes
+                && let Some(socket) = &shared.borrow().socket
+                && socket.generation() == outgoing.generation
+            {
+                socket.send(&bytes);
+            }
+        }
+    });
+}

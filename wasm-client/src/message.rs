@@ -1,0 +1,94 @@
+//! Converting between MQTT messages and the JavaScript objects the app sees.
+
+use js_sys::{Array, Uint8Array};
+use serde::Deserialize;
+use tabmq_protocol::packet::Publish;
+use tabmq_protocol::{Properties, QoS};
+use wasm_bindgen::{JsCast, JsValue};
+
+use crate::error::ClientError;
+use crate::events::object;
+
+/// `publish` options (JavaScript names in camelCase).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct PublishOptions {
+    /// QoS 0, 1 or 2.
+    pub qos: u8,
+    /// Retained?
+    pub retain: bool,
+    /// v5 message expiry in seconds.
+    pub message_expiry: Option<u32>,
+    /// v5 content type.
+    pub content_type: Option<String>,
+    /// v5 response topic.
+    pub response_topic: Option<String>,
+    /// v5 correlation data, as text.
+    pub correlation_data: Option<String>,
+    /// v5 user properties, as `[name, value]` pairs.
+    pub user_properties: Vec<(String, String)>,
+}
+
+/// The payload: a string (sent as UTF-8) or a `Uint8Array`.
+pub fn payload_bytes(payload: &JsValue) -> Result<Vec<u8>, ClientError> {
+    if let Some(text) = payload.as_string() {
+        return Ok(text.into_bytes());
+    }
+    match payload.dyn_ref::<Uint8Array>() {
+        Some(bytes) => Ok(bytes.to_vec()),
+        None => Err(ClientError::Request(
+            "payload must be a string or a Uint8Array".into(),
+        )),
+    }
+}
+
+/// Builds the PUBLISH for `publish(topic, payload, options)`.
+pub fn build_publish(
+    topic: String,
+    payload: Vec<u8>,
+    options: PublishOptions,
+) -> Result<Publish, ClientError> {
+    let qos =
+        QoS::from_bits(options.qos).ok_or_else(|| ClientError::Request("qos must be 0, 1 or 2".into()))?;
+    let properties = Properties {
+        message_expiry_interval: options.message_expiry,
+        content_type: options.content_type,
+        response_topic: options.response_topic,
+        correlation_data: options.correlation_data.map(|data| data.into_bytes().into()),
+        user_properties: options.user_properties,
+        ..Properties::default()
+    };
+    Ok(Publish {
+        retain: options.retain,
+        properties,
+        ..Publish::new(topic, payload, qos)
+    })
+}
+
+/// The object a `message` handler receives.
+pub fn message_event(publish: &Publish) -> JsValue {
+    let properties = &publish.properties;
+    let user_properties: Array = properties
+        .user_properties
+        .iter()
+        .map(|(name, value)| JsValue::from(Array::of2(&name.into(), &value.into())))
+        .collect();
+    let optional = |value: &Option<String>| value.as_deref().map_or(JsValue::UNDEFINED, JsValue::from_str);
+    object(&[
+        ("topic", publish.topic.as_str().into()),
+        ("payload", Uint8Array::from(publish.payload.as_ref()).into()),
+        ("text", String::from_utf8_lossy(&publish.payload).as_ref().into()),
+        ("qos", publish.qos.bits().into()),
+        ("retain", publish.retain.into()),
+        ("contentType", optional(&properties.content_type)),
+        ("responseTopic", optional(&properties.response_topic)),
+        (
+            "correlationData",
+            properties
+                .correlation_data
+                .as_ref()
+                .map_or(JsValue::UNDEFINED, |data| Uint8Array::from(data.as_ref()).into()),
+        ),
+        ("userProperties", user_properties.into()),
+    ])
+}

@@ -1,0 +1,98 @@
+//! IndexedDB through the `idb` crate: the device id and each client id's pending
+//! session state (queued and in-flight messages, incoming QoS 2 ids), as JSON.
+
+use idb::{Database, DatabaseEvent, Factory, ObjectStoreParams, TransactionMode};
+use wasm_bindgen::JsValue;
+
+use crate::error::ClientError;
+
+const STORE: &str = "kv";
+const DEVICE_ID_KEY: &str = "device-id";
+
+/// One app namespace's database, `tabmq-{namespace}`.
+pub struct Storage {
+    db: Database,
+}
+
+fn storage_error(error: impl std::fmt::Display) -> ClientError {
+    ClientError::Storage(error.to_string())
+}
+
+impl Storage {
+    /// Opens (creating if needed) the database of `namespace`.
+    pub async fn open(namespace: &str) -> Result<Self, ClientError> {
+        let factory = Factory::new().map_err(storage_error)?;
+        let mut request = factory
+            .open(&format!("tabmq-{namespace}"), Some(1))
+            .map_err(storage_error)?;
+        request.on_upgrade_needed(|event| {
+            if let Ok(db) = event.database() {
+                let _ = db.create_object_store(STORE, ObjectStoreParams::new());
+            }
+        });
+        let db = request.await.map_err(storage_error)?;
+        Ok(Self { db })
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<String>, ClientError> {
+        let transaction = self
+            .db
+            .transaction(&[STORE], TransactionMode::ReadOnly)
+            .map_err(storage_error)?;
+        let store = transaction.object_store(STORE).map_err(storage_error)?;
+        let value = store
+            .get(JsValue::from_str(key))
+            .map_err(storage_error)?
+            .await
+            .map_err(storage_error)?;
+        Ok(value.and_then(|value| value.as_string()))
+    }
+
+    async fn set(&self, key: &str, value: Option<&str>) -> Result<(), ClientError> {
+        let transaction = self
+            .db
+            .transaction(&[STORE], TransactionMode::ReadWrite)
+            .map_err(storage_error)?;
+        let store = transaction.object_store(STORE).map_err(storage_error)?;
+        match value {
+            Some(value) => {
+                store
+                    .put(&JsValue::from_str(value), Some(&JsValue::from_str(key)))
+                    .map_err(storage_error)?;
+            }
+            None => {
+                store.delete(JsValue::from_str(key)).map_err(storage_error)?;
+            }
+        }
+        let result = transaction
+            .commit()
+            .map_err(storage_error)?
+            .await
+            .map_err(storage_error)?;
+        if result.is_committed() {
+            Ok(())
+        } else {
+            Err(ClientError::Storage("transaction aborted".into()))
+        }
+    }
+
+    /// The stored device id, if any.
+    pub async fn device_id(&self) -> Result<Option<String>, ClientError> {
+        self.get(DEVICE_ID_KEY).await
+    }
+
+    /// Stores (or with `None`, forgets) the device id.
+    pub async fn set_device_id(&self, device_id: Option<&str>) -> Result<(), ClientError> {
+        self.set(DEVICE_ID_KEY, device_id).await
+    }
+
+    /// The saved session state of `client_id`, as JSON.
+    pub async fn session(&self, client_id: &str) -> Result<Option<String>, ClientError> {
+        self.get(&format!("session:{client_id}")).await
+    }
+
+    /// Saves the session state of `client_id`; resolves once the transaction is committed.
+    pub async fn save_session(&self, client_id: &str, json: &str) -> Result<(), ClientError> {
+        self.set(&format!("session:{client_id}"), Some(json)).await
+    }
+}

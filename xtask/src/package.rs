@@ -1,0 +1,131 @@
+//! Builds the npm package: the wasm client with the size profile, wasm-bindgen's JS glue
+//! and types, `wasm-opt -Oz`, then `npm pack`. Also copies it to `www/pkg` for the demo.
+
+use std::path::{Path, PathBuf};
+
+use crate::cmd::{self, TaskError};
+use crate::setup;
+
+/// Where the package template and its build output live.
+pub(crate) const PACKAGE_DIR: &str = "wasm-client/npm";
+
+/// Sizes of the built package, in bytes.
+pub(crate) struct PackageSizes {
+    /// The optimised `.wasm`.
+    pub(crate) wasm: u64,
+    /// The JS glue plus `index.js`.
+    pub(crate) js: u64,
+    /// wasm + JS, gzipped.
+    pub(crate) gzipped: u64,
+}
+
+fn file_size(path: &Path) -> u64 {
+    std::fs::metadata(path).map_or(0, |m| m.len())
+}
+
+fn gzip_size(paths: &[PathBuf]) -> Result<u64, TaskError> {
+    let mut total = 0;
+    for path in paths {
+        let line = format!("gzip -9 -c {}", path.display());
+        let output = std::process::Command::new("gzip")
+            .args(["-9", "-c"])
+            .arg(path)
+            .output()
+            .map_err(|source| TaskError::Spawn { command: line, source })?;
+        total += output.stdout.len() as u64;
+    }
+    Ok(total)
+}
+
+/// Builds the package; returns the path of the `npm pack` tarball and the sizes.
+pub(crate) fn build() -> Result<(PathBuf, PackageSizes), TaskError> {
+    setup::wasm_target()?;
+    setup::wasm_bindgen_cli()?;
+    setup::npm_packages(PACKAGE_DIR)?;
+    let root = cmd::workspace_root();
+    let package = root.join(PACKAGE_DIR);
+    let dist = package.join("dist");
+    cmd::run(&mut cmd::command(
+        "cargo",
+        &[
+            "build",
+            "--package",
+            "tabmq-client",
+            "--target",
+            "wasm32-unknown-unknown",
+            "--profile",
+            "wasm-release",
+        ],
+    ))?;
+    let wasm = root.join("target/wasm32-unknown-unknown/wasm-release/tabmq_client.wasm");
+    cmd::run(&mut cmd::command(
+        "wasm-bindgen",
+        &[
+            "--target",
+            "web",
+            "--out-dir",
+            &dist.to_string_lossy(),
+            &wasm.to_string_lossy(),
+        ],
+    ))?;
+    let bg = dist.join("tabmq_client_bg.wasm");
+    let wasm_opt = package.join("node_modules/.bin/wasm-opt");
+    cmd::run(&mut cmd::command(
+        &wasm_opt.to_string_lossy(),
+        &[
+            "-Oz",
+            "--enable-bulk-memory",
+            "--enable-nontrapping-float-to-int",
+            "--enable-sign-ext",
+            "--enable-mutable-globals",
+            "--enable-reference-types",
+            "--enable-multivalue",
+            "-o",
+            &bg.to_string_lossy(),
+            &bg.to_string_lossy(),
+        ],
+    ))?;
+    let js = [dist.join("tabmq_client.js"), package.join("index.js")];
+    let sizes = PackageSizes {
+        wasm: file_size(&bg),
+        js: js.iter().map(|p| file_size(p)).sum(),
+        gzipped: gzip_size(&[&js[..], &[bg.clone()]].concat())?,
+    };
+    let pkg = root.join("www/pkg");
+    std::fs::create_dir_all(&pkg).map_err(|e| TaskError::Check(format!("cannot create www/pkg: {e}")))?;
+    for file in ["index.js", "index.d.ts"] {
+        copy(&package.join(file), &pkg.join(file))?;
+    }
+    std::fs::create_dir_all(pkg.join("dist"))
+        .map_err(|e| TaskError::Check(format!("cannot create www/pkg/dist: {e}")))?;
+    for file in ["tabmq_client.js", "tabmq_client.d.ts", "tabmq_client_bg.wasm"] {
+        copy(&dist.join(file), &pkg.join("dist").join(file))?;
+    }
+    let mut pack = cmd::command(
+        "npm",
+        &[
+            "pack",
+            "--pack-destination",
+            &root.join("target").to_string_lossy(),
+        ],
+    );
+    pack.current_dir(&package);
+    let tarball = cmd::output(&mut pack)?;
+    let tarball = root
+        .join("target")
+        .join(tarball.lines().last().unwrap_or_default().trim());
+    eprintln!(
+        "==> npm package {}: wasm {} B, JS {} B, {} B gzipped",
+        tarball.display(),
+        sizes.wasm,
+        sizes.js,
+        sizes.gzipped
+    );
+    Ok((tarball, sizes))
+}
+
+fn copy(from: &Path, to: &Path) -> Result<(), TaskError> {
+    std::fs::copy(from, to)
+        .map(|_| ())
+        .map_err(|e| TaskError::Check(format!("cannot copy {} to {}: {e}", from.display(), to.display())))
+}
