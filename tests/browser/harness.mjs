@@ -42,8 +42,8 @@ export async function openHarness(context, broker) {
  * Creates a client in the page as `window.client`, with `deviceId` set (unless null),
  * recording every event in `window.events`.
  */
-export async function createClient(page, broker, { namespace = 'test', deviceId = 'device-a', version = '5.0', ...rest } = {}) {
-  await page.evaluate(async ({ url, namespace, deviceId, version, rest }) => {
+export async function createClient(page, broker, { namespace = 'test', deviceId = 'device-a', version = '5.0', record = false, ...rest } = {}) {
+  await page.evaluate(async ({ url, namespace, deviceId, version, record, rest }) => {
     window.events = [];
     window.messages = [];
     const client = await window.tabmq.createClient({ url, namespace, version, backoff: { initialMs: 100, maxMs: 1000 }, ...rest });
@@ -51,9 +51,17 @@ export async function createClient(page, broker, { namespace = 'test', deviceId 
       client.on(name, (detail) => window.events.push({ name, detail: detail ?? null }));
     }
     client.on('message', (m) => window.messages.push({ topic: m.topic, text: m.text, qos: m.qos, retain: m.retain }));
+    if (record) {
+      // Every message handed to the app is recorded durably, as an app would, across reloads.
+      client.on('message', (m) => {
+        const seen = JSON.parse(localStorage.getItem('seen') ?? '[]');
+        seen.push(m.text);
+        localStorage.setItem('seen', JSON.stringify(seen));
+      });
+    }
     if (deviceId !== null) await client.setDeviceId(deviceId);
     window.client = client;
-  }, { url: broker.wsUrl, namespace, deviceId, version, rest });
+  }, { url: broker.wsUrl, namespace, deviceId, version, record, rest });
 }
 
 /** Waits until the page has received `count` messages; returns them. */

@@ -44,10 +44,15 @@ pub enum Notice {
     Call(Function, JsValue),
 }
 
-/// Bytes to send, after the session JSON (if any) is saved.
+/// What one turn of the state machine produced that must wait for the session save:
+/// the bytes to send and the messages to hand to the app.
 struct Outgoing {
-    session: Option<String>,
+    /// Whether the session changed in this turn (a save must precede the rest).
+    changed: bool,
     bytes: Option<Vec<u8>>,
+    /// `message` events: delivered only once the received QoS 2 ids are saved, so a
+    /// reload can never deliver a message twice.
+    messages: Vec<Notice>,
     /// The socket the bytes were produced for; they are never sent on a later one.
     generation: u64,
 }
@@ -180,11 +185,9 @@ impl Core {
         self.process(notices);
     }
 
-    /// Drains the state machine: events become notices, bytes go to the outbox.
+    /// Drains the state machine: events become notices, bytes and messages go to the outbox.
     pub fn process(&mut self, notices: &mut Vec<Notice>) {
-        let Some(client) = self.client.as_mut() else {
-            return;
-        };
+        let Some(client) = self.client.as_mut() else { return };
         let mut events = Vec::new();
         while let Some(event) = client.poll_event() {
             events.push(event);
@@ -193,24 +196,21 @@ impl Core {
         let session = serde_json::to_string(client.session()).unwrap_or_default();
         let changed = session != self.saved_session;
         if changed {
-            self.saved_session = session.clone();
+            self.saved_session = session;
         }
-        if changed || bytes.is_some() {
-            let generation = self.socket.as_ref().map_or(0, Socket::generation);
-            self.outbox.push_back(Outgoing {
-                session: changed.then_some(session),
-                bytes,
-                generation,
-            });
-        }
+        let mut messages = Vec::new();
         for event in events {
-            self.on_event(event, notices);
+            match event {
+                ClientEvent::Message(publish) => messages.push(Notice::Event("message", message_event(&publish))),
+                other => self.on_event(other, notices),
+            }
+        }
+        if changed || bytes.is_some() || !messages.is_empty() {
+            let generation = self.socket.as_ref().map_or(0, Socket::generation);
+            self.outbox.push_back(Outgoing { changed, bytes, messages, generation });
         }
         if changed {
-            notices.push(Notice::Event(
-                "pending",
-                object(&[("count", (self.pending_count() as u32).into())]),
-            ));
+            notices.push(Notice::Event("pending", object(&[("count", (self.pending_count() as u32).into())])));
         }
     }
 
@@ -398,7 +398,8 @@ pub fn deliver(shared: &Shared, notices: Vec<Notice>) {
     }
 }
 
-/// Sends what the outbox holds, in order, each after its session state is committed.
+/// Sends what the outbox holds, in order, after the session state it depends on is
+/// committed. One save covers every waiting turn: the newest state includes them all.
 pub fn flush(shared: &Shared) {
     {
         let mut core = shared.borrow_mut();
@@ -410,34 +411,41 @@ pub fn flush(shared: &Shared) {
     let shared = shared.clone();
     wasm_bindgen_futures::spawn_local(async move {
         loop {
-            let (next, storage, client_id) = {
+            let (batch, save) = {
                 let mut core = shared.borrow_mut();
-                let next = core.outbox.pop_front();
-                if next.is_none() {
+                let batch: Vec<Outgoing> = core.outbox.drain(..).collect();
+                if batch.is_empty() {
                     core.flushing = false;
+                    return;
                 }
-                (next, core.storage.clone(), core.client_id())
+                let save = batch.iter().any(|o| o.changed).then(|| {
+                    (core.storage.clone(), core.client_id(), core.saved_session.clone())
+                });
+                (batch, save)
             };
-            let Some(outgoing) = next else { return };
-            if let (Some(session), Some(client_id)) = (&outgoing.session, &client_id)
-                && let Err(error) = storage.save_session(client_id, session).await
+            let mut saved = true;
+            if let Some((storage, Some(client_id), session)) = save
+                && let Err(error) = storage.save_session(&client_id, &session).await
             {
-                let detail = object(&[
-                    ("kind", error.kind().into()),
-                    ("message", error.to_string().into()),
-                ]);
+                saved = false;
+                let detail = object(&[("kind", error.kind().into()), ("message", error.to_string().into())]);
                 deliver(&shared, vec![Notice::Event("error", detail)]);
                 // Nothing unsaved may leave: drop the connection; the session retries on reconnect.
                 if let Some(socket) = &shared.borrow().socket {
                     socket.close(1011, "storage failure");
                 }
-                continue;
             }
-            if let Some(bytes) = outgoing.bytes
-                && let Some(socket) = &shared.borrow().socket
-                && socket.generation() == outgoing.generation
-            {
-                socket.send(&bytes);
+            for outgoing in batch {
+                deliver(&shared, outgoing.messages);
+                if !saved {
+                    continue;
+                }
+                if let Some(bytes) = outgoing.bytes
+                    && let Some(socket) = &shared.borrow().socket
+                    && socket.generation() == outgoing.generation
+                {
+                    socket.send(&bytes);
+                }
             }
         }
     });

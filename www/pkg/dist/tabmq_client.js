@@ -480,7 +480,7 @@ function __wbg_get_imports() {
                     const a = state0.a;
                     state0.a = 0;
                     try {
-                        return __wasm_bindgen_func_elem_2220(a, state0.b, arg0, arg1);
+                        return __wasm_bindgen_func_elem_2236(a, state0.b, arg0, arg1);
                     } finally {
                         state0.a = a;
                     }
@@ -506,7 +506,7 @@ function __wbg_get_imports() {
                     const a = state0.a;
                     state0.a = 0;
                     try {
-                        return __wasm_bindgen_func_elem_2220(a, state0.b, arg0, arg1);
+                        return __wasm_bindgen_func_elem_2236(a, state0.b, arg0, arg1);
                     } finally {
                         state0.a = a;
                     }
@@ -693,32 +693,32 @@ function __wbg_get_imports() {
         },
         __wbindgen_generic_0000000000000001: function(arg0, arg1) {
             // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [Externref], shim_idx: 195, ret: Result(Unit), inner_ret: Some(Result(Unit)) }, mutable: true }) -> Externref`.
-            const ret = makeMutClosure(arg0, arg1, __wasm_bindgen_func_elem_2208);
+            const ret = makeMutClosure(arg0, arg1, __wasm_bindgen_func_elem_2224);
             return ret;
         },
         __wbindgen_generic_0000000000000002: function(arg0, arg1) {
             // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [NamedExternref("CloseEvent")], shim_idx: 1, ret: Unit, inner_ret: Some(Unit) }, mutable: true }) -> Externref`.
-            const ret = makeMutClosure(arg0, arg1, __wasm_bindgen_func_elem_530);
+            const ret = makeMutClosure(arg0, arg1, __wasm_bindgen_func_elem_535);
             return ret;
         },
         __wbindgen_generic_0000000000000003: function(arg0, arg1) {
             // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [NamedExternref("Event")], shim_idx: 124, ret: Unit, inner_ret: Some(Unit) }, mutable: true }) -> Externref`.
-            const ret = makeMutClosure(arg0, arg1, __wasm_bindgen_func_elem_1176);
+            const ret = makeMutClosure(arg0, arg1, __wasm_bindgen_func_elem_1191);
             return ret;
         },
         __wbindgen_generic_0000000000000004: function(arg0, arg1) {
             // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [NamedExternref("IDBVersionChangeEvent")], shim_idx: 1, ret: Unit, inner_ret: Some(Unit) }, mutable: true }) -> Externref`.
-            const ret = makeMutClosure(arg0, arg1, __wasm_bindgen_func_elem_530_19);
+            const ret = makeMutClosure(arg0, arg1, __wasm_bindgen_func_elem_535_19);
             return ret;
         },
         __wbindgen_generic_0000000000000005: function(arg0, arg1) {
             // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [NamedExternref("MessageEvent")], shim_idx: 1, ret: Unit, inner_ret: Some(Unit) }, mutable: true }) -> Externref`.
-            const ret = makeMutClosure(arg0, arg1, __wasm_bindgen_func_elem_530_20);
+            const ret = makeMutClosure(arg0, arg1, __wasm_bindgen_func_elem_535_20);
             return ret;
         },
         __wbindgen_generic_0000000000000006: function(arg0, arg1) {
             // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [], shim_idx: 2, ret: Unit, inner_ret: Some(Unit) }, mutable: true }) -> Externref`.
-            const ret = makeMutClosure(arg0, arg1, __wasm_bindgen_func_elem_529);
+            const ret = makeMutClosure(arg0, arg1, __wasm_bindgen_func_elem_534);
             return ret;
         },
         __wbindgen_generic_0000000000000007: function(arg0) {
@@ -746,34 +746,34 @@ function __wbg_get_imports() {
     };
 }
 
-function __wasm_bindgen_func_elem_529(arg0, arg1) {
-    wasm.__wasm_bindgen_func_elem_529(arg0, arg1);
+function __wasm_bindgen_func_elem_534(arg0, arg1) {
+    wasm.__wasm_bindgen_func_elem_534(arg0, arg1);
 }
 
-function __wasm_bindgen_func_elem_530(arg0, arg1, arg2) {
-    wasm.__wasm_bindgen_func_elem_530(arg0, arg1, arg2);
+function __wasm_bindgen_func_elem_535(arg0, arg1, arg2) {
+    wasm.__wasm_bindgen_func_elem_535(arg0, arg1, arg2);
 }
 
-function __wasm_bindgen_func_elem_1176(arg0, arg1, arg2) {
-    wasm.__wasm_bindgen_func_elem_1176(arg0, arg1, arg2);
+function __wasm_bindgen_func_elem_1191(arg0, arg1, arg2) {
+    wasm.__wasm_bindgen_func_elem_1191(arg0, arg1, arg2);
 }
 
-function __wasm_bindgen_func_elem_530_19(arg0, arg1, arg2) {
-    wasm.__wasm_bindgen_func_elem_530_19(arg0, arg1, arg2);
+function __wasm_bindgen_func_elem_535_19(arg0, arg1, arg2) {
+    wasm.__wasm_bindgen_func_elem_535_19(arg0, arg1, arg2);
 }
 
-function __wasm_bindgen_func_elem_530_20(arg0, arg1, arg2) {
-    wasm.__wasm_bindgen_func_elem_530_20(arg0, arg1, arg2);
+function __wasm_bindgen_func_elem_535_20(arg0, arg1, arg2) {
+    wasm.__wasm_bindgen_func_elem_535_20(arg0, arg1, arg2);
 }
 
-function __wasm_bindgen_func_elem_2220(arg0, arg1, arg2, arg3) {
-    wasm.__wasm_bindgen_func_elem_2220(arg0, arg1, arg2, arg3);
+function __wasm_bindgen_func_elem_2236(arg0, arg1, arg2, arg3) {
+    wasm.__wasm_bindgen_func_elem_2236(arg0, arg1, arg2, arg3);
 }
 
-function __wasm_bindgen_func_elem_2208(arg0, arg1, arg2) {
+function __wasm_bindgen_func_elem_2224(arg0, arg1, arg2) {
     try {
         const retptr = wasm.__wbindgen_add_to_stack_pointer(-16) >>> 0;
-        wasm.__wasm_bindgen_func_elem_2208(retptr, arg0, arg1, arg2);
+        wasm.__wasm_bindgen_func_elem_2224(retptr, arg0, arg1, arg2);
         var r0 = getDataViewMemory0().getInt32(retptr + 4 * 0, true);
         var r1 = getDataViewMemory0().getInt32(retptr + 4 * 1, true);
         if (r1) {
