@@ -187,7 +187,9 @@ impl Core {
 
     /// Drains the state machine: events become notices, bytes and messages go to the outbox.
     pub fn process(&mut self, notices: &mut Vec<Notice>) {
-        let Some(client) = self.client.as_mut() else { return };
+        let Some(client) = self.client.as_mut() else {
+            return;
+        };
         let mut events = Vec::new();
         while let Some(event) = client.poll_event() {
             events.push(event);
@@ -201,16 +203,26 @@ impl Core {
         let mut messages = Vec::new();
         for event in events {
             match event {
-                ClientEvent::Message(publish) => messages.push(Notice::Event("message", message_event(&publish))),
+                ClientEvent::Message(publish) => {
+                    messages.push(Notice::Event("message", message_event(&publish)))
+                }
                 other => self.on_event(other, notices),
             }
         }
         if changed || bytes.is_some() || !messages.is_empty() {
             let generation = self.socket.as_ref().map_or(0, Socket::generation);
-            self.outbox.push_back(Outgoing { changed, bytes, messages, generation });
+            self.outbox.push_back(Outgoing {
+                changed,
+                bytes,
+                messages,
+                generation,
+            });
         }
         if changed {
-            notices.push(Notice::Event("pending", object(&[("count", (self.pending_count() as u32).into())])));
+            notices.push(Notice::Event(
+                "pending",
+                object(&[("count", (self.pending_count() as u32).into())]),
+            ));
         }
     }
 
@@ -418,9 +430,10 @@ pub fn flush(shared: &Shared) {
                     core.flushing = false;
                     return;
                 }
-                let save = batch.iter().any(|o| o.changed).then(|| {
-                    (core.storage.clone(), core.client_id(), core.saved_session.clone())
-                });
+                let save = batch
+                    .iter()
+                    .any(|o| o.changed)
+                    .then(|| (core.storage.clone(), core.client_id(), core.saved_session.clone()));
                 (batch, save)
             };
             let mut saved = true;
@@ -428,7 +441,10 @@ pub fn flush(shared: &Shared) {
                 && let Err(error) = storage.save_session(&client_id, &session).await
             {
                 saved = false;
-                let detail = object(&[("kind", error.kind().into()), ("message", error.to_string().into())]);
+                let detail = object(&[
+                    ("kind", error.kind().into()),
+                    ("message", error.to_string().into()),
+                ]);
                 deliver(&shared, vec![Notice::Event("error", detail)]);
                 // Nothing unsaved may leave: drop the connection; the session retries on reconnect.
                 if let Some(socket) = &shared.borrow().socket {

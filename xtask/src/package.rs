@@ -31,7 +31,10 @@ fn gzip_size(paths: &[PathBuf]) -> Result<u64, TaskError> {
             .args(["-9", "-c"])
             .arg(path)
             .output()
-            .map_err(|source| TaskError::Spawn { command: line, source })?;
+            .map_err(|source| TaskError::Spawn {
+                command: line,
+                source,
+            })?;
         total += output.stdout.len() as u64;
     }
     Ok(total)
@@ -89,7 +92,7 @@ pub(crate) fn build() -> Result<(PathBuf, PackageSizes), TaskError> {
     let sizes = PackageSizes {
         wasm: file_size(&bg),
         js: js.iter().map(|p| file_size(p)).sum(),
-        gzipped: gzip_size(&[&js[..], &[bg.clone()]].concat())?,
+        gzipped: gzip_size(&[&js[..], std::slice::from_ref(&bg)].concat())?,
     };
     let pkg = root.join("www/pkg");
     std::fs::create_dir_all(&pkg).map_err(|e| TaskError::Check(format!("cannot create www/pkg: {e}")))?;

@@ -42,6 +42,15 @@ fn debian_package(program: &'static str, packages: &[&str], hint: &'static str) 
     cmd::run(&mut install)
 }
 
+/// Debian's Chromium and its driver, for the browser tests.
+pub(crate) fn chromium() -> Result<(), TaskError> {
+    debian_package(
+        "chromium",
+        &["chromium", "chromium-driver"],
+        "sudo apt-get install chromium chromium-driver",
+    )
+}
+
 /// Debian's mosquitto clients, for the interoperability tests.
 pub(crate) fn mosquitto_clients() -> Result<(), TaskError> {
     debian_package(
@@ -116,10 +125,10 @@ fn locked_wasm_bindgen_version() -> Result<String, TaskError> {
         .map_err(|e| TaskError::Check(format!("cannot read Cargo.lock: {e}")))?;
     let mut lines = lock.lines();
     while let Some(line) = lines.next() {
-        if line == "name = \"wasm-bindgen\"" {
-            if let Some(version) = lines.next().and_then(|l| l.strip_prefix("version = \"")) {
-                return Ok(version.trim_end_matches('"').to_owned());
-            }
+        if line == "name = \"wasm-bindgen\""
+            && let Some(version) = lines.next().and_then(|l| l.strip_prefix("version = \""))
+        {
+            return Ok(version.trim_end_matches('"').to_owned());
         }
     }
     Err(TaskError::Check("wasm-bindgen is not in Cargo.lock".into()))

@@ -12,6 +12,8 @@ pub(crate) fn run() -> Result<(), TaskError> {
     setup::mosquitto_clients()?;
     let python = setup::python_env()?;
     setup::npm_packages("tests/interop/node")?;
+    setup::npm_packages("tests/browser")?;
+    setup::chromium()?;
 
     cmd::run(&mut cmd::command("cargo", &["fmt", "--all", "--", "--check"]))?;
     cmd::run(&mut cmd::command(
@@ -20,7 +22,9 @@ pub(crate) fn run() -> Result<(), TaskError> {
     ))?;
     cmd::run(&mut cmd::command("cargo", &["test", "--workspace"]))?;
     protocol_builds_for_wasm_without_io()?;
+    crate::package::build()?;
     interop(&python)?;
+    browser()?;
     eprintln!("\nxtask: all checks passed");
     Ok(())
 }
@@ -69,6 +73,15 @@ fn interop(python: &std::path::Path) -> Result<(), TaskError> {
     cmd::run(&mut pytest)?;
     let mut node = cmd::command("node", &["--test"]);
     node.current_dir(cmd::workspace_root().join("tests/interop/node"))
+        .env("TABMQ_BIN", &broker);
+    cmd::run(&mut node)
+}
+
+/// The npm package in headless Chromium against the real broker.
+fn browser() -> Result<(), TaskError> {
+    let broker = cmd::workspace_root().join("target/debug/tabmq");
+    let mut node = cmd::command("node", &["--test", "--test-concurrency=1"]);
+    node.current_dir(cmd::workspace_root().join("tests/browser"))
         .env("TABMQ_BIN", &broker);
     cmd::run(&mut node)
 }
