@@ -149,6 +149,14 @@ pub async fn run(shared: Arc<Shared>, mut transport: Transport, peer: SocketAddr
         }
     }
     transport.close(state.close.0, state.close.1).await;
+    // Messages the router already handed over go back with the session, not into the void;
+    // once the inbox is closed, the router keeps any later ones itself.
+    inbox.close();
+    while let Ok(message) = inbox.try_recv() {
+        if let ToConnection::Deliver { seq, publish } = message {
+            machine.deliver_as(seq, publish);
+        }
+    }
     let flows = machine.take_session();
     let detached = ToRouter::Detached {
         connection: id,

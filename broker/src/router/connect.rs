@@ -253,8 +253,12 @@ impl Router {
         reason: DetachReason,
         batch: &mut Batch,
     ) {
+        let orphans = self.orphans.remove(&connection).unwrap_or_default();
         if self.link_of(client_id, connection).is_none() {
             return;
+        }
+        for (seq, publish) in orphans {
+            flows.outgoing.enqueue_as(seq, publish);
         }
         let now_ms = unix_millis();
         let (publish_will, new_expiry) = match reason {

@@ -63,6 +63,8 @@ pub struct Router {
     flap_guard: FlapGuard,
     /// New connections waiting for the connection they take over to let go.
     waiting_takeovers: HashMap<Arc<str>, (ConnectionLink, Box<Connect>)>,
+    /// Deliveries that reached a connection after its inbox closed, by connection.
+    orphans: HashMap<ConnectionId, Vec<(u64, tabmq_protocol::packet::Publish)>>,
     assigned_ids: u64,
     ticks: u64,
     shutting_down: bool,
@@ -85,6 +87,7 @@ impl Router {
             retained: Retained::from_stored(snapshot.retained),
             flap_guard,
             waiting_takeovers: HashMap::new(),
+            orphans: HashMap::new(),
             assigned_ids: 0,
             ticks: 0,
             shutting_down: false,
@@ -127,8 +130,11 @@ impl Router {
                 *reason = ReasonCode::ImplementationSpecificError;
             }
             link.backlog.fetch_add(1, Ordering::Relaxed);
-            // A closed inbox means the connection is ending; its Detached message follows.
-            let _ = link.tx.send(message);
+            // A closed inbox means the connection is ending and its Detached message
+            // follows: keep the messages it missed, to put back into the session then.
+            if let Err(mpsc::error::SendError(ToConnection::Deliver { seq, publish })) = link.tx.send(message) {
+                self.orphans.entry(link.id).or_default().push((seq, publish));
+            }
         }
     }
 
