@@ -85,6 +85,18 @@ pub struct Core {
     pub(crate) timer: Option<i32>,
     pub(crate) reconnect_timer: Option<i32>,
     pub(crate) timers: Option<crate::driver::Timers>,
+    /// This tab's role, once it joined the tabs of its client id.
+    pub(crate) role: Option<crate::tabs::Role>,
+    pub(crate) tabs: Option<crate::tabs::Tabs>,
+    /// Identifies this tab in relayed calls.
+    pub(crate) tab_id: String,
+    /// Calls waiting for their result: relayed to the leader, or held while this tab
+    /// does not know its role yet.
+    pub(crate) calls: HashMap<u32, crate::relay::PendingCall>,
+    pub(crate) next_call: u32,
+    /// A follower's view of the leader's connection and pending messages.
+    pub(crate) leader_connected: bool,
+    pub(crate) leader_pending: JsValue,
 }
 
 /// Milliseconds from the page's time origin.
@@ -131,6 +143,13 @@ impl Core {
             timer: None,
             reconnect_timer: None,
             timers: None,
+            role: None,
+            tabs: None,
+            tab_id: format!("{:x}", (js_sys::Math::random() * 1e15) as u64),
+            calls: HashMap::new(),
+            next_call: 0,
+            leader_connected: false,
+            leader_pending: Array::new().into(),
         }
     }
 
@@ -395,12 +414,25 @@ pub fn navigator_online() -> bool {
     web_sys::window().is_none_or(|w| w.navigator().on_line())
 }
 
-/// Calls the JavaScript collected while the core was borrowed.
+/// Calls the JavaScript collected while the core was borrowed. A leader tab also
+/// relays every event to the follower tabs.
 pub fn deliver(shared: &Shared, notices: Vec<Notice>) {
     for notice in notices {
         match notice {
             Notice::Event(name, detail) => {
-                let handlers = shared.borrow().emitter.handlers(name);
+                let handlers = {
+                    let core = shared.borrow();
+                    if let (Some(crate::tabs::Role::Leader), Some(tabs)) = (core.role, &core.tabs)
+                        && crate::tabs::RELAYED_EVENTS.contains(&name)
+                    {
+                        tabs.post(&object(&[
+                            ("type", "event".into()),
+                            ("name", name.into()),
+                            ("detail", detail.clone()),
+                        ]));
+                    }
+                    core.emitter.handlers(name)
+                };
                 crate::events::dispatch(handlers, &detail);
             }
             Notice::Call(function, value) => {

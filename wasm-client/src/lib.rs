@@ -3,6 +3,7 @@
 //! JavaScript through wasm-bindgen as `TabMqClient`.
 //!
 //! - [`core`]: the state and reactions; [`driver`]: sockets and timers into the core;
+//! - [`tabs`] and [`relay`]: one connection per browser, shared by its tabs;
 //! - [`storage`]: IndexedDB; [`socket`]: the WebSocket; [`events`]: `on(name, handler)`;
 //! - pure logic, tested natively: [`backoff`], [`takeover`], [`device_id`].
 
@@ -13,9 +14,12 @@ pub mod driver;
 pub mod error;
 pub mod events;
 pub mod message;
+pub mod ops;
 pub mod options;
+pub mod relay;
 pub mod socket;
 pub mod storage;
+pub mod tabs;
 pub mod takeover;
 
 use std::cell::RefCell;
@@ -24,8 +28,6 @@ use std::rc::Rc;
 use js_sys::{Array, Function, Promise};
 use tabmq_protocol::Timestamp;
 use tabmq_protocol::flow::SessionFlows;
-use tabmq_protocol::packet::{RetainHandling, Subscription, SubscriptionOptions};
-use tabmq_protocol::{Properties, QoS};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::{JsFuture, future_to_promise};
 
@@ -33,20 +35,8 @@ use crate::core::{Core, Notice, Settle, Shared, deliver};
 use crate::driver::{Timers, after, open, stop_timers};
 use crate::error::ClientError;
 use crate::events::object;
-use crate::message::{PublishOptions, build_publish, payload_bytes};
 use crate::options::Options;
 use crate::storage::Storage;
-
-/// `subscribe` options (JavaScript names in camelCase).
-#[derive(Debug, Clone, Default, serde::Deserialize)]
-#[serde(rename_all = "camelCase", default)]
-struct SubscribeOptions {
-    qos: u8,
-    no_local: bool,
-    retain_as_published: bool,
-    /// 0: send retained at subscribe, 1: only if new, 2: never.
-    retain_handling: u8,
-}
 
 fn js_error(error: ClientError) -> JsValue {
     error.to_js()
@@ -57,7 +47,7 @@ fn now() -> Timestamp {
 }
 
 /// Restores the saved session of the current client id and creates the protocol client.
-async fn load_client(shared: &Shared) -> Result<(), ClientError> {
+pub(crate) async fn load_client(shared: &Shared) -> Result<(), ClientError> {
     let (storage, client_id) = {
         let core = shared.borrow();
         (core.storage.clone(), core.client_id())
@@ -114,6 +104,9 @@ impl TabMqClient {
         let timers = Timers::new(&shared);
         shared.borrow_mut().timers = Some(timers);
         load_client(&shared).await.map_err(js_error)?;
+        if shared.borrow().device_id.is_some() {
+            relay::join(&shared).map_err(js_error)?;
+        }
         let on_online = {
             let weak = Rc::downgrade(&shared);
             Closure::<dyn FnMut()>::new(move || {
@@ -179,6 +172,7 @@ impl TabMqClient {
                 Self::drop_connection(&shared);
                 shared.borrow_mut().device_id = Some(device_id);
                 load_client(&shared).await.map_err(js_error)?;
+                relay::join(&shared).map_err(js_error)?;
             }
             Ok(JsValue::UNDEFINED)
         })
@@ -206,10 +200,15 @@ impl TabMqClient {
         }
         core.retired = core.socket.take();
         core.client = None;
+        // A new device id is a new client id: its own lock and channel.
+        core.tabs = None;
+        core.role = None;
     }
 
-    /// Connects (and keeps reconnecting with backoff). Resolves with `{ sessionPresent }`
-    /// at CONNACK; rejects with kind `device-id-needed`, `refused` or `takeover`.
+    /// Connects (and keeps reconnecting with backoff). Only one tab of the browser
+    /// holds the connection (the leader, raised by the `role` event); the others relay
+    /// through it. Resolves with `{ sessionPresent }` once connected; rejects with kind
+    /// `device-id-needed`, `refused` or `takeover`.
     pub fn connect(&self) -> Promise {
         let shared = self.shared.clone();
         future_to_promise(async move {
@@ -221,12 +220,24 @@ impl TabMqClient {
                 deliver(&shared, vec![Notice::Event("device-id-needed", detail)]);
                 return Err(js_error(ClientError::DeviceIdNeeded));
             }
-            if shared.borrow().is_connected() {
+            // The app wants a connection: this tab opens it whenever it is (or becomes) the leader.
+            shared.borrow_mut().stopped = false;
+            let connected = {
+                let core = shared.borrow();
+                match core.role {
+                    Some(tabs::Role::Leader) => core.is_connected(),
+                    Some(tabs::Role::Follower) => core.leader_connected,
+                    None => false,
+                }
+            };
+            if connected {
                 return Ok(object(&[("sessionPresent", true.into())]));
             }
-            shared.borrow_mut().stopped = false;
             let promise = settle_later(|settle| shared.borrow_mut().connect_waiters.push(settle));
-            open(&shared).map_err(js_error)?;
+            relay::join(&shared).map_err(js_error)?;
+            if shared.borrow().role == Some(tabs::Role::Leader) {
+                open(&shared).map_err(js_error)?;
+            }
             JsFuture::from(promise).await
         })
     }
@@ -236,115 +247,31 @@ impl TabMqClient {
     /// `userProperties`. The message is saved in IndexedDB before it is sent (and while
     /// offline); the promise resolves once acknowledged per its QoS.
     pub fn publish(&self, topic: String, payload: JsValue, options: JsValue) -> Promise {
-        let request = payload_bytes(&payload).and_then(|bytes| {
-            let options: PublishOptions = if options.is_undefined() || options.is_null() {
-                PublishOptions::default()
-            } else {
-                serde_wasm_bindgen::from_value(options).map_err(|e| ClientError::Request(e.to_string()))?
-            };
-            build_publish(topic, bytes, options)
-        });
-        let publish = match request {
-            Ok(publish) => publish,
+        let payload = match message::payload_bytes(&payload) {
+            Ok(bytes) => js_sys::Uint8Array::from(bytes.as_slice()).into(),
             Err(error) => return Promise::reject(&js_error(error)),
         };
-        let shared = self.shared.clone();
-        settle_later(|settle| {
-            with_core(&shared, |core, notices| {
-                let Some(client) = core.client.as_mut() else {
-                    let _ = settle
-                        .reject
-                        .call1(&JsValue::NULL, &js_error(ClientError::DeviceIdNeeded));
-                    return;
-                };
-                match client.publish(publish, now()) {
-                    Ok(id) => {
-                        core.publishes.insert(id, settle);
-                    }
-                    Err(error) => {
-                        let _ = settle
-                            .reject
-                            .call1(&JsValue::NULL, &js_error(ClientError::Request(error.to_string())));
-                    }
-                }
-                core.process(notices);
-            })
-        })
+        let fields = [
+            ("topic", topic.into()),
+            ("payload", payload),
+            ("options", options),
+        ];
+        relay::call(&self.shared, "publish", &fields)
     }
 
     /// Subscribes to one filter or an array of them. Options: `qos`, `noLocal`,
     /// `retainAsPublished`, `retainHandling`. Resolves with the reason code per filter.
     pub fn subscribe(&self, filters: JsValue, options: JsValue) -> Promise {
-        let options: SubscribeOptions = if options.is_undefined() || options.is_null() {
-            SubscribeOptions::default()
-        } else {
-            match serde_wasm_bindgen::from_value(options) {
-                Ok(options) => options,
-                Err(e) => return Promise::reject(&js_error(ClientError::Request(e.to_string()))),
-            }
-        };
-        let Some(qos) = QoS::from_bits(options.qos) else {
-            return Promise::reject(&js_error(ClientError::Request("qos must be 0, 1 or 2".into())));
-        };
-        let retain_handling = match options.retain_handling {
-            1 => RetainHandling::SendIfNew,
-            2 => RetainHandling::DoNotSend,
-            _ => RetainHandling::SendAtSubscribe,
-        };
-        let subscription_options = SubscriptionOptions {
-            qos,
-            no_local: options.no_local,
-            retain_as_published: options.retain_as_published,
-            retain_handling,
-        };
-        let subscriptions = filter_list(&filters)
-            .into_iter()
-            .map(|filter| Subscription {
-                filter,
-                options: subscription_options,
-            })
-            .collect();
-        self.request(|client, time| client.subscribe(subscriptions, Properties::default(), time))
+        relay::call(
+            &self.shared,
+            "subscribe",
+            &[("filters", filters), ("options", options)],
+        )
     }
 
     /// Unsubscribes from one filter or an array of them.
     pub fn unsubscribe(&self, filters: JsValue) -> Promise {
-        let filters = filter_list(&filters);
-        self.request(|client, time| client.unsubscribe(filters, time))
-    }
-
-    fn request(
-        &self,
-        send: impl FnOnce(
-            &mut tabmq_protocol::client::Client,
-            Timestamp,
-        ) -> Result<tabmq_protocol::PacketId, tabmq_protocol::client::RequestError>,
-    ) -> Promise {
-        let shared = self.shared.clone();
-        settle_later(|settle| {
-            with_core(&shared, |core, notices| {
-                let Some(client) = core
-                    .client
-                    .as_mut()
-                    .filter(|c| c.state() == tabmq_protocol::client::ConnectionState::Connected)
-                else {
-                    let error = ClientError::Request("not connected".into());
-                    let _ = settle.reject.call1(&JsValue::NULL, &js_error(error));
-                    return;
-                };
-                match send(client, now()) {
-                    Ok(packet_id) => {
-                        core.requests.insert(packet_id.get(), settle);
-                    }
-                    Err(error) => {
-                        let _ = settle
-                            .reject
-                            .call1(&JsValue::NULL, &js_error(ClientError::Request(error.to_string())));
-                    }
-                }
-                core.process(notices);
-            })
-        })
+        relay::call(&self.shared, "unsubscribe", &[("filters", filters)])
     }
 
     /// Disconnects on purpose; pending messages stay saved for the next `connect`.
@@ -359,19 +286,34 @@ impl TabMqClient {
         stop_timers(&self.shared);
     }
 
-    /// Messages saved and not yet acknowledged: `{ topic, qos, state, bytes }`, in flight first.
+    /// Messages saved and not yet acknowledged: `{ topic, qos, state, bytes }`, in flight
+    /// first. A follower tab reports the leader's list.
     pub fn pending(&self) -> Array {
-        self.shared.borrow().pending()
+        let core = self.shared.borrow();
+        match core.role {
+            Some(tabs::Role::Follower) => Array::from(&core.leader_pending),
+            _ => core.pending(),
+        }
     }
 
-    /// Whether the client is connected now.
+    /// Whether the connection (this tab's, or the leader's for a follower) is up.
     #[wasm_bindgen(getter)]
     pub fn connected(&self) -> bool {
-        self.shared.borrow().is_connected()
+        let core = self.shared.borrow();
+        match core.role {
+            Some(tabs::Role::Follower) => core.leader_connected,
+            _ => core.is_connected(),
+        }
+    }
+
+    /// `"leader"` (this tab holds the connection), `"follower"`, or `undefined` before `connect`.
+    #[wasm_bindgen(getter)]
+    pub fn role(&self) -> Option<String> {
+        self.shared.borrow().role.map(|role| role.name().to_owned())
     }
 
     /// Adds an event handler. Events: `connect`, `message`, `disconnect`, `reconnecting`,
-    /// `offline`, `online`, `takeover`, `pending`, `device-id-needed`, `error`.
+    /// `offline`, `online`, `takeover`, `pending`, `role`, `device-id-needed`, `error`.
     pub fn on(&self, event: String, handler: Function) {
         self.shared.borrow_mut().emitter.on(&event, handler);
     }
@@ -380,14 +322,4 @@ impl TabMqClient {
     pub fn off(&self, event: String, handler: Function) {
         self.shared.borrow_mut().emitter.off(&event, &handler);
     }
-}
-
-fn filter_list(filters: &JsValue) -> Vec<String> {
-    if let Some(filter) = filters.as_string() {
-        return vec![filter];
-    }
-    Array::from(filters)
-        .iter()
-        .filter_map(|value| value.as_string())
-        .collect()
 }

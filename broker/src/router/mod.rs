@@ -132,7 +132,8 @@ impl Router {
             link.backlog.fetch_add(1, Ordering::Relaxed);
             // A closed inbox means the connection is ending and its Detached message
             // follows: keep the messages it missed, to put back into the session then.
-            if let Err(mpsc::error::SendError(ToConnection::Deliver { seq, publish })) = link.tx.send(message) {
+            if let Err(mpsc::error::SendError(ToConnection::Deliver { seq, publish })) = link.tx.send(message)
+            {
                 self.orphans.entry(link.id).or_default().push((seq, publish));
             }
         }

@@ -1,0 +1,59 @@
+// Tabs of one browser share one connection: one leader holds the WebSocket, the other
+// tabs relay through it; when the leader closes, a follower takes over the session.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { setUp, openHarness, createClient, waitForMessages } from './harness.mjs';
+
+let broker;
+let browser;
+before(async () => { ({ broker, browser } = await setUp()); });
+after(async () => { await browser?.close(); await broker?.stop(); });
+
+test('two tabs with one device id share one connection; the follower takes over when the leader closes', async () => {
+  const namespace = 'tabs';
+  const context = await browser.newContext();
+  const first = await openHarness(context, broker);
+  await createClient(first, broker, { namespace, deviceId: 'desk' });
+  await first.evaluate(async () => {
+    await window.client.connect();
+    await window.client.subscribe('room/#', { qos: 1 });
+  });
+  const second = await openHarness(context, broker);
+  await createClient(second, broker, { namespace, deviceId: 'desk' });
+  await second.evaluate(() => window.client.connect());
+
+  assert.equal(await first.evaluate(() => window.client.role), 'leader');
+  assert.equal(await second.evaluate(() => window.client.role), 'follower');
+  assert.equal(await broker.metric('connections'), 1, 'exactly one connection for both tabs');
+
+  // A message from elsewhere reaches both tabs once each.
+  const other = await openHarness(await browser.newContext(), broker);
+  await createClient(other, broker, { namespace, deviceId: 'phone' });
+  await other.evaluate(async () => {
+    await window.client.connect();
+    await window.client.subscribe('room/#', { qos: 1 });
+    await window.client.publish('room/1', 'from the phone', { qos: 1 });
+  });
+  for (const tab of [first, second]) {
+    const [message] = await waitForMessages(tab, 1);
+    assert.equal(message.text, 'from the phone');
+  }
+  // Both tabs can publish; the follower's goes through the leader.
+  await first.evaluate(() => window.client.publish('room/2', 'from the leader', { qos: 1 }));
+  await second.evaluate(() => window.client.publish('room/3', 'from the follower', { qos: 2 }));
+  const seen = (await waitForMessages(other, 3)).map((m) => m.text);
+  assert.deepEqual(seen.slice(1).sort(), ['from the follower', 'from the leader']);
+  assert.equal((await first.evaluate(() => window.messages.length)), 3);
+  assert.equal((await second.evaluate(() => window.messages.length)), 3, 'each tab sees each message once');
+
+  // The leader's tab closes; what is published meanwhile reaches the new leader.
+  await first.close();
+  await other.evaluate(() => window.client.publish('room/4', 'while switching', { qos: 1 }));
+  await second.waitForFunction(() => window.client.role === 'leader');
+  const texts = (await waitForMessages(second, 4)).map((m) => m.text);
+  assert.equal(texts[3], 'while switching');
+  assert.equal(await second.evaluate(() => window.events.some((e) => e.name === 'takeover')), false);
+  await second.waitForFunction(() => window.client.connected);
+  assert.deepEqual(second.errors, []);
+  await context.close();
+});
