@@ -79,7 +79,7 @@ pub struct Core {
     pub(crate) publishes: HashMap<MessageId, Settle>,
     pub(crate) requests: HashMap<u16, Settle>,
     pub(crate) connect_waiters: Vec<Settle>,
-    saved_session: String,
+    saved_session: Vec<u8>,
     outbox: VecDeque<Outgoing>,
     flushing: bool,
     pub(crate) timer: Option<i32>,
@@ -137,7 +137,7 @@ impl Core {
             publishes: HashMap::new(),
             requests: HashMap::new(),
             connect_waiters: Vec::new(),
-            saved_session: String::new(),
+            saved_session: Vec::new(),
             outbox: VecDeque::new(),
             flushing: false,
             timer: None,
@@ -166,7 +166,7 @@ impl Core {
             let client_id = self.client_id().ok_or(ClientError::DeviceIdNeeded)?;
             let config = self.options.client_config(self.version, client_id);
             let session = saved.unwrap_or_default();
-            self.saved_session = serde_json::to_string(&session).unwrap_or_default();
+            self.saved_session = postcard::to_allocvec(&session).unwrap_or_default();
             self.client = Some(Client::new(config, session));
         }
         self.client.as_mut().ok_or(ClientError::DeviceIdNeeded)
@@ -214,7 +214,7 @@ impl Core {
             events.push(event);
         }
         let bytes = client.poll_transmit();
-        let session = serde_json::to_string(client.session()).unwrap_or_default();
+        let session = postcard::to_allocvec(client.session()).unwrap_or_default();
         let changed = session != self.saved_session;
         if changed {
             self.saved_session = session;
@@ -317,8 +317,10 @@ impl Core {
             _ => JsValue::UNDEFINED,
         };
         let description = match &cause {
-            Some(DisconnectCause::ServerDisconnect { reason, .. }) => format!("server: {reason:?}"),
-            Some(DisconnectCause::Refused(reason)) => format!("refused: {reason:?}"),
+            Some(DisconnectCause::ServerDisconnect { reason, .. }) => {
+                format!("disconnected by the server (reason code {:#04x})", reason.byte())
+            }
+            Some(DisconnectCause::Refused(reason)) => format!("refused (reason code {:#04x})", reason.byte()),
             Some(DisconnectCause::Error(error)) => error.to_string(),
             Some(DisconnectCause::Local) => "disconnected".into(),
             Some(DisconnectCause::TransportClosed) | None => format!("connection closed ({code})"),

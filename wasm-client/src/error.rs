@@ -63,3 +63,11 @@ impl From<ClientError> for JsValue {
         error.to_js()
     }
 }
+
+/// The message of a JavaScript exception, or a fixed text if it has none.
+pub fn js_message(error: &JsValue) -> String {
+    js_sys::Reflect::get(error, &"message".into())
+        .ok()
+        .and_then(|message| message.as_string())
+        .unwrap_or_else(|| "unknown JavaScript error".into())
+}

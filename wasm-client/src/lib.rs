@@ -54,8 +54,8 @@ pub(crate) async fn load_client(shared: &Shared) -> Result<(), ClientError> {
     };
     let Some(client_id) = client_id else { return Ok(()) };
     let saved = match storage.session(&client_id).await? {
-        Some(json) => Some(
-            serde_json::from_str::<SessionFlows>(&json)
+        Some(bytes) => Some(
+            postcard::from_bytes::<SessionFlows>(&bytes)
                 .map_err(|e| ClientError::Storage(format!("saved session is unreadable: {e}")))?,
         ),
         None => None,

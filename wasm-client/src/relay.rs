@@ -15,7 +15,7 @@ use wasm_bindgen::closure::Closure;
 
 use crate::core::{Notice, Settle, Shared, deliver};
 use crate::driver::open;
-use crate::error::ClientError;
+use crate::error::{ClientError, js_message};
 use crate::events::object;
 use crate::ops;
 use crate::tabs::{Role, Tabs, field, field_str, relayed_event};
@@ -54,7 +54,7 @@ pub fn join(shared: &Shared) -> Result<(), ClientError> {
         }
     };
     let tabs = Tabs::join(&client_id, on_message, on_leader)
-        .map_err(|e| ClientError::Request(format!("cannot coordinate tabs: {e:?}")))?;
+        .map_err(|e| ClientError::Request(format!("cannot coordinate tabs: {}", js_message(&e))))?;
     let tab_id = shared.borrow().tab_id.clone();
     tabs.post(&object(&[("type", "hello".into()), ("tab", tab_id.into())]));
     shared.borrow_mut().tabs = Some(tabs);

@@ -34,7 +34,8 @@ impl Socket {
         generation: u64,
         events: std::rc::Rc<dyn SocketEvents>,
     ) -> Result<Self, ClientError> {
-        let ws = WebSocket::new_with_str(url, "mqtt").map_err(|e| ClientError::Request(format!("{e:?}")))?;
+        let ws = WebSocket::new_with_str(url, "mqtt")
+            .map_err(|e| ClientError::Request(crate::error::js_message(&e)))?;
         ws.set_binary_type(BinaryType::Arraybuffer);
         let on_open = {
             let events = events.clone();

@@ -1,5 +1,5 @@
-//! IndexedDB through the `idb` crate: the device id and each client id's pending
-//! session state (queued and in-flight messages, incoming QoS 2 ids), as JSON.
+//! IndexedDB through the `idb` crate: the device id, and each client id's pending
+//! session state (queued and in-flight messages, incoming QoS 2 ids) as postcard bytes.
 
 use idb::{Database, DatabaseEvent, Factory, ObjectStoreParams, TransactionMode};
 use wasm_bindgen::JsValue;
@@ -34,21 +34,20 @@ impl Storage {
         Ok(Self { db })
     }
 
-    async fn get(&self, key: &str) -> Result<Option<String>, ClientError> {
+    async fn get(&self, key: &str) -> Result<Option<JsValue>, ClientError> {
         let transaction = self
             .db
             .transaction(&[STORE], TransactionMode::ReadOnly)
             .map_err(storage_error)?;
         let store = transaction.object_store(STORE).map_err(storage_error)?;
-        let value = store
+        store
             .get(JsValue::from_str(key))
             .map_err(storage_error)?
             .await
-            .map_err(storage_error)?;
-        Ok(value.and_then(|value| value.as_string()))
+            .map_err(storage_error)
     }
 
-    async fn set(&self, key: &str, value: Option<&str>) -> Result<(), ClientError> {
+    async fn set(&self, key: &str, value: Option<&JsValue>) -> Result<(), ClientError> {
         let transaction = self
             .db
             .transaction(&[STORE], TransactionMode::ReadWrite)
@@ -57,7 +56,7 @@ impl Storage {
         match value {
             Some(value) => {
                 store
-                    .put(&JsValue::from_str(value), Some(&JsValue::from_str(key)))
+                    .put(value, Some(&JsValue::from_str(key)))
                     .map_err(storage_error)?;
             }
             None => {
@@ -78,21 +77,26 @@ impl Storage {
 
     /// The stored device id, if any.
     pub async fn device_id(&self) -> Result<Option<String>, ClientError> {
-        self.get(DEVICE_ID_KEY).await
+        Ok(self.get(DEVICE_ID_KEY).await?.and_then(|value| value.as_string()))
     }
 
     /// Stores (or with `None`, forgets) the device id.
     pub async fn set_device_id(&self, device_id: Option<&str>) -> Result<(), ClientError> {
-        self.set(DEVICE_ID_KEY, device_id).await
+        self.set(DEVICE_ID_KEY, device_id.map(JsValue::from_str).as_ref())
+            .await
     }
 
-    /// The saved session state of `client_id`, as JSON.
-    pub async fn session(&self, client_id: &str) -> Result<Option<String>, ClientError> {
-        self.get(&format!("session:{client_id}")).await
+    /// The saved session state of `client_id`.
+    pub async fn session(&self, client_id: &str) -> Result<Option<Vec<u8>>, ClientError> {
+        let value = self.get(&format!("session:{client_id}")).await?;
+        Ok(value
+            .filter(|v| !v.is_undefined())
+            .map(|v| js_sys::Uint8Array::new(&v).to_vec()))
     }
 
     /// Saves the session state of `client_id`; resolves once the transaction is committed.
-    pub async fn save_session(&self, client_id: &str, json: &str) -> Result<(), ClientError> {
-        self.set(&format!("session:{client_id}"), Some(json)).await
+    pub async fn save_session(&self, client_id: &str, session: &[u8]) -> Result<(), ClientError> {
+        let value: JsValue = js_sys::Uint8Array::from(session).into();
+        self.set(&format!("session:{client_id}"), Some(&value)).await
     }
 }

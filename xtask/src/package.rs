@@ -77,6 +77,8 @@ pub(crate) fn build() -> Result<(PathBuf, PackageSizes), TaskError> {
         &wasm_opt.to_string_lossy(),
         &[
             "-Oz",
+            "--strip-debug",
+            "--strip-producers",
             "--enable-bulk-memory",
             "--enable-nontrapping-float-to-int",
             "--enable-sign-ext",
