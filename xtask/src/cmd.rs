@@ -35,9 +35,6 @@ pub(crate) enum TaskError {
         /// The one-line instruction to install it.
         hint: &'static str,
     },
-    /// The task is not built yet.
-    #[error("not available yet: {0}")]
-    NotYet(&'static str),
 }
 
 /// The workspace root (the parent of this crate's directory).

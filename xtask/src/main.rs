@@ -4,6 +4,7 @@
 //! - `cargo xtask demo`: builds everything and starts the broker serving the demo page.
 
 mod cmd;
+mod demo;
 mod package;
 mod setup;
 mod test;
@@ -20,7 +21,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("test") => test::run(),
-        Some("demo") => Err(cmd::TaskError::NotYet("the demo needs the broker (issue 3)")),
+        Some("demo") => demo::run(),
         Some("package") => package::build().map(|_| ()),
         Some("-h" | "--help") => {
             println!("{USAGE}");
