@@ -10,7 +10,7 @@ import { startBroker } from '../support/broker.mjs';
 const here = path.dirname(fileURLToPath(import.meta.url));
 const www = path.join(here, 'www');
 
-const CHROMIUM_ARGS = [
+export const CHROMIUM_ARGS = [
   '--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
   '--disable-component-update', '--disable-sync', '--disable-quic', '--no-first-run',
 ];
