@@ -13,7 +13,7 @@ use std::rc::Rc;
 use js_sys::{Array, Function};
 use tabmq_protocol::client::{Client, ClientEvent, ConnectionState, DisconnectCause};
 use tabmq_protocol::flow::{InflightState, MessageId, SessionFlows};
-use tabmq_protocol::{ProtocolVersion, ReasonCode, Timestamp};
+use tabmq_protocol::{ProtocolVersion, Timestamp};
 use wasm_bindgen::JsValue;
 
 use crate::backoff::Backoff;
@@ -262,7 +262,8 @@ impl Core {
                 }
                 notices.push(Notice::Event("connect", detail));
             }
-            ClientEvent::Message(publish) => notices.push(Notice::Event("message", message_event(&publish))),
+            // Messages are held in the outbox by `process` until their state is saved.
+            ClientEvent::Message(_) => {}
             ClientEvent::PublishDone { id, reason } => {
                 if let Some(settle) = self.publishes.remove(&id) {
                     if reason.is_error() {
@@ -403,11 +404,6 @@ impl Core {
                 ])
             })
             .collect()
-    }
-
-    /// Reason a `publish` promise is refused outright.
-    pub fn refusal(reason: ReasonCode) -> JsValue {
-        ClientError::Refused(reason.byte()).to_js()
     }
 }
 
