@@ -1,7 +1,8 @@
 // Shared set-up of the browser tests: the broker serving the harness page and the
 // built package, and Debian's Chromium driven by playwright-core.
 import { execFileSync } from 'node:child_process';
-import { cpSync, rmSync } from 'node:fs';
+import { cpSync, mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
@@ -23,6 +24,19 @@ export async function setUp() {
   const executablePath = execFileSync('which', ['chromium']).toString().trim();
   const browser = await chromium.launch({ executablePath, args: CHROMIUM_ARGS });
   return { broker, browser };
+}
+
+/**
+ * A browser with a profile on disk (its own process). DevTools storage overrides, such as
+ * a quota, apply to a profile's default storage, not to the throwaway `newContext()` ones.
+ */
+export async function persistentContext() {
+  const executablePath = execFileSync('which', ['chromium']).toString().trim();
+  const profile = mkdtempSync(path.join(os.tmpdir(), 'tabmq-profile-'));
+  const context = await chromium.launchPersistentContext(profile, { executablePath, args: CHROMIUM_ARGS });
+  const close = context.close.bind(context);
+  context.close = async () => { await close(); rmSync(profile, { recursive: true, force: true }); };
+  return context;
 }
 
 /** A new page (tab) in `context` with the harness loaded and console errors collected. */

@@ -32,7 +32,8 @@ export interface PublishOptions {
   contentType?: string;
   responseTopic?: string;
   correlationData?: string;
-  userProperties?: [string, string][];
+  /** `[name, value]` pairs (order and repeats kept), or an object of strings. */
+  userProperties?: [string, string][] | Record<string, string>;
 }
 
 /** Options of `subscribe`. */

@@ -1,8 +1,7 @@
 //! Reconnect delays: exponential, capped, with jitter, reset after a stable connection.
 
 /// Backoff settings, in milliseconds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
-#[serde(rename_all = "camelCase", default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BackoffOptions {
     /// First delay.
     pub initial_ms: u32,

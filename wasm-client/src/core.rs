@@ -471,6 +471,8 @@ pub fn flush(shared: &Shared) {
                 && let Err(error) = storage.save_session(&client_id, &session).await
             {
                 saved = false;
+                // Forget what was "saved" so that the next turn writes the session again.
+                shared.borrow_mut().saved_session.clear();
                 let detail = object(&[
                     ("kind", error.kind().into()),
                     ("message", error.to_string().into()),
@@ -478,7 +480,7 @@ pub fn flush(shared: &Shared) {
                 deliver(&shared, vec![Notice::Event("error", detail)]);
                 // Nothing unsaved may leave: drop the connection; the session retries on reconnect.
                 if let Some(socket) = &shared.borrow().socket {
-                    socket.close(1011, "storage failure");
+                    socket.close(crate::socket::CLOSE_STORAGE_FAILURE, "storage failure");
                 }
             }
             for outgoing in batch {

@@ -4,6 +4,7 @@
 //!
 //! - [`core`]: the state and reactions; [`driver`]: sockets and timers into the core;
 //! - [`tabs`] and [`relay`]: one connection per browser, shared by its tabs;
+//! - [`options`], [`message`] and [`js_object`]: the app's option objects, read field by field;
 //! - [`storage`]: IndexedDB; [`socket`]: the WebSocket; [`events`]: `on(name, handler)`;
 //! - pure logic, tested natively: [`backoff`], [`takeover`], [`device_id`].
 
@@ -13,6 +14,7 @@ pub mod device_id;
 pub mod driver;
 pub mod error;
 pub mod events;
+pub mod js_object;
 pub mod message;
 pub mod ops;
 pub mod options;
@@ -95,8 +97,8 @@ impl TabMqClient {
     /// Opens the namespace's IndexedDB database, reads the device id and restores the
     /// pending session. Does not connect.
     pub async fn create(options: JsValue) -> Result<TabMqClient, JsValue> {
-        let options: Options = serde_wasm_bindgen::from_value(options)
-            .map_err(|e| js_error(ClientError::InvalidOptions(e.to_string())))?;
+        let options =
+            Options::from_js(&options).map_err(|e| js_error(ClientError::InvalidOptions(e.to_string())))?;
         let version = options.validate().map_err(js_error)?;
         let storage = Storage::open(&options.namespace).await.map_err(js_error)?;
         let device_id = storage.device_id().await.map_err(js_error)?;
@@ -286,8 +288,10 @@ impl TabMqClient {
         stop_timers(&self.shared);
     }
 
-    /// Messages saved and not yet acknowledged: `{ topic, qos, state, bytes }`, in flight
-    /// first. A follower tab reports the leader's list.
+    /// Messages accepted and not yet acknowledged: `{ topic, qos, state, bytes }`, in flight
+    /// first. Each is saved in IndexedDB unless a `storage` error said the save failed (then
+    /// it is kept in memory, not sent, and saved again on reconnect). A follower tab reports
+    /// the leader's list.
     pub fn pending(&self) -> Array {
         let core = self.shared.borrow();
         match core.role {

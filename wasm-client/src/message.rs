@@ -1,17 +1,16 @@
 //! Converting between MQTT messages and the JavaScript objects the app sees.
 
 use js_sys::{Array, Uint8Array};
-use serde::Deserialize;
 use tabmq_protocol::packet::Publish;
 use tabmq_protocol::{Properties, QoS};
 use wasm_bindgen::{JsCast, JsValue};
 
 use crate::error::ClientError;
 use crate::events::object;
+use crate::js_object::{FieldError, JsObject};
 
 /// `publish` options (JavaScript names in camelCase).
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
+#[derive(Debug, Clone, Default)]
 pub struct PublishOptions {
     /// QoS 0, 1 or 2.
     pub qos: u8,
@@ -27,6 +26,22 @@ pub struct PublishOptions {
     pub correlation_data: Option<String>,
     /// v5 user properties, as `[name, value]` pairs.
     pub user_properties: Vec<(String, String)>,
+}
+
+impl PublishOptions {
+    /// Reads the options object of `publish` (`undefined` gives the defaults: QoS 0).
+    pub fn from_js(value: &JsValue) -> Result<Self, FieldError> {
+        let object = JsObject::new(value, "")?;
+        Ok(Self {
+            qos: object.qos("qos")?.unwrap_or(0),
+            retain: object.bool("retain")?.unwrap_or(false),
+            message_expiry: object.integer("messageExpiry", u32::MAX, "a whole number of seconds")?,
+            content_type: object.string("contentType")?,
+            response_topic: object.string("responseTopic")?,
+            correlation_data: object.string("correlationData")?,
+            user_properties: object.string_pairs("userProperties")?,
+        })
+    }
 }
 
 /// The payload: a string (sent as UTF-8) or a `Uint8Array`.

@@ -2,7 +2,6 @@
 //! and for the calls followers relay to it. Each settles a [`Settle`].
 
 use js_sys::Array;
-use serde::Deserialize;
 use tabmq_protocol::client::{ConnectionState, RequestError};
 use tabmq_protocol::packet::{RetainHandling, Subscription, SubscriptionOptions};
 use tabmq_protocol::{PacketId, Properties, QoS, Timestamp};
@@ -11,17 +10,26 @@ use wasm_bindgen::JsValue;
 use crate::core::{Settle, Shared};
 use crate::driver::after;
 use crate::error::ClientError;
+use crate::js_object::JsObject;
 use crate::message::{PublishOptions, build_publish, payload_bytes};
 
-/// `subscribe` options (JavaScript names in camelCase).
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
-struct SubscribeOptions {
-    qos: u8,
-    no_local: bool,
-    retain_as_published: bool,
-    /// 0: send retained at subscribe, 1: only if new, 2: never.
-    retain_handling: u8,
+/// The subscription options of `subscribe(filters, options)` (JavaScript names in camelCase).
+fn subscription_options(value: &JsValue) -> Result<SubscriptionOptions, ClientError> {
+    let read = || {
+        let object = JsObject::new(value, "")?;
+        let retain_handling = match object.integer("retainHandling", 2, "0, 1 or 2")? {
+            Some(1) => RetainHandling::SendIfNew,
+            Some(2) => RetainHandling::DoNotSend,
+            _ => RetainHandling::SendAtSubscribe,
+        };
+        Ok(SubscriptionOptions {
+            qos: object.qos("qos")?.and_then(QoS::from_bits).unwrap_or_default(),
+            no_local: object.bool("noLocal")?.unwrap_or(false),
+            retain_as_published: object.bool("retainAsPublished")?.unwrap_or(false),
+            retain_handling,
+        })
+    };
+    read().map_err(|error: crate::js_object::FieldError| ClientError::Request(error.to_string()))
 }
 
 fn now() -> Timestamp {
@@ -30,13 +38,6 @@ fn now() -> Timestamp {
 
 fn reject(settle: Settle, error: ClientError) {
     let _ = settle.reject.call1(&JsValue::NULL, &error.to_js());
-}
-
-fn options<T: for<'de> Deserialize<'de> + Default>(value: &JsValue) -> Result<T, ClientError> {
-    if value.is_undefined() || value.is_null() {
-        return Ok(T::default());
-    }
-    serde_wasm_bindgen::from_value(value.clone()).map_err(|e| ClientError::Request(e.to_string()))
 }
 
 /// The topic filters of a string or an array of strings.
@@ -53,7 +54,8 @@ pub fn filter_list(filters: &JsValue) -> Vec<String> {
 /// Publishes on this tab's connection.
 pub fn publish(shared: &Shared, topic: String, payload: &JsValue, publish_options: &JsValue, settle: Settle) {
     let request = payload_bytes(payload).and_then(|bytes| {
-        let publish_options: PublishOptions = options(publish_options)?;
+        let publish_options =
+            PublishOptions::from_js(publish_options).map_err(|e| ClientError::Request(e.to_string()))?;
         build_publish(topic, bytes, publish_options)
     });
     let publish = match request {
@@ -83,23 +85,9 @@ pub fn publish(shared: &Shared, topic: String, payload: &JsValue, publish_option
 
 /// Subscribes on this tab's connection.
 pub fn subscribe(shared: &Shared, filters: &JsValue, subscribe_options: &JsValue, settle: Settle) {
-    let parsed: SubscribeOptions = match options(subscribe_options) {
-        Ok(parsed) => parsed,
+    let subscription_options = match subscription_options(subscribe_options) {
+        Ok(options) => options,
         Err(error) => return reject(settle, error),
-    };
-    let Some(qos) = QoS::from_bits(parsed.qos) else {
-        return reject(settle, ClientError::Request("qos must be 0, 1 or 2".into()));
-    };
-    let retain_handling = match parsed.retain_handling {
-        1 => RetainHandling::SendIfNew,
-        2 => RetainHandling::DoNotSend,
-        _ => RetainHandling::SendAtSubscribe,
-    };
-    let subscription_options = SubscriptionOptions {
-        qos,
-        no_local: parsed.no_local,
-        retain_as_published: parsed.retain_as_published,
-        retain_handling,
     };
     let subscriptions = filter_list(filters)
         .into_iter()

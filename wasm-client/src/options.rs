@@ -1,80 +1,109 @@
 //! The options object given to `TabMqClient.create`.
 
-use serde::Deserialize;
 use tabmq_protocol::client::ClientConfig;
 use tabmq_protocol::packet::Will;
 use tabmq_protocol::{Properties, ProtocolVersion, QoS};
 
 use crate::backoff::BackoffOptions;
 use crate::error::ClientError;
+use crate::js_object::{FieldError, JsObject};
+use wasm_bindgen::JsValue;
 
 /// A will message, as given in options.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone)]
 pub struct WillOptions {
     /// Topic.
     pub topic: String,
     /// Payload, as text.
     pub payload: String,
     /// QoS 0, 1 or 2.
-    #[serde(default)]
     pub qos: u8,
     /// Retained?
-    #[serde(default)]
     pub retain: bool,
     /// v5 will delay, in seconds.
-    #[serde(default)]
     pub delay_seconds: Option<u32>,
 }
 
 /// Client options (JavaScript names in camelCase).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone)]
 pub struct Options {
     /// Broker URL, e.g. `ws://localhost:8080/mqtt`.
     pub url: String,
     /// App namespace: names the IndexedDB database and prefixes the client id.
     pub namespace: String,
     /// `"5.0"` (default) or `"3.1.1"`.
-    #[serde(default = "default_version")]
     pub version: String,
     /// Keep-alive in seconds (default 60).
-    #[serde(default = "default_keep_alive")]
     pub keep_alive: u16,
     /// Discard the broker's stored session on connect (default false).
-    #[serde(default)]
     pub clean_start: bool,
     /// v5 session expiry interval in seconds (default one day).
-    #[serde(default = "default_session_expiry")]
     pub session_expiry: u32,
     /// User name.
-    #[serde(default)]
     pub username: Option<String>,
     /// Password.
-    #[serde(default)]
     pub password: Option<String>,
     /// Will message.
-    #[serde(default)]
     pub will: Option<WillOptions>,
     /// Reconnect backoff.
-    #[serde(default)]
     pub backoff: BackoffOptions,
 }
 
-fn default_version() -> String {
-    "5.0".into()
-}
-
-fn default_keep_alive() -> u16 {
-    60
-}
-
-fn default_session_expiry() -> u32 {
-    86_400
-}
+const SECONDS: &str = "a whole number of seconds";
+const MILLISECONDS: &str = "a whole number of milliseconds";
 
 impl Options {
-    /// Checks values that serde cannot.
+    /// Reads the options object given to `TabMqClient.create`.
+    pub fn from_js(value: &JsValue) -> Result<Self, FieldError> {
+        let object = JsObject::new(value, "")?;
+        let will = match object.object("will")? {
+            Some(will) => Some(WillOptions {
+                topic: will.required_string("topic")?,
+                payload: will.string("payload")?.unwrap_or_default(),
+                qos: will.qos("qos")?.unwrap_or(0),
+                retain: will.bool("retain")?.unwrap_or(false),
+                delay_seconds: will.integer("delaySeconds", u32::MAX, SECONDS)?,
+            }),
+            None => None,
+        };
+        let defaults = BackoffOptions::default();
+        let backoff = match object.object("backoff")? {
+            Some(backoff) => BackoffOptions {
+                initial_ms: backoff
+                    .integer("initialMs", u32::MAX, MILLISECONDS)?
+                    .unwrap_or(defaults.initial_ms),
+                max_ms: backoff
+                    .integer("maxMs", u32::MAX, MILLISECONDS)?
+                    .unwrap_or(defaults.max_ms),
+                stable_ms: backoff
+                    .integer("stableMs", u32::MAX, MILLISECONDS)?
+                    .unwrap_or(defaults.stable_ms),
+            },
+            None => defaults,
+        };
+        Ok(Self {
+            url: object.required_string("url")?,
+            namespace: object.required_string("namespace")?,
+            version: object.string("version")?.unwrap_or_else(|| "5.0".into()),
+            keep_alive: object
+                .integer(
+                    "keepAlive",
+                    u16::MAX.into(),
+                    "a whole number of seconds up to 65535",
+                )?
+                .map_or(60, |k| k as u16),
+            clean_start: object.bool("cleanStart")?.unwrap_or(false),
+            session_expiry: object
+                .integer("sessionExpiry", u32::MAX, SECONDS)?
+                .unwrap_or(86_400),
+            username: object.string("username")?,
+            password: object.string("password")?,
+            will,
+            backoff,
+        })
+    }
+
+    /// Checks the values whose type alone does not make them valid.
     pub fn validate(&self) -> Result<ProtocolVersion, ClientError> {
         let invalid = |message: &str| Err(ClientError::InvalidOptions(message.to_owned()));
         if !(self.url.starts_with("ws://") || self.url.starts_with("wss://")) {
@@ -82,11 +111,6 @@ impl Options {
         }
         if crate::device_id::validate(&self.namespace).is_err() {
             return invalid("namespace must be a non-empty name of letters, digits, '-', '_' or '.'");
-        }
-        if let Some(will) = &self.will
-            && QoS::from_bits(will.qos).is_none()
-        {
-            return invalid("will.qos must be 0, 1 or 2");
         }
         match self.version.as_str() {
             "5.0" | "5" => Ok(ProtocolVersion::V5),

@@ -18,6 +18,10 @@ pub trait SocketEvents: 'static {
     fn closed(&self, generation: u64, code: u16, reason: String);
 }
 
+/// The close code sent when a session state could not be saved. A page may only send
+/// 1000 or 3000–4999; the broker's 4000 means takeover, so this is another private code.
+pub const CLOSE_STORAGE_FAILURE: u16 = 4500;
+
 /// An open (or opening) WebSocket.
 pub struct Socket {
     ws: WebSocket,

@@ -63,16 +63,21 @@ impl Storage {
                 store.delete(JsValue::from_str(key)).map_err(storage_error)?;
             }
         }
-        let result = transaction
+        // A handle kept to read why the transaction aborted (e.g. `QuotaExceededError`).
+        let handle = web_sys::IdbTransaction::from(transaction);
+        let result = idb::Transaction::from(handle.clone())
             .commit()
             .map_err(storage_error)?
             .await
             .map_err(storage_error)?;
         if result.is_committed() {
-            Ok(())
-        } else {
-            Err(ClientError::Storage("transaction aborted".into()))
+            return Ok(());
         }
+        Err(ClientError::Storage(match handle.error() {
+            Some(error) if error.message().is_empty() => error.name(),
+            Some(error) => [error.name(), error.message()].join(": "),
+            None => "transaction aborted".into(),
+        }))
     }
 
     /// The stored device id, if any.
