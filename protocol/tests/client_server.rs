@@ -307,6 +307,28 @@ fn client_pings_after_keep_alive_and_times_out_when_unanswered() {
 }
 
 #[test]
+fn client_with_ping_divisor_two_pings_at_half_the_keep_alive() {
+    let mut config = Pair::config(ProtocolVersion::V5);
+    config.keep_alive = 10;
+    config.ping_divisor = 2;
+    let mut pair = Pair::new(config, ServerConfig::default());
+    pair.connect();
+    pair.advance(Duration::from_secs(4));
+    assert!(pair.client_to_server().is_empty());
+    pair.advance(Duration::from_secs(1));
+    assert!(matches!(pair.client_to_server().as_slice(), [Packet::Pingreq]));
+    assert!(matches!(pair.server_to_client().as_slice(), [Packet::Pingresp]));
+
+    // The PINGRESP timeout is still the whole keep-alive.
+    pair.advance(Duration::from_secs(5));
+    assert!(matches!(pair.lose_client_output().as_slice(), [Packet::Pingreq]));
+    pair.advance(Duration::from_secs(9));
+    assert_eq!(pair.client.state(), ConnectionState::Connected);
+    pair.advance(Duration::from_secs(1));
+    assert_eq!(pair.client.state(), ConnectionState::Disconnected);
+}
+
+#[test]
 fn server_closes_a_silent_client_after_one_and_a_half_keep_alives() {
     for version in VERSIONS {
         let mut config = Pair::config(version);

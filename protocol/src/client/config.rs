@@ -35,11 +35,16 @@ pub struct ClientConfig {
     pub user_properties: Vec<(String, String)>,
     /// How long to wait for CONNACK after sending CONNECT.
     pub connect_timeout: Duration,
+    /// Ping after a silence of keep-alive / `ping_divisor` (at least 1). 1 pings at the
+    /// keep-alive, the latest the spec allows; 2 pings at half of it, for hosts whose
+    /// timers run late, such as background browser tabs.
+    pub ping_divisor: u32,
 }
 
 impl ClientConfig {
     /// Settings for a persistent session of `client_id`: v5, keep-alive 60 s, clean
-    /// start off, session expiry one day, receive maximum 100, 1 MiB packets.
+    /// start off, session expiry one day, receive maximum 100, 1 MiB packets, ping at
+    /// the keep-alive.
     pub fn new(client_id: impl Into<String>) -> Self {
         Self {
             version: ProtocolVersion::V5,
@@ -54,6 +59,7 @@ impl ClientConfig {
             will: None,
             user_properties: Vec::new(),
             connect_timeout: Duration::from_secs(30),
+            ping_divisor: 1,
         }
     }
 

@@ -486,9 +486,10 @@ impl Client {
             ConnectionState::Disconnected => None,
             ConnectionState::ExpectConnack { deadline } => Some(deadline),
             ConnectionState::Connected if self.limits.keep_alive.is_zero() => None,
-            ConnectionState::Connected => {
-                Some(self.ping_sent.unwrap_or(self.last_sent) + self.limits.keep_alive)
-            }
+            ConnectionState::Connected => Some(match self.ping_sent {
+                Some(sent) => sent + self.limits.keep_alive,
+                None => self.last_sent + self.limits.keep_alive / self.config.ping_divisor.max(1),
+            }),
         }
     }
 
