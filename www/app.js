@@ -72,11 +72,18 @@ async function askDeviceId(client, reason) {
   });
 }
 
+function showConnected({ sessionPresent }) {
+  clearInterval(countdown);
+  setState(sessionPresent ? 'connected, session resumed' : 'connected, new session', 'ok');
+  $('takeover-banner').hidden = true;
+}
+
 async function connect(client) {
   $('client-id').textContent = client.clientId();
   setState('connecting');
   try {
-    await client.connect();
+    // A tab relayed through another one gets no `connect` event: it joins a live session.
+    showConnected(await client.connect());
   } catch (error) {
     if (error.kind === 'device-id-needed') {
       await askDeviceId(client);
@@ -89,11 +96,7 @@ async function connect(client) {
 async function main() {
   $('version').textContent = version;
   const client = await createClient({ url, namespace: 'demo', version });
-  client.on('connect', ({ sessionPresent }) => {
-    clearInterval(countdown);
-    setState(sessionPresent ? 'connected, session resumed' : 'connected, new session', 'ok');
-    $('takeover-banner').hidden = true;
-  });
+  client.on('connect', showConnected);
   client.on('disconnect', () => setState('disconnected', 'warn'));
   client.on('reconnecting', ({ delayMs }) => showReconnecting(delayMs));
   client.on('offline', () => setState('offline: waiting for the network', 'warn'));
@@ -107,7 +110,7 @@ async function main() {
     $('takeback-button').focus();
   });
   client.on('message', logMessage);
-  client.on('pending', ({ items }) => showPending(items ?? []));
+  client.on('pending', () => showPending(client.pending()));
   client.on('error', ({ message }) => say(`Problem: ${message}`));
 
   $('rename-button').onclick = async () => {

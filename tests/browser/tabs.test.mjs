@@ -20,7 +20,12 @@ test('two tabs with one device id share one connection; the follower takes over 
   });
   const second = await openHarness(context, broker);
   await createClient(second, broker, { namespace, deviceId: 'desk' });
-  await second.evaluate(() => window.client.connect());
+  await second.evaluate(() => {
+    // The follower answers pending() from the list the leader relays with each change.
+    window.pendingSeen = [];
+    window.client.on('pending', () => window.pendingSeen.push(window.client.pending().length));
+    return window.client.connect();
+  });
 
   assert.equal(await first.evaluate(() => window.client.role), 'leader');
   assert.equal(await second.evaluate(() => window.client.role), 'follower');
@@ -45,6 +50,9 @@ test('two tabs with one device id share one connection; the follower takes over 
   assert.deepEqual(seen.slice(1).sort(), ['from the follower', 'from the leader']);
   assert.equal((await first.evaluate(() => window.messages.length)), 3);
   assert.equal((await second.evaluate(() => window.messages.length)), 3, 'each tab sees each message once');
+  const pendingSeen = await second.evaluate(() => window.pendingSeen);
+  assert.ok(pendingSeen.length > 0 && pendingSeen.every(Number.isInteger), `follower pending() lengths: ${pendingSeen}`);
+  assert.equal(await second.evaluate(() => window.client.pending().length), 0, 'all acknowledged');
 
   // The leader's tab closes; what is published meanwhile reaches the new leader.
   await first.close();

@@ -96,7 +96,7 @@ pub struct Core {
     pub(crate) next_call: u32,
     /// A follower's view of the leader's connection and pending messages.
     pub(crate) leader_connected: bool,
-    pub(crate) leader_pending: JsValue,
+    pub(crate) leader_pending: Array,
 }
 
 /// Milliseconds from the page's time origin.
@@ -149,7 +149,7 @@ impl Core {
             calls: HashMap::new(),
             next_call: 0,
             leader_connected: false,
-            leader_pending: Array::new().into(),
+            leader_pending: Array::new(),
         }
     }
 
@@ -423,6 +423,10 @@ pub fn deliver(shared: &Shared, notices: Vec<Notice>) {
                     if let (Some(crate::tabs::Role::Leader), Some(tabs)) = (core.role, &core.tabs)
                         && crate::tabs::RELAYED_EVENTS.contains(&name)
                     {
+                        // Followers answer `pending()` from the list the leader relays.
+                        if name == "pending" {
+                            let _ = js_sys::Reflect::set(&detail, &"items".into(), &core.pending());
+                        }
                         tabs.post(&object(&[
                             ("type", "event".into()),
                             ("name", name.into()),

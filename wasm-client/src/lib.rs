@@ -295,7 +295,7 @@ impl TabMqClient {
     pub fn pending(&self) -> Array {
         let core = self.shared.borrow();
         match core.role {
-            Some(tabs::Role::Follower) => Array::from(&core.leader_pending),
+            Some(tabs::Role::Follower) => core.leader_pending.clone(),
             _ => core.pending(),
         }
     }

@@ -9,9 +9,9 @@
 
 use std::rc::Rc;
 
-use js_sys::{Function, Promise};
-use wasm_bindgen::JsValue;
+use js_sys::{Array, Function, Promise};
 use wasm_bindgen::closure::Closure;
+use wasm_bindgen::{JsCast, JsValue};
 
 use crate::core::{Notice, Settle, Shared, deliver};
 use crate::driver::open;
@@ -186,7 +186,7 @@ fn on_message(shared: &Shared, message: &JsValue) {
             let connected = field(message, "connected").as_bool().unwrap_or(false);
             let mut core = shared.borrow_mut();
             core.leader_connected = connected;
-            core.leader_pending = field(message, "items");
+            core.leader_pending = pending_items(message);
             drop(core);
             if connected {
                 resolve_waiters(shared);
@@ -223,7 +223,7 @@ fn on_message(shared: &Shared, message: &JsValue) {
                 match name {
                     "connect" => core.leader_connected = true,
                     "disconnect" | "takeover" => core.leader_connected = false,
-                    "pending" => core.leader_pending = field(&detail, "items"),
+                    "pending" => core.leader_pending = pending_items(&detail),
                     _ => {}
                 }
             }
@@ -234,6 +234,11 @@ fn on_message(shared: &Shared, message: &JsValue) {
         }
         _ => {}
     }
+}
+
+/// The `items` list the leader relayed (an empty list if it is missing or malformed).
+fn pending_items(message: &JsValue) -> Array {
+    field(message, "items").dyn_into().unwrap_or_default()
 }
 
 fn resolve_waiters(shared: &Shared) {
