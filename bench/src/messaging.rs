@@ -1,0 +1,255 @@
+//! Message throughput and latency: fan-in, fan-out and rooms. Every connection is a task;
+//! publishers are held to a window of deliveries not yet seen by the subscribers (a closed
+//! loop), so each broker is measured at the rate it sustains without queueing or dropping.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use tabmq_protocol::QoS;
+use tabmq_protocol::client::ClientEvent;
+use tabmq_protocol::flow::SessionFlows;
+use tokio::sync::{Barrier, Notify};
+
+use crate::error::BenchError;
+use crate::peer::{Peer, config};
+use crate::transport::Transport;
+
+/// The message load of a run.
+#[derive(Debug, Clone, Copy)]
+pub struct Load {
+    /// WebSocket or TCP.
+    pub transport: Transport,
+    /// QoS of publications and subscriptions.
+    pub qos: QoS,
+    /// Payload size in bytes (at least 8: it carries the send time).
+    pub payload: usize,
+    /// Messages published in total, across publishers.
+    pub messages: u64,
+}
+
+/// One connection's part: what it publishes and what it subscribes to.
+#[derive(Debug, Clone)]
+pub struct Role {
+    /// Topic and number of messages to publish there.
+    pub publish: Option<(String, u64)>,
+    /// Topic to subscribe to, and how many messages will arrive there.
+    pub subscribe: Option<(String, u64)>,
+    /// Deliveries each of its messages makes (the topic's subscriber count).
+    pub fan: u64,
+}
+
+/// The roles of `connections` peers in a fan-in, fan-out or rooms run.
+pub fn roles(shape: Shape, messages: u64) -> Vec<Role> {
+    let split = |count: u64, parts: u64, index: u64| count / parts + u64::from(index < count % parts);
+    match shape {
+        Shape::FanIn { publishers } => {
+            let mut roles: Vec<Role> = (0..publishers)
+                .map(|i| Role {
+                    publish: Some(("bench/fan-in".into(), split(messages, publishers, i))),
+                    subscribe: None,
+                    fan: 1,
+                })
+                .collect();
+            roles.push(Role {
+                publish: None,
+                subscribe: Some(("bench/fan-in".into(), messages)),
+                fan: 1,
+            });
+            roles
+        }
+        Shape::FanOut { subscribers } => {
+            let mut roles = vec![Role {
+                publish: Some(("bench/fan-out".into(), messages)),
+                subscribe: None,
+                fan: subscribers,
+            }];
+            roles.extend((0..subscribers).map(|_| Role {
+                publish: None,
+                subscribe: Some(("bench/fan-out".into(), messages)),
+                fan: subscribers,
+            }));
+            roles
+        }
+        Shape::Rooms { rooms, members } => {
+            let per_room = |room: u64| split(messages, rooms, room);
+            (0..rooms)
+                .flat_map(|room| {
+                    (0..members).map(move |member| Role {
+                        publish: Some((
+                            format!("bench/room/{room}"),
+                            split(per_room(room), members, member),
+                        )),
+                        subscribe: Some((format!("bench/room/{room}"), per_room(room))),
+                        fan: members,
+                    })
+                })
+                .collect()
+        }
+    }
+}
+
+/// Who talks to whom.
+#[derive(Debug, Clone, Copy)]
+pub enum Shape {
+    /// N publishers to one subscriber.
+    FanIn {
+        /// Publisher count.
+        publishers: u64,
+    },
+    /// One publisher to N subscribers.
+    FanOut {
+        /// Subscriber count.
+        subscribers: u64,
+    },
+    /// Rooms of members who all publish to and subscribe to their room.
+    Rooms {
+        /// Room count.
+        rooms: u64,
+        /// Members per room.
+        members: u64,
+    },
+}
+
+/// What a messaging run measured.
+pub struct Measured {
+    /// Messages received by subscribers, in total.
+    pub delivered: u64,
+    /// From the first publication to the last delivery.
+    pub elapsed: Duration,
+    /// Publish-to-delivery latency, microseconds.
+    pub latency: Histogram<u64>,
+}
+
+/// Deliveries in flight (published and not yet received) that publishers may not exceed.
+const WINDOW: u64 = 2_000;
+
+struct Shared {
+    epoch: Instant,
+    /// Deliveries implied by what was published so far.
+    owed: AtomicU64,
+    delivered: AtomicU64,
+    progress: Notify,
+    start: Barrier,
+}
+
+/// Runs `roles` against the broker at `addr`.
+pub async fn run(addr: &str, load: Load, roles: Vec<Role>) -> Result<Measured, BenchError> {
+    let shared = Arc::new(Shared {
+        epoch: Instant::now(),
+        owed: AtomicU64::new(0),
+        delivered: AtomicU64::new(0),
+        progress: Notify::new(),
+        start: Barrier::new(roles.len() + 1),
+    });
+    let mut tasks = Vec::new();
+    for (index, role) in roles.into_iter().enumerate() {
+        let (shared, addr) = (shared.clone(), addr.to_owned());
+        tasks.push(tokio::spawn(async move {
+            member(&addr, load, index, role, &shared).await
+        }));
+    }
+    shared.start.wait().await;
+    let started = Instant::now();
+    let mut latency = Histogram::<u64>::new(3).expect("3 significant digits is valid");
+    for task in tasks {
+        let histogram = task
+            .await
+            .map_err(|e| BenchError::Protocol(format!("a peer task failed: {e}")))??;
+        latency.add(histogram).expect("same precision");
+    }
+    Ok(Measured {
+        delivered: shared.delivered.load(Ordering::Relaxed),
+        elapsed: started.elapsed(),
+        latency,
+    })
+}
+
+async fn member(
+    addr: &str,
+    load: Load,
+    index: usize,
+    role: Role,
+    shared: &Shared,
+) -> Result<Histogram<u64>, BenchError> {
+    let mut latency = Histogram::<u64>::new(3).expect("3 significant digits is valid");
+    let (mut peer, _) = match Peer::connect(
+        load.transport,
+        addr,
+        config(&format!("bench-{index}"), false),
+        SessionFlows::default(),
+    )
+    .await
+    {
+        Ok(connected) => connected,
+        Err(error) => {
+            shared.start.wait().await;
+            return Err(error);
+        }
+    };
+    if let Some((topic, _)) = &role.subscribe {
+        peer.subscribe(topic, load.qos).await?;
+    }
+    shared.start.wait().await;
+    let (topic, mut to_publish) = role.publish.clone().unwrap_or_default();
+    let mut to_receive = role.subscribe.as_ref().map_or(0, |(_, count)| *count);
+    let mut payload = vec![0u8; load.payload.max(8)];
+    loop {
+        // Publish while the window allows it, then flush once.
+        let mut published = false;
+        while to_publish > 0
+            && shared.owed.load(Ordering::Relaxed) < shared.delivered.load(Ordering::Relaxed) + WINDOW
+        {
+            let sent_at = shared.epoch.elapsed().as_nanos() as u64;
+            payload[..8].copy_from_slice(&sent_at.to_be_bytes());
+            peer.publish(&topic, payload.clone(), load.qos)?;
+            shared.owed.fetch_add(role.fan, Ordering::Relaxed);
+            to_publish -= 1;
+            published = true;
+            if peer.unfinished() >= 64 * 4 {
+                break;
+            }
+        }
+        if published {
+            peer.flush().await?;
+        }
+        let acknowledging = load.qos != QoS::AtMostOnce && peer.unfinished() > 0;
+        if to_publish == 0 && to_receive == 0 && !acknowledging {
+            return Ok(latency);
+        }
+        // Wait for bytes, or for subscribers to open the window.
+        let progress = shared.progress.notified();
+        tokio::pin!(progress);
+        progress.as_mut().enable();
+        let window_open = to_publish > 0
+            && shared.owed.load(Ordering::Relaxed) < shared.delivered.load(Ordering::Relaxed) + WINDOW
+            && peer.unfinished() < 64 * 4;
+        if window_open {
+            continue;
+        }
+        let bytes = tokio::select! {
+            bytes = peer.next_bytes() => Some(bytes?),
+            () = &mut progress, if to_publish > 0 => None,
+        };
+        if let Some(bytes) = bytes {
+            let mut arrived = 0;
+            peer.handle(&bytes, |event| {
+                if let ClientEvent::Message(message) = event {
+                    let now = shared.epoch.elapsed().as_nanos() as u64;
+                    let mut sent = [0u8; 8];
+                    sent.copy_from_slice(&message.payload[..8]);
+                    let micros = now.saturating_sub(u64::from_be_bytes(sent)) / 1_000;
+                    let _ = latency.record(micros.max(1));
+                    arrived += 1;
+                }
+            })
+            .await?;
+            if arrived > 0 {
+                to_receive = to_receive.saturating_sub(arrived);
+                shared.delivered.fetch_add(arrived, Ordering::Relaxed);
+                shared.progress.notify_waiters();
+            }
+        }
+    }
+}

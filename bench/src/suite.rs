@@ -1,0 +1,202 @@
+//! The side-by-side suite: every case against every target that supports it, targets
+//! alternated within each repetition, medians reported with ratios to Mosquitto and to
+//! the bare relay.
+
+use std::fmt::Write as _;
+
+use tabmq_protocol::QoS;
+
+use crate::case::{self, Sample, Scenario};
+use crate::error::BenchError;
+use crate::messaging::{Load, Shape};
+use crate::target::{Programs, Target};
+use crate::transport::Transport;
+
+/// A named scenario.
+pub struct Case {
+    /// Row label.
+    pub title: String,
+    /// What runs.
+    pub scenario: Scenario,
+}
+
+fn messaging(
+    title: &str,
+    shape: Shape,
+    transport: Transport,
+    qos: QoS,
+    payload: usize,
+    messages: u64,
+) -> Case {
+    let load = Load {
+        transport,
+        qos,
+        payload,
+        messages,
+    };
+    Case {
+        title: format!(
+            "{title}, QoS {}, {payload} B{}",
+            qos.bits(),
+            if transport == Transport::Tcp { ", TCP" } else { "" }
+        ),
+        scenario: Scenario::Messaging(shape, load),
+    }
+}
+
+/// The full suite, or with `smoke` the same shapes at a size that runs in seconds.
+pub fn cases(smoke: bool) -> Vec<Case> {
+    let scale = |n: u64| if smoke { (n / 200).max(20) } else { n };
+    let fan_in = Shape::FanIn { publishers: 10 };
+    let fan_out = Shape::FanOut {
+        subscribers: if smoke { 5 } else { 50 },
+    };
+    let rooms = Shape::Rooms {
+        rooms: if smoke { 2 } else { 10 },
+        members: if smoke { 3 } else { 10 },
+    };
+    let (ws, tcp) = (Transport::Ws, Transport::Tcp);
+    let mut cases = vec![
+        messaging("fan-in 10→1", fan_in, ws, QoS::AtMostOnce, 64, scale(200_000)),
+        messaging("fan-in 10→1", fan_in, ws, QoS::AtLeastOnce, 64, scale(100_000)),
+        messaging("fan-in 10→1", fan_in, ws, QoS::ExactlyOnce, 64, scale(50_000)),
+        messaging("fan-out 1→50", fan_out, ws, QoS::AtMostOnce, 64, scale(4_000)),
+        messaging("fan-out 1→50", fan_out, ws, QoS::AtLeastOnce, 64, scale(4_000)),
+        messaging("rooms 10×10", rooms, ws, QoS::AtMostOnce, 64, scale(20_000)),
+        messaging("rooms 10×10", rooms, ws, QoS::AtLeastOnce, 64, scale(20_000)),
+        messaging("fan-in 10→1", fan_in, ws, QoS::AtLeastOnce, 16, scale(100_000)),
+        messaging("fan-in 10→1", fan_in, ws, QoS::AtLeastOnce, 4_096, scale(50_000)),
+        messaging("fan-in 10→1", fan_in, ws, QoS::AtLeastOnce, 65_536, scale(5_000)),
+        messaging("fan-in 10→1", fan_in, tcp, QoS::AtLeastOnce, 64, scale(100_000)),
+    ];
+    cases.push(Case {
+        title: "backlog drain, QoS 1, 64 B".into(),
+        scenario: Scenario::Backlog {
+            transport: ws,
+            messages: scale(100_000),
+            payload: 64,
+        },
+    });
+    cases.push(Case {
+        title: "connection storm".into(),
+        scenario: Scenario::Storm(ws, scale(1_000)),
+    });
+    cases.push(Case {
+        title: "idle connections (memory)".into(),
+        scenario: Scenario::Idle(ws, if smoke { 50 } else { 10_000 }),
+    });
+    cases
+}
+
+/// The targets a case runs against, out of those available.
+fn targets_for(case: &Case, available: &[Target]) -> Vec<Target> {
+    available
+        .iter()
+        .copied()
+        .filter(|t| case.scenario.supports(*t))
+        .filter(|t| *t != Target::TabmqInterval || case.scenario.is_durable())
+        .collect()
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// Medians of one case on one target.
+struct Row {
+    target: Target,
+    rate: f64,
+    latency: Option<[f64; 3]>,
+    cpu: f64,
+    peak_rss: f64,
+}
+
+fn summarize(target: Target, samples: &[Sample]) -> Row {
+    let latency = samples
+        .iter()
+        .all(|s| s.latency.is_some())
+        .then(|| [0, 1, 2].map(|i| median(samples.iter().filter_map(|s| s.latency.map(|l| l[i])).collect())));
+    Row {
+        target,
+        rate: median(samples.iter().map(|s| s.rate).collect()),
+        latency,
+        cpu: median(samples.iter().map(|s| s.cpu).collect()),
+        peak_rss: median(
+            samples
+                .iter()
+                .map(|s| s.peak_rss as f64 / (1 << 20) as f64)
+                .collect(),
+        ),
+    }
+}
+
+/// Runs every case `repeat` times per target, alternating targets, and returns the
+/// report as a Markdown table. Progress goes to stderr.
+pub async fn run(
+    cases: &[Case],
+    available: &[Target],
+    repeat: usize,
+    programs: &Programs,
+) -> Result<String, BenchError> {
+    let mut report = String::from(
+        "| scenario | broker | rate | p50 ms | p99 ms | p99.9 ms | broker CPU s | peak RSS MiB | ours / mosquitto | ours / relay |\n\
+         |---|---|---|---|---|---|---|---|---|---|\n",
+    );
+    for (number, case) in cases.iter().enumerate() {
+        let targets = targets_for(case, available);
+        let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); targets.len()];
+        for round in 0..repeat {
+            // Rotate the order each round so that no broker always runs first (cold caches).
+            for offset in 0..targets.len() {
+                let index = (offset + round) % targets.len();
+                let target = targets[index];
+                eprint!(
+                    "\r[{}/{}] {} · {} · run {}/{}            ",
+                    number + 1,
+                    cases.len(),
+                    case.title,
+                    target.name(),
+                    round + 1,
+                    repeat
+                );
+                let sample = case::run(case.scenario, target, programs)
+                    .await
+                    .map_err(|e| BenchError::Protocol(format!("{} on {}: {e}", case.title, target.name())))?;
+                samples[index].push(sample);
+            }
+        }
+        let rows: Vec<Row> = targets
+            .iter()
+            .zip(&samples)
+            .map(|(t, s)| summarize(*t, s))
+            .collect();
+        let rate_of = |target: Target| rows.iter().find(|r| r.target == target).map(|r| r.rate);
+        let unit = case.scenario.unit();
+        for row in &rows {
+            let ours = matches!(row.target, Target::Tabmq | Target::TabmqInterval);
+            let ratio = |other: Option<f64>| match (ours, other) {
+                (true, Some(other)) if other > 0.0 => format!("{:.2}", row.rate / other),
+                _ => String::new(),
+            };
+            let [p50, p99, p999] = row
+                .latency
+                .map_or([String::new(), String::new(), String::new()], |l| {
+                    l.map(|v| format!("{v:.2}"))
+                });
+            let _ = writeln!(
+                report,
+                "| {} | {} | {:.0} {unit} | {p50} | {p99} | {p999} | {:.2} | {:.1} | {} | {} |",
+                case.title,
+                row.target.name(),
+                row.rate,
+                row.cpu,
+                row.peak_rss,
+                ratio(rate_of(Target::Mosquitto)),
+                ratio(rate_of(Target::Relay)),
+            );
+        }
+    }
+    eprintln!();
+    Ok(report)
+}
