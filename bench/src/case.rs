@@ -73,6 +73,8 @@ pub struct Sample {
     pub peak_rss: u64,
     /// Wall-clock seconds of the measured part.
     pub seconds: f64,
+    /// False when the run was cut short at the time limit.
+    pub complete: bool,
 }
 
 fn percentiles(histogram: &Histogram<u64>) -> Option<[f64; 3]> {
@@ -91,10 +93,12 @@ pub async fn run(scenario: Scenario, target: Target, programs: &Programs) -> Res
             .ok_or_else(|| BenchError::Process("no TCP listener".into())),
     };
     let cpu_before = broker.cpu()?;
+    let mut complete = true;
     let (rate, latency, seconds) = match scenario {
         Scenario::Messaging(shape, load) => {
             let roles = messaging::roles(shape, load.messages);
             let measured = messaging::run(&addr(load.transport)?, load, roles).await?;
+            complete = measured.complete;
             let seconds = measured.elapsed.as_secs_f64();
             (
                 measured.delivered as f64 / seconds,
@@ -137,5 +141,6 @@ pub async fn run(scenario: Scenario, target: Target, programs: &Programs) -> Res
         cpu,
         peak_rss,
         seconds,
+        complete,
     })
 }

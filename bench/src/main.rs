@@ -159,13 +159,21 @@ async fn run(cli: Cli) -> Result<(), BenchError> {
                 .filter(|c| only.as_ref().is_none_or(|text| c.title.contains(text.as_str())))
                 .collect();
             let repeat = if smoke { 1 } else { repeat.max(1) };
-            let report = suite::run(&cases, &targets, repeat, &programs).await?;
+            let (report, failed) = suite::run(&cases, &targets, repeat, &programs).await;
             println!("{report}");
             if let Some(out) = out {
                 std::fs::write(&out, &report)
                     .map_err(|e| BenchError::Process(format!("cannot write {}: {e}", out.display())))?;
             }
-            Ok(())
+            match failed {
+                0 => Ok(()),
+                // A smoke run proves that every scenario works on every broker.
+                _ if smoke => Err(BenchError::Protocol(format!("{failed} run(s) failed"))),
+                _ => {
+                    eprintln!("tabmq-bench: {failed} run(s) failed; see the table");
+                    Ok(())
+                }
+            }
         }
         Command::Run {
             programs: args,
@@ -212,8 +220,13 @@ async fn run(cli: Cli) -> Result<(), BenchError> {
             let latency = sample.latency.map_or(String::new(), |[p50, p99, p999]| {
                 format!(", latency p50 {p50:.2} ms, p99 {p99:.2} ms, p99.9 {p999:.2} ms")
             });
+            let cut = if sample.complete {
+                ""
+            } else {
+                " (cut at the time limit)"
+            };
             println!(
-                "{}: {:.0} {}{latency}, broker CPU {:.2} s over {:.2} s, peak RSS {:.1} MiB",
+                "{}: {:.0} {}{cut}{latency}, broker CPU {:.2} s over {:.2} s, peak RSS {:.1} MiB",
                 target.name(),
                 sample.rate,
                 scenario.unit(),

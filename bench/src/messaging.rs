@@ -118,9 +118,14 @@ pub struct Measured {
     pub delivered: u64,
     /// From the first publication to the last delivery.
     pub elapsed: Duration,
-    /// Publish-to-delivery latency, microseconds.
+    /// Publish-to-delivery latency, microseconds (empty when cut short).
     pub latency: Histogram<u64>,
+    /// False when the run was cut at [`RUN_LIMIT`]: the rate is what got through by then.
+    pub complete: bool,
 }
+
+/// The longest a messaging run may take; a broker slower than that is cut short.
+pub const RUN_LIMIT: Duration = Duration::from_secs(60);
 
 /// Deliveries in flight (published and not yet received) that publishers may not exceed.
 const WINDOW: u64 = 2_000;
@@ -153,16 +158,36 @@ pub async fn run(addr: &str, load: Load, roles: Vec<Role>) -> Result<Measured, B
     shared.start.wait().await;
     let started = Instant::now();
     let mut latency = Histogram::<u64>::new(3).expect("3 significant digits is valid");
-    for task in tasks {
-        let histogram = task
-            .await
-            .map_err(|e| BenchError::Protocol(format!("a peer task failed: {e}")))??;
-        latency.add(histogram).expect("same precision");
-    }
+    let aborts: Vec<_> = tasks.iter().map(|task| task.abort_handle()).collect();
+    let joined = tokio::time::timeout(RUN_LIMIT, async {
+        for task in tasks {
+            let histogram = task
+                .await
+                .map_err(|e| BenchError::Protocol(format!("a peer task failed: {e}")))??;
+            latency.add(histogram).expect("same precision");
+        }
+        Ok::<_, BenchError>(())
+    })
+    .await;
+    let complete = match joined {
+        Ok(result) => {
+            result?;
+            true
+        }
+        Err(_) => {
+            aborts.iter().for_each(|task| task.abort());
+            false
+        }
+    };
     Ok(Measured {
         delivered: shared.delivered.load(Ordering::Relaxed),
         elapsed: started.elapsed(),
-        latency,
+        latency: if complete {
+            latency
+        } else {
+            Histogram::new(3).expect("valid")
+        },
+        complete,
     })
 }
 

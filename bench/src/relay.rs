@@ -39,9 +39,10 @@ pub async fn serve(addr: &str) -> Result<(), BenchError> {
 /// Accepts the `mqtt` subprotocol. The error type is fixed by tungstenite's callback.
 #[allow(clippy::result_large_err)]
 fn accept_mqtt(_: &Request, mut response: Response) -> Result<Response, ErrorResponse> {
-    response
-        .headers_mut()
-        .insert("Sec-WebSocket-Protocol", "mqtt".parse().expect("a valid header value"));
+    response.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        "mqtt".parse().expect("a valid header value"),
+    );
     Ok(response)
 }
 

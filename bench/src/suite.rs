@@ -7,7 +7,6 @@ use std::fmt::Write as _;
 use tabmq_protocol::QoS;
 
 use crate::case::{self, Sample, Scenario};
-use crate::error::BenchError;
 use crate::messaging::{Load, Shape};
 use crate::target::{Programs, Target};
 use crate::transport::Transport;
@@ -106,6 +105,8 @@ fn median(mut values: Vec<f64>) -> f64 {
 /// Medians of one case on one target.
 struct Row {
     target: Target,
+    /// Whether every run finished within the time limit.
+    complete: bool,
     rate: f64,
     latency: Option<[f64; 3]>,
     cpu: f64,
@@ -119,6 +120,7 @@ fn summarize(target: Target, samples: &[Sample]) -> Row {
         .then(|| [0, 1, 2].map(|i| median(samples.iter().filter_map(|s| s.latency.map(|l| l[i])).collect())));
     Row {
         target,
+        complete: samples.iter().all(|s| s.complete),
         rate: median(samples.iter().map(|s| s.rate).collect()),
         latency,
         cpu: median(samples.iter().map(|s| s.cpu).collect()),
@@ -132,20 +134,22 @@ fn summarize(target: Target, samples: &[Sample]) -> Row {
 }
 
 /// Runs every case `repeat` times per target, alternating targets, and returns the
-/// report as a Markdown table. Progress goes to stderr.
+/// report as a Markdown table with the number of failed runs. Progress goes to stderr.
 pub async fn run(
     cases: &[Case],
     available: &[Target],
     repeat: usize,
     programs: &Programs,
-) -> Result<String, BenchError> {
+) -> (String, usize) {
     let mut report = String::from(
         "| scenario | broker | rate | p50 ms | p99 ms | p99.9 ms | broker CPU s | peak RSS MiB | ours / mosquitto | ours / relay |\n\
          |---|---|---|---|---|---|---|---|---|---|\n",
     );
+    let mut failed = 0;
     for (number, case) in cases.iter().enumerate() {
         let targets = targets_for(case, available);
         let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); targets.len()];
+        let mut failures: Vec<Option<String>> = vec![None; targets.len()];
         for round in 0..repeat {
             // Rotate the order each round so that no broker always runs first (cold caches).
             for offset in 0..targets.len() {
@@ -160,17 +164,33 @@ pub async fn run(
                     round + 1,
                     repeat
                 );
-                let sample = case::run(case.scenario, target, programs)
-                    .await
-                    .map_err(|e| BenchError::Protocol(format!("{} on {}: {e}", case.title, target.name())))?;
-                samples[index].push(sample);
+                // A broker that fails a case is reported as failing it; the suite goes on.
+                match case::run(case.scenario, target, programs).await {
+                    Ok(sample) => samples[index].push(sample),
+                    Err(error) => {
+                        failed += 1;
+                        eprintln!("\n{} on {}: {error}", case.title, target.name());
+                        failures[index] = Some(error.to_string());
+                    }
+                }
             }
         }
         let rows: Vec<Row> = targets
             .iter()
             .zip(&samples)
+            .filter(|(_, s)| !s.is_empty())
             .map(|(t, s)| summarize(*t, s))
             .collect();
+        for (target, failure) in targets.iter().zip(&failures) {
+            if let Some(failure) = failure {
+                let _ = writeln!(
+                    report,
+                    "| {} | {} | failed in a run: {failure} | | | | | | | |",
+                    case.title,
+                    target.name()
+                );
+            }
+        }
         let rate_of = |target: Target| rows.iter().find(|r| r.target == target).map(|r| r.rate);
         let unit = case.scenario.unit();
         for row in &rows {
@@ -186,10 +206,11 @@ pub async fn run(
                 });
             let _ = writeln!(
                 report,
-                "| {} | {} | {:.0} {unit} | {p50} | {p99} | {p999} | {:.2} | {:.1} | {} | {} |",
+                "| {} | {} | {:.0} {unit}{} | {p50} | {p99} | {p999} | {:.2} | {:.1} | {} | {} |",
                 case.title,
                 row.target.name(),
                 row.rate,
+                if row.complete { "" } else { " (cut at 60 s)" },
                 row.cpu,
                 row.peak_rss,
                 ratio(rate_of(Target::Mosquitto)),
@@ -198,5 +219,5 @@ pub async fn run(
         }
     }
     eprintln!();
-    Ok(report)
+    (report, failed)
 }

@@ -2,7 +2,9 @@
 //!
 //! - `cargo xtask test`: every check CI runs, installing what it needs first.
 //! - `cargo xtask demo`: builds everything and starts the broker serving the demo page.
+//! - `cargo xtask bench`: the benchmarks, side by side with Mosquitto and MQTT.js.
 
+mod bench;
 mod cmd;
 mod demo;
 mod package;
@@ -11,11 +13,13 @@ mod test;
 
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: cargo xtask <test|demo>
+const USAGE: &str = "usage: cargo xtask <test|demo|package|bench [suite options]>
 
-  test     format, lint, unit and integration tests, wasm build checks
+  test     format, lint, unit, integration, browser and interop tests, benchmark smoke run
+  demo     build the browser package and run the broker serving the demo page
   package  build the npm package (wasm-client/npm, www/pkg, target/tabmq-*.tgz)
-  demo   build the browser package and run the broker serving the demo page";
+  bench    benchmarks against Mosquitto, a bare WebSocket relay and MQTT.js (release builds);
+           options go to `tabmq-bench suite`, e.g. --repeat 5 or --only fan-in";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -23,6 +27,7 @@ fn main() -> ExitCode {
         Some("test") => test::run(),
         Some("demo") => demo::run(),
         Some("package") => package::build().map(|_| ()),
+        Some("bench") => bench::run(&args[1..]),
         Some("-h" | "--help") => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;

@@ -60,6 +60,14 @@ pub(crate) fn mosquitto_clients() -> Result<(), TaskError> {
     )
 }
 
+/// Debian's Mosquitto broker, the benchmarks' reference.
+pub(crate) fn mosquitto_broker() -> Result<(), TaskError> {
+    if std::path::Path::new("/usr/sbin/mosquitto").exists() {
+        return Ok(());
+    }
+    debian_package("mosquitto", &["mosquitto"], "sudo apt-get install mosquitto")
+}
+
 /// A Python virtual environment with the interop tests' requirements; returns its python.
 pub(crate) fn python_env() -> Result<PathBuf, TaskError> {
     if !cmd::exists("python3") {

@@ -25,6 +25,7 @@ pub(crate) fn run() -> Result<(), TaskError> {
     crate::package::build()?;
     interop(&python)?;
     browser()?;
+    crate::bench::smoke()?;
     eprintln!("\nxtask: all checks passed");
     Ok(())
 }

@@ -1,0 +1,137 @@
+// Browser-side benchmark: tabmq's wasm client against MQTT.js (npm `mqtt`, its browser
+// bundle) in the same headless Chromium page, against the same tabmq broker. Measures
+// QoS 1 publish throughput (all acknowledged) and QoS 1 receive throughput (a Node MQTT.js
+// feeder publishes), alternating the two clients, and prints medians and bundle sizes.
+//
+// Run by `cargo xtask bench` (TABMQ_BIN set to the release broker). Options:
+//   node bench.mjs [--messages 5000] [--repeat 3] [--out file.md]
+import { cpSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { gzipSync } from 'node:zlib';
+import { setUp, openHarness } from './harness.mjs';
+
+const require = createRequire(import.meta.url);
+const mqtt = require('mqtt');
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const args = process.argv.slice(2);
+const option = (name, fallback) => {
+  const index = args.indexOf(`--${name}`);
+  return index >= 0 ? args[index + 1] : fallback;
+};
+const MESSAGES = Number(option('messages', 5000));
+const REPEAT = Number(option('repeat', 3));
+const OUT = option('out', null);
+const PAYLOAD = 'x'.repeat(64);
+
+// The browser bundle people load from a CDN (not in the package's exports map).
+const mqttBundle = path.join(here, 'node_modules/mqtt/dist/mqtt.min.js');
+cpSync(mqttBundle, path.join(here, 'www/mqtt.min.js'));
+
+const { broker, browser } = await setUp();
+
+/** Opens a page with one connected client of `kind` as `window.benchClient`. */
+async function openClient(kind, id) {
+  const context = await browser.newContext();
+  const page = await openHarness(context, broker);
+  await page.evaluate(async ({ kind, id, url }) => {
+    if (kind === 'tabmq') {
+      const client = await window.tabmq.createClient({ url, namespace: `bench-${id}` });
+      await client.setDeviceId('bench');
+      await client.connect();
+      window.benchClient = {
+        publish: (topic, payload) => client.publish(topic, payload, { qos: 1 }),
+        subscribe: (topic) => client.subscribe(topic, { qos: 1 }),
+        onMessage: (handler) => client.on('message', handler),
+      };
+    } else {
+      await new Promise((resolve, reject) => {
+        const script = document.createElement('script');
+        script.src = 'mqtt.min.js';
+        script.onload = resolve;
+        script.onerror = reject;
+        document.head.append(script);
+      });
+      const client = window.mqtt.connect(url, { protocolVersion: 5, clientId: `bench-${id}`, clean: true });
+      await new Promise((resolve) => client.once('connect', resolve));
+      window.benchClient = {
+        publish: (topic, payload) => client.publishAsync(topic, payload, { qos: 1 }),
+        subscribe: (topic) => client.subscribeAsync(topic, { qos: 1 }),
+        onMessage: (handler) => client.on('message', handler),
+      };
+    }
+  }, { kind, id, url: broker.wsUrl });
+  return { page, context };
+}
+
+/** QoS 1 messages per second published by the page, all acknowledged. */
+async function publishRate(kind, id) {
+  const { page, context } = await openClient(kind, id);
+  const seconds = await page.evaluate(async ({ count, payload }) => {
+    const started = performance.now();
+    await Promise.all(Array.from({ length: count }, () => window.benchClient.publish('bench/browser-pub', payload)));
+    return (performance.now() - started) / 1000;
+  }, { count: MESSAGES, payload: PAYLOAD });
+  await context.close();
+  return MESSAGES / seconds;
+}
+
+/** QoS 1 messages per second received by the page from a Node MQTT.js publisher. */
+async function receiveRate(kind, id) {
+  const { page, context } = await openClient(kind, id);
+  const topic = `bench/browser-recv/${id}`;
+  await page.evaluate(async ({ topic, count }) => {
+    window.received = new Promise((resolve) => {
+      let seen = 0;
+      let first = 0;
+      window.benchClient.onMessage(() => {
+        seen += 1;
+        if (seen === 1) first = performance.now();
+        if (seen === count) resolve((performance.now() - first) / 1000);
+      });
+    });
+    await window.benchClient.subscribe(topic);
+  }, { topic, count: MESSAGES });
+  const feeder = await mqtt.connectAsync(broker.wsUrl, { protocolVersion: 5, clientId: `feeder-${id}` });
+  await Promise.all(Array.from({ length: MESSAGES }, () => feeder.publishAsync(topic, PAYLOAD, { qos: 1 })));
+  const seconds = await page.evaluate(() => window.received);
+  await feeder.endAsync();
+  await context.close();
+  return (MESSAGES - 1) / seconds;
+}
+
+const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
+const rates = { tabmq: { publish: [], receive: [] }, 'MQTT.js': { publish: [], receive: [] } };
+let run = 0;
+for (let round = 0; round < REPEAT; round++) {
+  const order = round % 2 === 0 ? ['tabmq', 'MQTT.js'] : ['MQTT.js', 'tabmq'];
+  for (const kind of order) {
+    process.stderr.write(`\rbrowser bench: round ${round + 1}/${REPEAT}, ${kind}        `);
+    rates[kind].publish.push(await publishRate(kind, `${run++}`));
+    rates[kind].receive.push(await receiveRate(kind, `${run++}`));
+  }
+}
+process.stderr.write('\n');
+
+const gzip = (files) => files.reduce((sum, file) => sum + gzipSync(readFileSync(file), { level: 9 }).length, 0);
+const pkg = path.join(here, 'www/pkg');
+const ours = gzip([path.join(pkg, 'index.js'), path.join(pkg, 'dist/tabmq_client.js'), path.join(pkg, 'dist/tabmq_client_bg.wasm')]);
+const theirs = gzip([mqttBundle]);
+const row = (kind, size) => `| ${kind} | ${median(rates[kind].publish).toFixed(0)} | ${median(rates[kind].receive).toFixed(0)} | ${(size / 1024).toFixed(1)} KiB |`;
+const report = [
+  `Chromium ${browser.version()}, ${MESSAGES} QoS 1 messages of 64 B per run, median of ${REPEAT} runs per client, alternating.`,
+  '',
+  '| client | publish msg/s (acknowledged) | receive msg/s | bundle, gzip -9 |',
+  '|---|---|---|---|',
+  row('tabmq', ours),
+  row('MQTT.js', theirs),
+  '',
+].join('\n');
+console.log(report);
+if (OUT) writeFileSync(OUT, report);
+
+rmSync(path.join(here, 'www/mqtt.min.js'), { force: true });
+await browser.close();
+await broker.stop();
