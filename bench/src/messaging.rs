@@ -130,6 +130,12 @@ pub const RUN_LIMIT: Duration = Duration::from_secs(60);
 /// Deliveries in flight (published and not yet received) that publishers may not exceed.
 const WINDOW: u64 = 2_000;
 
+/// Messages a publisher may have queued or in flight at once.
+const MAX_UNFINISHED: usize = 256;
+
+/// Bytes of publications written between two reads.
+const MAX_BATCH_BYTES: usize = 64 * 1024;
+
 struct Shared {
     epoch: Instant,
     /// Deliveries implied by what was published so far.
@@ -223,6 +229,7 @@ async fn member(
     loop {
         // Publish while the window allows it, then flush once.
         let mut published = false;
+        let mut batch_bytes = 0;
         while to_publish > 0
             && shared.owed.load(Ordering::Relaxed) < shared.delivered.load(Ordering::Relaxed) + WINDOW
         {
@@ -232,7 +239,10 @@ async fn member(
             shared.owed.fetch_add(role.fan, Ordering::Relaxed);
             to_publish -= 1;
             published = true;
-            if peer.unfinished() >= 64 * 4 {
+            batch_bytes += payload.len();
+            // Small writes between reads: a task blocked writing while the broker is
+            // blocked writing to it would deadlock both.
+            if peer.unfinished() >= MAX_UNFINISHED || batch_bytes >= MAX_BATCH_BYTES {
                 break;
             }
         }
@@ -249,7 +259,7 @@ async fn member(
         progress.as_mut().enable();
         let window_open = to_publish > 0
             && shared.owed.load(Ordering::Relaxed) < shared.delivered.load(Ordering::Relaxed) + WINDOW
-            && peer.unfinished() < 64 * 4;
+            && peer.unfinished() < MAX_UNFINISHED;
         if window_open {
             continue;
         }

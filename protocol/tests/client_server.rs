@@ -279,6 +279,28 @@ fn the_client_receive_maximum_bounds_what_the_server_sends() {
 }
 
 #[test]
+fn the_server_sends_no_more_in_flight_than_its_own_receive_maximum() {
+    for version in [ProtocolVersion::V311, ProtocolVersion::V5] {
+        let config = tabmq_protocol::client::ClientConfig {
+            receive_maximum: 1_000,
+            ..Pair::config(version)
+        };
+        let server_config = ServerConfig {
+            receive_maximum: 4,
+            ..ServerConfig::default()
+        };
+        let mut pair = Pair::new(config, server_config);
+        pair.connect();
+        for n in 0..10u8 {
+            pair.server.deliver(Publish::new("t", vec![n], QoS::AtLeastOnce));
+        }
+        assert_eq!(pair.server_to_client().len(), 4, "{version:?}");
+        pair.settle();
+        assert_eq!(pair.client_messages().len(), 10, "{version:?}");
+    }
+}
+
+#[test]
 fn client_pings_after_keep_alive_and_times_out_when_unanswered() {
     let mut config = Pair::config(ProtocolVersion::V5);
     config.keep_alive = 10;

@@ -6,17 +6,19 @@
 //! resends PUBREL, not the PUBLISH, after restart). QoS 1 ids are recorded without
 //! waiting: a lost record only means a duplicate, which QoS 1 allows.
 
-use std::collections::HashMap;
-
 use tabmq_protocol::PacketId;
 use tabmq_protocol::flow::{InflightState, MessageId, SessionFlows};
 
 use crate::store::StoreOp;
 
-/// What was last written for each message in flight.
+/// One in-flight message as last written: its id, packet id and handshake state.
+type Written = (MessageId, PacketId, InflightState);
+
+/// What was last written for each message in flight, sorted by message id. A round costs
+/// O(in flight × log in flight) with no hashing: it runs once per batch of packets.
 #[derive(Debug, Default)]
 pub(crate) struct InflightRecorder {
-    written: HashMap<MessageId, (PacketId, InflightState)>,
+    written: Vec<Written>,
 }
 
 /// Store changes for one round, and whether they must be durable before sending.
@@ -31,23 +33,31 @@ pub(crate) struct InflightChanges {
 impl InflightRecorder {
     /// Treats the current in-flight state as already written (it came from the store).
     pub(crate) fn seed(&mut self, flows: &SessionFlows) {
-        self.written = Self::current(flows).collect();
+        self.written = Self::current(flows);
     }
 
-    fn current(flows: &SessionFlows) -> impl Iterator<Item = (MessageId, (PacketId, InflightState))> + '_ {
-        flows
+    /// The in-flight messages (only those: the queue can be an offline session's long
+    /// backlog), sorted by id.
+    fn current(flows: &SessionFlows) -> Vec<Written> {
+        let mut current: Vec<Written> = flows
             .outgoing
-            .iter()
-            .filter_map(|message| Some((message.id, (message.publish.packet_id?, message.state?))))
+            .inflight()
+            .filter_map(|message| Some((message.id, message.publish.packet_id?, message.state?)))
+            .collect();
+        current.sort_unstable_by_key(|(id, _, _)| *id);
+        current
     }
 
     /// The writes needed since the last call.
     pub(crate) fn changes(&mut self, client_id: &str, flows: &SessionFlows) -> InflightChanges {
         let mut changes = InflightChanges::default();
-        let mut still_in_flight = HashMap::with_capacity(self.written.len());
-        for (id, (packet_id, state)) in Self::current(flows) {
-            still_in_flight.insert(id, (packet_id, state));
-            if self.written.get(&id) == Some(&(packet_id, state)) {
+        let current = Self::current(flows);
+        for &(id, packet_id, state) in &current {
+            let unchanged = self
+                .written
+                .binary_search_by_key(&id, |(written, _, _)| *written)
+                .is_ok_and(|at| self.written[at] == (id, packet_id, state));
+            if unchanged {
                 continue;
             }
             // Only QoS 2 messages are ever in the PUBREC or PUBCOMP states.
@@ -59,7 +69,7 @@ impl InflightRecorder {
                 state,
             });
         }
-        self.written = still_in_flight;
+        self.written = current;
         changes
     }
 }

@@ -113,6 +113,11 @@ impl OutgoingFlows {
         self.queued.len()
     }
 
+    /// Messages in flight, in send order.
+    pub fn inflight(&self) -> impl Iterator<Item = &OutgoingMessage> {
+        self.inflight.iter()
+    }
+
     /// Messages in flight (send order) then queued ones.
     pub fn iter(&self) -> impl Iterator<Item = &OutgoingMessage> {
         self.inflight.iter().chain(self.queued.iter())

@@ -9,7 +9,7 @@ use crate::qos::QoS;
 pub struct ServerConfig {
     /// Largest packet accepted from the client; larger ones end the connection (0x95).
     pub maximum_packet_size: u32,
-    /// How many QoS 1/2 publishes the client may have in flight to us.
+    /// How many QoS 1/2 publishes the client may have in flight to us, and we to it.
     pub receive_maximum: u16,
     /// Highest topic alias the client may use (0: none).
     pub topic_alias_maximum: u16,

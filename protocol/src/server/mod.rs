@@ -203,8 +203,14 @@ impl Connection {
     fn handle_connect(&mut self, connect: Box<Connect>, now: Timestamp) {
         self.version = connect.version;
         let props = &connect.properties;
+        // We send at most as many unacknowledged QoS 1/2 messages as we accept (as
+        // Mosquitto's max_inflight_messages does), fewer if a v5 client asks for fewer.
+        self.client_limits.receive_maximum = self.config.receive_maximum;
         if connect.version.is_v5() {
-            self.client_limits.receive_maximum = props.receive_maximum.unwrap_or(u16::MAX);
+            self.client_limits.receive_maximum = props
+                .receive_maximum
+                .unwrap_or(u16::MAX)
+                .min(self.config.receive_maximum);
             if let Some(size) = props.maximum_packet_size {
                 self.client_limits.maximum_packet_size = size;
             }
