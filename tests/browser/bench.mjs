@@ -6,7 +6,8 @@
 //
 // Run by `cargo xtask bench` (TABMQ_BIN set to the release broker). Options:
 //   node bench.mjs [--messages 5000] [--repeat 3] [--out file.md]
-import { cpSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -34,7 +35,11 @@ const IN_FLIGHT = 50;
 const mqttBundle = path.join(here, 'node_modules/mqtt/dist/mqtt.min.js');
 cpSync(mqttBundle, path.join(here, 'www/mqtt.min.js'));
 
-const { broker, browser } = await setUp();
+// Queues long enough that a subscriber slower than the feeder loses nothing (the default
+// of 1,000 queued messages would drop the rest, and a run would never complete).
+const config = path.join(mkdtempSync(path.join(os.tmpdir(), 'tabmq-bench-')), 'tabmq.toml');
+writeFileSync(config, '[limits]\nmax_queued_messages = 1000000\nmax_queued_bytes = 1073741824\n[log]\nlevel = "warn"\n');
+const { broker, browser } = await setUp({ config });
 
 /** Opens a page with one connected client of `kind` as `window.benchClient`. */
 async function openClient(kind, id) {
@@ -114,7 +119,10 @@ async function receiveRate(kind, id) {
     }
   };
   await Promise.all(Array.from({ length: IN_FLIGHT }, lane));
-  const seconds = await page.evaluate(() => window.received);
+  const seconds = await page.evaluate(() => Promise.race([
+    window.received,
+    new Promise((resolve, reject) => setTimeout(() => reject(new Error('not every message arrived within 120 s')), 120_000)),
+  ]));
   await feeder.endAsync();
   await context.close();
   return (MESSAGES - 1) / seconds;

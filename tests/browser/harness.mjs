@@ -16,11 +16,11 @@ export const CHROMIUM_ARGS = [
   '--disable-component-update', '--disable-sync', '--disable-quic', '--no-first-run',
 ];
 
-/** Starts a broker serving the harness, and a browser. */
-export async function setUp() {
+/** Starts a broker serving the harness (with `config`, a TOML file, if given), and a browser. */
+export async function setUp({ config = null } = {}) {
   rmSync(path.join(www, 'pkg'), { recursive: true, force: true });
   cpSync(path.join(here, '../../www/pkg'), path.join(www, 'pkg'), { recursive: true });
-  const broker = await startBroker({ www });
+  const broker = await startBroker({ www, config });
   const executablePath = execFileSync('which', ['chromium']).toString().trim();
   const browser = await chromium.launch({ executablePath, args: CHROMIUM_ARGS });
   return { broker, browser };

@@ -30,8 +30,11 @@ async function waitForPort(port) {
   throw new Error(`broker never listened on ${port}`);
 }
 
-/** Starts a broker; `www` is the folder it serves over HTTP (none by default). */
-export async function startBroker({ www = '' } = {}) {
+/**
+ * Starts a broker; `www` is the folder it serves over HTTP (none by default), `config` a
+ * TOML configuration file (command-line flags still set listeners and storage).
+ */
+export async function startBroker({ www = '', config = null } = {}) {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'tabmq-node-'));
   const ws = await freePort();
   const tcp = await freePort();
@@ -39,6 +42,7 @@ export async function startBroker({ www = '' } = {}) {
   let child;
   const launch = async () => {
     child = spawn(process.env.TABMQ_BIN, [
+      ...(config ? ['--config', config] : []),
       '--ws', `127.0.0.1:${ws}`, '--tcp', `127.0.0.1:${tcp}`, '--www', www, '--data-dir', path.join(dir, 'data'),
     ], { stdio: ['ignore', 'ignore', log] });
     await waitForPort(ws);
