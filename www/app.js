@@ -93,6 +93,15 @@ async function connect(client) {
   }
 }
 
+async function subscribe(client, filter, qos) {
+  try {
+    const [code] = await client.subscribe(filter, { qos });
+    say(code < 0x80 ? `Subscribed to ${filter} (QoS ${code}).` : `Subscription to ${filter} refused (code ${code}).`);
+  } catch (error) {
+    say(`Could not subscribe: ${error.message}`);
+  }
+}
+
 async function main() {
   $('version').textContent = version;
   const client = await createClient({ url, namespace: 'demo', version });
@@ -122,15 +131,9 @@ async function main() {
     $('takeover-banner').hidden = true;
     await connect(client);
   };
-  $('subscribe-form').onsubmit = async (event) => {
+  $('subscribe-form').onsubmit = (event) => {
     event.preventDefault();
-    const filter = $('filter-input').value;
-    try {
-      const [code] = await client.subscribe(filter, { qos: Number($('sub-qos').value) });
-      say(code < 0x80 ? `Subscribed to ${filter} (QoS ${code}).` : `Subscription to ${filter} refused (code ${code}).`);
-    } catch (error) {
-      say(`Could not subscribe: ${error.message}`);
-    }
+    return subscribe(client, $('filter-input').value, Number($('sub-qos').value));
   };
   $('publish-form').onsubmit = async (event) => {
     event.preventDefault();
@@ -149,9 +152,7 @@ async function main() {
 
   showPending(client.pending());
   await connect(client);
-  if (client.connected) {
-    await client.subscribe($('filter-input').value, { qos: 1 }).catch(() => {});
-  }
+  if (client.connected) await subscribe(client, $('filter-input').value, 1);
 }
 
 main().catch((error) => {

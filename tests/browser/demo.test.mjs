@@ -53,6 +53,8 @@ async function nameDevice(page, name) {
   if (name) await page.fill('#device-input', name);
   await page.press('#device-input', 'Enter');
   await page.waitForFunction(() => document.getElementById('state').textContent.startsWith('connected'));
+  // The page subscribes once connected; the broker has it on disk when SUBACK comes.
+  await page.waitForFunction(() => document.getElementById('messaging-status').textContent.startsWith('Subscribed'));
 }
 
 test('first visit asks for a device name once; the next visit skips it', async () => {
