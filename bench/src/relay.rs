@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex};
 
 use futures_util::{SinkExt, StreamExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
@@ -25,7 +25,18 @@ type Subscribers = Arc<Mutex<HashMap<Vec<u8>, Vec<UnboundedSender<Vec<u8>>>>>>;
 
 /// Serves the relay on `addr` until the process ends.
 pub async fn serve(addr: &str) -> Result<(), BenchError> {
-    let listener = TcpListener::bind(addr).await?;
+    // The same listen backlog as tabmq's, so that a connection storm compares accept paths.
+    let address: std::net::SocketAddr = addr
+        .parse()
+        .map_err(|_| BenchError::Process(format!("not an ip:port address: {addr}")))?;
+    let socket = if address.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(address)?;
+    let listener = socket.listen(4_096)?;
     let subscribers: Subscribers = Arc::default();
     loop {
         let (tcp, _) = listener.accept().await?;

@@ -6,7 +6,7 @@ use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use thiserror::Error;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
@@ -39,18 +39,38 @@ pub enum StartupError {
     },
 }
 
+/// Pending connections the kernel may hold for a listener. tokio's default (1,024) made a
+/// storm of 1,000 browsers overflow it: dropped SYNs come back only after a second.
+const LISTEN_BACKLOG: u32 = 4_096;
+
 async fn bind(option: &'static str, address: &str) -> Result<Option<TcpListener>, StartupError> {
     if address.is_empty() {
         return Ok(None);
     }
-    TcpListener::bind(address)
+    let error = |source| StartupError::Bind {
+        option,
+        address: address.to_owned(),
+        source,
+    };
+    let socket_address = tokio::net::lookup_host(address)
         .await
-        .map(Some)
-        .map_err(|source| StartupError::Bind {
-            option,
-            address: address.to_owned(),
-            source,
-        })
+        .map_err(error)?
+        .next()
+        .ok_or_else(|| {
+            error(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "no such address",
+            ))
+        })?;
+    let socket = if socket_address.is_ipv4() {
+        TcpSocket::new_v4()
+    } else {
+        TcpSocket::new_v6()
+    }
+    .map_err(error)?;
+    socket.set_reuseaddr(true).map_err(error)?;
+    socket.bind(socket_address).map_err(error)?;
+    socket.listen(LISTEN_BACKLOG).map(Some).map_err(error)
 }
 
 /// Runs the broker until a termination signal; returns after a clean shutdown.
