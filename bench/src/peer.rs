@@ -29,7 +29,9 @@ pub fn config(client_id: &str, persistent: bool) -> ClientConfig {
         keep_alive: 0,
         clean_start: !persistent,
         session_expiry_interval: if persistent { 3_600 } else { 0 },
-        receive_maximum: 1_000,
+        // The most a client may allow: brokers bound what they send by their own limit, and
+        // the relay, which keeps no count, must not exceed it.
+        receive_maximum: u16::MAX,
         maximum_packet_size: 1 << 20,
         ..ClientConfig::new(client_id)
     }
