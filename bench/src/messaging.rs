@@ -145,6 +145,13 @@ struct Shared {
     start: Barrier,
 }
 
+impl Shared {
+    /// Whether publishers may publish: fewer than [`WINDOW`] deliveries are outstanding.
+    fn window_open(&self) -> bool {
+        self.owed.load(Ordering::Relaxed) < self.delivered.load(Ordering::Relaxed) + WINDOW
+    }
+}
+
 /// Runs `roles` against the broker at `addr`.
 pub async fn run(addr: &str, load: Load, roles: Vec<Role>) -> Result<Measured, BenchError> {
     let shared = Arc::new(Shared {
@@ -230,9 +237,7 @@ async fn member(
         // Publish while the window allows it, then flush once.
         let mut published = false;
         let mut batch_bytes = 0;
-        while to_publish > 0
-            && shared.owed.load(Ordering::Relaxed) < shared.delivered.load(Ordering::Relaxed) + WINDOW
-        {
+        while to_publish > 0 && shared.window_open() {
             let sent_at = shared.epoch.elapsed().as_nanos() as u64;
             payload[..8].copy_from_slice(&sent_at.to_be_bytes());
             peer.publish(&topic, payload.clone(), load.qos)?;
@@ -257,9 +262,7 @@ async fn member(
         let progress = shared.progress.notified();
         tokio::pin!(progress);
         progress.as_mut().enable();
-        let window_open = to_publish > 0
-            && shared.owed.load(Ordering::Relaxed) < shared.delivered.load(Ordering::Relaxed) + WINDOW
-            && peer.unfinished() < MAX_UNFINISHED;
+        let window_open = to_publish > 0 && shared.window_open() && peer.unfinished() < MAX_UNFINISHED;
         if window_open {
             continue;
         }
