@@ -20,6 +20,7 @@ use crate::backoff::Backoff;
 use crate::error::ClientError;
 use crate::events::{Emitter, object};
 use crate::message::message_event;
+use crate::mirror::{SessionMirror, SessionWrites};
 use crate::options::Options;
 use crate::socket::Socket;
 use crate::storage::Storage;
@@ -47,8 +48,6 @@ pub enum Notice {
 /// What one turn of the state machine produced that must wait for the session save:
 /// the bytes to send and the messages to hand to the app.
 struct Outgoing {
-    /// Whether the session changed in this turn (a save must precede the rest).
-    changed: bool,
     bytes: Option<Vec<u8>>,
     /// `message` events: delivered only once the received QoS 2 ids are saved, so a
     /// reload can never deliver a message twice.
@@ -79,7 +78,8 @@ pub struct Core {
     pub(crate) publishes: HashMap<MessageId, Settle>,
     pub(crate) requests: HashMap<u16, Settle>,
     pub(crate) connect_waiters: Vec<Settle>,
-    saved_session: Vec<u8>,
+    /// What IndexedDB holds of the session.
+    stored: SessionMirror,
     outbox: VecDeque<Outgoing>,
     flushing: bool,
     pub(crate) timer: Option<i32>,
@@ -97,6 +97,9 @@ pub struct Core {
     /// A follower's view of the leader's connection and pending messages.
     pub(crate) leader_connected: bool,
     pub(crate) leader_pending: Array,
+    /// Whether another tab of this client id announced itself: only then does a leader
+    /// build and relay its pending list with each `pending` event.
+    pub(crate) followers_seen: bool,
 }
 
 /// Milliseconds from the page's time origin.
@@ -137,7 +140,7 @@ impl Core {
             publishes: HashMap::new(),
             requests: HashMap::new(),
             connect_waiters: Vec::new(),
-            saved_session: Vec::new(),
+            stored: SessionMirror::default(),
             outbox: VecDeque::new(),
             flushing: false,
             timer: None,
@@ -150,6 +153,7 @@ impl Core {
             next_call: 0,
             leader_connected: false,
             leader_pending: Array::new(),
+            followers_seen: false,
         }
     }
 
@@ -166,7 +170,7 @@ impl Core {
             let client_id = self.client_id().ok_or(ClientError::DeviceIdNeeded)?;
             let config = self.options.client_config(self.version, client_id);
             let session = saved.unwrap_or_default();
-            self.saved_session = postcard::to_allocvec(&session).unwrap_or_default();
+            self.stored = SessionMirror::of(&session);
             self.client = Some(Client::new(config, session));
         }
         self.client.as_mut().ok_or(ClientError::DeviceIdNeeded)
@@ -214,11 +218,6 @@ impl Core {
             events.push(event);
         }
         let bytes = client.poll_transmit();
-        let session = postcard::to_allocvec(client.session()).unwrap_or_default();
-        let changed = session != self.saved_session;
-        if changed {
-            self.saved_session = session;
-        }
         let mut messages = Vec::new();
         for event in events {
             match event {
@@ -228,21 +227,14 @@ impl Core {
                 other => self.on_event(other, notices),
             }
         }
-        if changed || bytes.is_some() || !messages.is_empty() {
-            let generation = self.socket.as_ref().map_or(0, Socket::generation);
-            self.outbox.push_back(Outgoing {
-                changed,
-                bytes,
-                messages,
-                generation,
-            });
-        }
-        if changed {
-            notices.push(Notice::Event(
-                "pending",
-                object(&[("count", (self.pending_count() as u32).into())]),
-            ));
-        }
+        // Even a turn with nothing to send may have changed the session: the flush
+        // compares it with what is stored and writes the difference, if any.
+        let generation = self.socket.as_ref().map_or(0, Socket::generation);
+        self.outbox.push_back(Outgoing {
+            bytes,
+            messages,
+            generation,
+        });
     }
 
     fn pending_count(&self) -> usize {
@@ -424,7 +416,7 @@ pub fn deliver(shared: &Shared, notices: Vec<Notice>) {
                         && crate::tabs::RELAYED_EVENTS.contains(&name)
                     {
                         // Followers answer `pending()` from the list the leader relays.
-                        if name == "pending" {
+                        if name == "pending" && core.followers_seen {
                             let _ = js_sys::Reflect::set(&detail, &"items".into(), &core.pending());
                         }
                         tabs.post(&object(&[
@@ -445,7 +437,8 @@ pub fn deliver(shared: &Shared, notices: Vec<Notice>) {
 }
 
 /// Sends what the outbox holds, in order, after the session state it depends on is
-/// committed. One save covers every waiting turn: the newest state includes them all.
+/// committed. One save covers every waiting turn: it writes the difference between the
+/// stored session and the newest one, which includes them all.
 pub fn flush(shared: &Shared) {
     {
         let mut core = shared.borrow_mut();
@@ -464,41 +457,81 @@ pub fn flush(shared: &Shared) {
                     core.flushing = false;
                     return;
                 }
-                let save = batch
-                    .iter()
-                    .any(|o| o.changed)
-                    .then(|| (core.storage.clone(), core.client_id(), core.saved_session.clone()));
-                (batch, save)
+                (batch, core.session_writes())
             };
-            let mut saved = true;
-            if let Some((storage, Some(client_id), session)) = save
-                && let Err(error) = storage.save_session(&client_id, &session).await
-            {
-                saved = false;
-                // Forget what was "saved" so that the next turn writes the session again.
-                shared.borrow_mut().saved_session.clear();
-                let detail = object(&[
-                    ("kind", error.kind().into()),
-                    ("message", error.to_string().into()),
-                ]);
-                deliver(&shared, vec![Notice::Event("error", detail)]);
-                // Nothing unsaved may leave: drop the connection; the session retries on reconnect.
-                if let Some(socket) = &shared.borrow().socket {
-                    socket.close(crate::socket::CLOSE_STORAGE_FAILURE, "storage failure");
-                }
-            }
+            let saved = match save {
+                Some(save) => commit_session(&shared, save).await,
+                None => true,
+            };
+            // One WebSocket message for the whole batch: MQTT packets may share frames.
+            let mut bytes = Vec::new();
+            let generation = shared.borrow().socket.as_ref().map(Socket::generation);
             for outgoing in batch {
                 deliver(&shared, outgoing.messages);
-                if !saved {
-                    continue;
+                if saved && Some(outgoing.generation) == generation {
+                    bytes.extend(outgoing.bytes.unwrap_or_default());
                 }
-                if let Some(bytes) = outgoing.bytes
-                    && let Some(socket) = &shared.borrow().socket
-                    && socket.generation() == outgoing.generation
-                {
-                    socket.send(&bytes);
-                }
+            }
+            if let Some(socket) = &shared.borrow().socket
+                && Some(socket.generation()) == generation
+                && !bytes.is_empty()
+            {
+                socket.send(&bytes);
             }
         }
     });
+}
+
+/// A save to make: the writes, and what the store holds once they are committed.
+struct SessionSave {
+    storage: Rc<Storage>,
+    client_id: String,
+    writes: SessionWrites,
+    stored: SessionMirror,
+}
+
+impl Core {
+    /// What must be written to bring the stored session up to date; `None` if nothing.
+    fn session_writes(&self) -> Option<SessionSave> {
+        let client_id = self.client_id()?;
+        let (writes, stored) = self.stored.diff(self.client.as_ref()?.session());
+        (!writes.is_empty()).then(|| SessionSave {
+            storage: self.storage.clone(),
+            client_id,
+            writes,
+            stored,
+        })
+    }
+}
+
+/// Writes `save`; on success reports the new `pending` count, on failure an `error`
+/// and drops the connection, since nothing unsaved may leave. Returns whether it saved.
+async fn commit_session(shared: &Shared, save: SessionSave) -> bool {
+    match save.storage.write_session(&save.client_id, &save.writes).await {
+        Ok(()) => {
+            let count = {
+                let mut core = shared.borrow_mut();
+                core.stored = save.stored;
+                core.pending_count() as u32
+            };
+            deliver(
+                shared,
+                vec![Notice::Event("pending", object(&[("count", count.into())]))],
+            );
+            true
+        }
+        Err(error) => {
+            // The store, and so `stored`, is as it was: the next turn writes the difference again.
+            let detail = object(&[
+                ("kind", error.kind().into()),
+                ("message", error.to_string().into()),
+            ]);
+            deliver(shared, vec![Notice::Event("error", detail)]);
+            // The session is written again, and sent, after the reconnect.
+            if let Some(socket) = &shared.borrow().socket {
+                socket.close(crate::socket::CLOSE_STORAGE_FAILURE, "storage failure");
+            }
+            false
+        }
+    }
 }

@@ -6,7 +6,8 @@
 //! - [`tabs`] and [`relay`]: one connection per browser, shared by its tabs;
 //! - [`options`], [`message`] and [`js_object`]: the app's option objects, read field by field;
 //! - [`storage`]: IndexedDB; [`socket`]: the WebSocket; [`events`]: `on(name, handler)`;
-//! - pure logic, tested natively: [`backoff`], [`takeover`], [`device_id`].
+//! - pure logic, tested natively: [`backoff`], [`takeover`], [`device_id`], and the stored
+//!   session: one [`record`] per message, written when the [`mirror`] finds it changed.
 
 pub mod backoff;
 pub mod core;
@@ -16,8 +17,10 @@ pub mod error;
 pub mod events;
 pub mod js_object;
 pub mod message;
+pub mod mirror;
 pub mod ops;
 pub mod options;
+pub mod record;
 pub mod relay;
 pub mod socket;
 pub mod storage;
@@ -29,7 +32,6 @@ use std::rc::Rc;
 
 use js_sys::{Array, Function, Promise};
 use tabmq_protocol::Timestamp;
-use tabmq_protocol::flow::SessionFlows;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::{JsFuture, future_to_promise};
 
@@ -55,14 +57,8 @@ pub(crate) async fn load_client(shared: &Shared) -> Result<(), ClientError> {
         (core.storage.clone(), core.client_id())
     };
     let Some(client_id) = client_id else { return Ok(()) };
-    let saved = match storage.session(&client_id).await? {
-        Some(bytes) => Some(
-            postcard::from_bytes::<SessionFlows>(&bytes)
-                .map_err(|e| ClientError::Storage(format!("saved session is unreadable: {e}")))?,
-        ),
-        None => None,
-    };
-    shared.borrow_mut().ensure_client(saved)?;
+    let saved = storage.session(&client_id).await?;
+    shared.borrow_mut().ensure_client(Some(saved))?;
     Ok(())
 }
 

@@ -180,9 +180,22 @@ fn answering(shared: &Shared, tab: String, call: JsValue) -> Settle {
 fn on_message(shared: &Shared, message: &JsValue) {
     let is_leader = shared.borrow().role == Some(Role::Leader);
     match field_str(message, "type").as_deref() {
-        Some("hello") if is_leader => post(shared, &state_message(shared, "state")),
-        Some("state" | "leader") if !is_leader => {
+        Some("hello") => {
+            shared.borrow_mut().followers_seen = true;
+            if is_leader {
+                post(shared, &state_message(shared, "state"));
+            }
+        }
+        Some(kind @ ("state" | "leader")) if !is_leader => {
             set_role(shared, Role::Follower);
+            if kind == "leader" {
+                // A new leader may not know of this tab: announce it, so that it relays its pending list.
+                let tab_id = shared.borrow().tab_id.clone();
+                post(
+                    shared,
+                    &object(&[("type", "hello".into()), ("tab", tab_id.into())]),
+                );
+            }
             let connected = field(message, "connected").as_bool().unwrap_or(false);
             let mut core = shared.borrow_mut();
             core.leader_connected = connected;
@@ -193,6 +206,7 @@ fn on_message(shared: &Shared, message: &JsValue) {
             }
         }
         Some("call") if is_leader => {
+            shared.borrow_mut().followers_seen = true;
             let tab = field_str(message, "tab").unwrap_or_default();
             let settle = answering(shared, tab, field(message, "call"));
             perform(shared, message, settle);

@@ -1,13 +1,23 @@
 //! IndexedDB through the `idb` crate: the device id, and each client id's pending
-//! session state (queued and in-flight messages, incoming QoS 2 ids) as postcard bytes.
+//! session state: one record per queued or in-flight message (see [`crate::record`])
+//! in the `messages` store under `[clientId, messageId]`, and the incoming QoS 2 ids
+//! awaiting PUBREL under `incoming:{clientId}` in the `kv` store.
 
-use idb::{Database, DatabaseEvent, Factory, ObjectStoreParams, TransactionMode};
+use idb::{Database, DatabaseEvent, Factory, KeyRange, ObjectStoreParams, Query, TransactionMode};
+use js_sys::{Array, Uint8Array};
+use tabmq_protocol::PacketId;
+use tabmq_protocol::flow::SessionFlows;
 use wasm_bindgen::JsValue;
 
 use crate::error::ClientError;
+use crate::mirror::SessionWrites;
+use crate::record::{decode_record, encode_record};
 
 const STORE: &str = "kv";
+const MESSAGES: &str = "messages";
 const DEVICE_ID_KEY: &str = "device-id";
+/// Version 2 added the `messages` store.
+const SCHEMA_VERSION: u32 = 2;
 
 /// One app namespace's database, `tabmq-{namespace}`.
 pub struct Storage {
@@ -23,11 +33,16 @@ impl Storage {
     pub async fn open(namespace: &str) -> Result<Self, ClientError> {
         let factory = Factory::new().map_err(storage_error)?;
         let mut request = factory
-            .open(&format!("tabmq-{namespace}"), Some(1))
+            .open(&format!("tabmq-{namespace}"), Some(SCHEMA_VERSION))
             .map_err(storage_error)?;
         request.on_upgrade_needed(|event| {
             if let Ok(db) = event.database() {
-                let _ = db.create_object_store(STORE, ObjectStoreParams::new());
+                let existing = db.store_names();
+                for store in [STORE, MESSAGES] {
+                    if !existing.iter().any(|name| name == store) {
+                        let _ = db.create_object_store(store, ObjectStoreParams::new());
+                    }
+                }
             }
         });
         let db = request.await.map_err(storage_error)?;
@@ -53,31 +68,8 @@ impl Storage {
             .transaction(&[STORE], TransactionMode::ReadWrite)
             .map_err(storage_error)?;
         let store = transaction.object_store(STORE).map_err(storage_error)?;
-        match value {
-            Some(value) => {
-                store
-                    .put(value, Some(&JsValue::from_str(key)))
-                    .map_err(storage_error)?;
-            }
-            None => {
-                store.delete(JsValue::from_str(key)).map_err(storage_error)?;
-            }
-        }
-        // A handle kept to read why the transaction aborted (e.g. `QuotaExceededError`).
-        let handle = web_sys::IdbTransaction::from(transaction);
-        let result = idb::Transaction::from(handle.clone())
-            .commit()
-            .map_err(storage_error)?
-            .await
-            .map_err(storage_error)?;
-        if result.is_committed() {
-            return Ok(());
-        }
-        Err(ClientError::Storage(match handle.error() {
-            Some(error) if error.message().is_empty() => error.name(),
-            Some(error) => [error.name(), error.message()].join(": "),
-            None => "transaction aborted".into(),
-        }))
+        put_or_delete(&store, &JsValue::from_str(key), value)?;
+        commit(transaction).await
     }
 
     /// The stored device id, if any.
@@ -91,17 +83,138 @@ impl Storage {
             .await
     }
 
-    /// The saved session state of `client_id`.
-    pub async fn session(&self, client_id: &str) -> Result<Option<Vec<u8>>, ClientError> {
-        let value = self.get(&format!("session:{client_id}")).await?;
-        Ok(value
-            .filter(|v| !v.is_undefined())
-            .map(|v| js_sys::Uint8Array::new(&v).to_vec()))
+    /// The stored session of `client_id`: in-flight messages restored in send order
+    /// (to be resent with DUP), then the queue, then the incoming QoS 2 ids.
+    pub async fn session(&self, client_id: &str) -> Result<SessionFlows, ClientError> {
+        let transaction = self
+            .db
+            .transaction(&[MESSAGES, STORE], TransactionMode::ReadOnly)
+            .map_err(storage_error)?;
+        let messages = transaction.object_store(MESSAGES).map_err(storage_error)?;
+        let client = JsValue::from_str(client_id);
+        let range = KeyRange::bound(
+            &message_key(&client, 0.0),
+            &message_key(&client, f64::INFINITY),
+            None,
+            None,
+        )
+        .map_err(storage_error)?;
+        let records = messages
+            .get_all(Some(Query::KeyRange(range)), None)
+            .map_err(storage_error)?
+            .await
+            .map_err(storage_error)?;
+        let kv = transaction.object_store(STORE).map_err(storage_error)?;
+        let incoming = kv
+            .get(JsValue::from_str(&incoming_key(client_id)))
+            .map_err(storage_error)?
+            .await
+            .map_err(storage_error)?;
+
+        let mut restored = Vec::with_capacity(records.len());
+        for record in records {
+            let message = decode_record(&Uint8Array::new(&record).to_vec())
+                .map_err(|error| ClientError::Storage(format!("a saved message is unreadable: {error}")))?;
+            restored.push(message);
+        }
+        let mut flows = SessionFlows::default();
+        let (inflight, queued): (Vec<_>, Vec<_>) = restored.into_iter().partition(|m| m.state.is_some());
+        for message in inflight {
+            if let Some(state) = message.state {
+                flows
+                    .outgoing
+                    .restore_inflight(message.id, message.publish, state);
+            }
+        }
+        for message in queued {
+            flows.outgoing.enqueue_as(message.id, message.publish);
+        }
+        if let Some(ids) = incoming.filter(|value| !value.is_undefined()) {
+            let bytes = Uint8Array::new(&ids).to_vec();
+            for id in bytes
+                .chunks_exact(2)
+                .filter_map(|pair| PacketId::new(u16::from_be_bytes([pair[0], pair[1]])))
+            {
+                flows.incoming.on_publish(id);
+            }
+        }
+        Ok(flows)
     }
 
-    /// Saves the session state of `client_id`; resolves once the transaction is committed.
-    pub async fn save_session(&self, client_id: &str, session: &[u8]) -> Result<(), ClientError> {
-        let value: JsValue = js_sys::Uint8Array::from(session).into();
-        self.set(&format!("session:{client_id}"), Some(&value)).await
+    /// Applies `writes` to the stored session of `client_id` in one transaction;
+    /// resolves once it is committed, so all of it or none of it is stored.
+    pub async fn write_session(&self, client_id: &str, writes: &SessionWrites) -> Result<(), ClientError> {
+        let transaction = self
+            .db
+            .transaction(&[MESSAGES, STORE], TransactionMode::ReadWrite)
+            .map_err(storage_error)?;
+        let messages = transaction.object_store(MESSAGES).map_err(storage_error)?;
+        let client = JsValue::from_str(client_id);
+        for message in &writes.put {
+            let record = encode_record(message)
+                .map_err(|error| ClientError::Storage(format!("a message cannot be saved: {error}")))?;
+            // An ArrayBuffer: Chromium stores it faster than a Uint8Array view of one.
+            let value: JsValue = Uint8Array::from(record.as_slice()).buffer().into();
+            put_or_delete(&messages, &message_key(&client, message.id as f64), Some(&value))?;
+        }
+        for run in &writes.delete {
+            let range = KeyRange::bound(
+                &message_key(&client, *run.start() as f64),
+                &message_key(&client, *run.end() as f64),
+                None,
+                None,
+            )
+            .map_err(storage_error)?;
+            messages.delete(Query::KeyRange(range)).map_err(storage_error)?;
+        }
+        if let Some(ids) = &writes.incoming {
+            let kv = transaction.object_store(STORE).map_err(storage_error)?;
+            let bytes: Vec<u8> = ids.iter().flat_map(|id| id.get().to_be_bytes()).collect();
+            let value: JsValue = Uint8Array::from(bytes.as_slice()).into();
+            let key = JsValue::from_str(&incoming_key(client_id));
+            put_or_delete(&kv, &key, (!ids.is_empty()).then_some(&value))?;
+        }
+        commit(transaction).await
     }
+}
+
+/// The key of one message record: `[clientId, messageId]`, so that one key range
+/// reads a client id's messages in id (send) order.
+fn message_key(client_id: &JsValue, id: f64) -> JsValue {
+    Array::of2(client_id, &JsValue::from_f64(id)).into()
+}
+
+fn incoming_key(client_id: &str) -> String {
+    format!("incoming:{client_id}")
+}
+
+fn put_or_delete(
+    store: &idb::ObjectStore,
+    key: &JsValue,
+    value: Option<&JsValue>,
+) -> Result<(), ClientError> {
+    match value {
+        Some(value) => store.put(value, Some(key)).map(drop),
+        None => store.delete(key.clone()).map(drop),
+    }
+    .map_err(storage_error)
+}
+
+/// Commits `transaction`; an abort (a full disk, a quota) is reported by its DOM exception's name.
+async fn commit(transaction: idb::Transaction) -> Result<(), ClientError> {
+    // A handle kept to read why the transaction aborted (e.g. `QuotaExceededError`).
+    let handle = web_sys::IdbTransaction::from(transaction);
+    let result = idb::Transaction::from(handle.clone())
+        .commit()
+        .map_err(storage_error)?
+        .await
+        .map_err(storage_error)?;
+    if result.is_committed() {
+        return Ok(());
+    }
+    Err(ClientError::Storage(match handle.error() {
+        Some(error) if error.message().is_empty() => error.name(),
+        Some(error) => [error.name(), error.message()].join(": "),
+        None => "transaction aborted".into(),
+    }))
 }
