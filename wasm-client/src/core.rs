@@ -7,7 +7,7 @@
 //! to IndexedDB: a reload at any moment finds every unacknowledged message.
 
 use std::cell::RefCell;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::rc::Rc;
 
 use js_sys::{Array, Function};
@@ -19,6 +19,7 @@ use wasm_bindgen::JsValue;
 use crate::backoff::Backoff;
 use crate::error::ClientError;
 use crate::events::{Emitter, object};
+use crate::id_map::IdMap;
 use crate::message::message_event;
 use crate::mirror::{SessionMirror, SessionWrites};
 use crate::options::Options;
@@ -75,8 +76,8 @@ pub struct Core {
     last_cause: Option<DisconnectCause>,
     /// True once the app disconnected or a takeover stopped reconnecting.
     pub(crate) stopped: bool,
-    pub(crate) publishes: HashMap<MessageId, Settle>,
-    pub(crate) requests: HashMap<u16, Settle>,
+    pub(crate) publishes: IdMap<MessageId, Settle>,
+    pub(crate) requests: IdMap<u16, Settle>,
     pub(crate) connect_waiters: Vec<Settle>,
     /// What IndexedDB holds of the session.
     stored: SessionMirror,
@@ -92,7 +93,7 @@ pub struct Core {
     pub(crate) tab_id: String,
     /// Calls waiting for their result: relayed to the leader, or held while this tab
     /// does not know its role yet.
-    pub(crate) calls: HashMap<u32, crate::relay::PendingCall>,
+    pub(crate) calls: IdMap<u32, crate::relay::PendingCall>,
     pub(crate) next_call: u32,
     /// A follower's view of the leader's connection and pending messages.
     pub(crate) leader_connected: bool,
@@ -137,8 +138,8 @@ impl Core {
             connected_at: None,
             last_cause: None,
             stopped: true,
-            publishes: HashMap::new(),
-            requests: HashMap::new(),
+            publishes: IdMap::default(),
+            requests: IdMap::default(),
             connect_waiters: Vec::new(),
             stored: SessionMirror::default(),
             outbox: VecDeque::new(),
@@ -149,7 +150,7 @@ impl Core {
             role: None,
             tabs: None,
             tab_id: format!("{:x}", (js_sys::Math::random() * 1e15) as u64),
-            calls: HashMap::new(),
+            calls: IdMap::default(),
             next_call: 0,
             leader_connected: false,
             leader_pending: Array::new(),
@@ -257,7 +258,7 @@ impl Core {
             // Messages are held in the outbox by `process` until their state is saved.
             ClientEvent::Message(_) => {}
             ClientEvent::PublishDone { id, reason } => {
-                if let Some(settle) = self.publishes.remove(&id) {
+                if let Some(settle) = self.publishes.remove(id) {
                     if reason.is_error() {
                         notices.push(Notice::Call(
                             settle.reject,
@@ -270,7 +271,7 @@ impl Core {
             }
             ClientEvent::Subscribed { packet_id, reasons }
             | ClientEvent::Unsubscribed { packet_id, reasons } => {
-                if let Some(settle) = self.requests.remove(&packet_id.get()) {
+                if let Some(settle) = self.requests.remove(packet_id.get()) {
                     let codes: Array = reasons.iter().map(|r| JsValue::from(r.byte())).collect();
                     notices.push(Notice::Call(settle.resolve, codes.into()));
                 }

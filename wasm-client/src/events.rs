@@ -1,32 +1,32 @@
 //! A small event emitter: `client.on(name, handler)`.
 
-use std::collections::HashMap;
-
 use js_sys::Function;
 use wasm_bindgen::JsValue;
 
-/// Handlers by event name.
+/// Handlers with their event names, in the order they were added.
 #[derive(Default)]
 pub struct Emitter {
-    handlers: HashMap<String, Vec<Function>>,
+    handlers: Vec<(String, Function)>,
 }
 
 impl Emitter {
     /// Adds a handler.
     pub fn on(&mut self, name: &str, handler: Function) {
-        self.handlers.entry(name.to_owned()).or_default().push(handler);
+        self.handlers.push((name.to_owned(), handler));
     }
 
     /// Removes a handler.
     pub fn off(&mut self, name: &str, handler: &Function) {
-        if let Some(list) = self.handlers.get_mut(name) {
-            list.retain(|h| h != handler);
-        }
+        self.handlers.retain(|(n, h)| n != name || h != handler);
     }
 
     /// The handlers of `name`, to call once no borrow of the client is held.
     pub fn handlers(&self, name: &str) -> Vec<Function> {
-        self.handlers.get(name).cloned().unwrap_or_default()
+        self.handlers
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, handler)| handler.clone())
+            .collect()
     }
 }
 

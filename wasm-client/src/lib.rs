@@ -15,6 +15,7 @@ pub mod device_id;
 pub mod driver;
 pub mod error;
 pub mod events;
+pub mod id_map;
 pub mod js_object;
 pub mod message;
 pub mod mirror;

@@ -121,8 +121,7 @@ async fn become_leader(shared: Shared) {
         let _ = open(&shared);
     }
     post(&shared, &state_message(&shared, "leader"));
-    let mut calls: Vec<(u32, PendingCall)> = shared.borrow_mut().calls.drain().collect();
-    calls.sort_by_key(|(id, _)| *id);
+    let calls: Vec<(u32, PendingCall)> = shared.borrow_mut().calls.drain().collect();
     for (_, call) in calls {
         perform(&shared, &call.body, call.settle);
     }
@@ -216,7 +215,7 @@ fn on_message(shared: &Shared, message: &JsValue) {
                 return;
             }
             let call = field(message, "call").as_f64().unwrap_or(-1.0) as u32;
-            let Some(PendingCall { settle, .. }) = shared.borrow_mut().calls.remove(&call) else {
+            let Some(PendingCall { settle, .. }) = shared.borrow_mut().calls.remove(call) else {
                 return;
             };
             let function = if field(message, "ok").as_bool() == Some(true) {

@@ -21,7 +21,7 @@ mod event;
 pub use config::ClientConfig;
 pub use event::{ClientEvent, DisconnectCause};
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use thiserror::Error;
@@ -88,8 +88,9 @@ pub struct Client {
     config: ClientConfig,
     state: ConnectionState,
     session: SessionFlows,
-    /// SUBSCRIBE and UNSUBSCRIBE requests awaiting their acknowledgement, by packet id.
-    requests: BTreeMap<PacketId, PacketType>,
+    /// SUBSCRIBE and UNSUBSCRIBE requests awaiting their acknowledgement, with their
+    /// packet ids (a handful at a time: a list keeps the browser client's wasm small).
+    requests: Vec<(PacketId, PacketType)>,
     stream: PacketStream,
     events: VecDeque<ClientEvent>,
     limits: ServerLimits,
@@ -105,7 +106,7 @@ impl Client {
             config,
             state: ConnectionState::Disconnected,
             session,
-            requests: BTreeMap::new(),
+            requests: Vec::new(),
             stream: PacketStream::default(),
             events: VecDeque::new(),
             limits,
@@ -234,9 +235,9 @@ impl Client {
         let packet_id = self
             .session
             .outgoing
-            .allocate_packet_id(|id| PacketId::new(id).is_some_and(|id| requests.contains_key(&id)))
+            .allocate_packet_id(|id| requests.iter().any(|(used, _)| used.get() == id))
             .ok_or(RequestError::PacketIdsExhausted)?;
-        self.requests.insert(packet_id, kind);
+        self.requests.push((packet_id, kind));
         Ok(packet_id)
     }
 
@@ -329,7 +330,7 @@ impl Client {
                 self.send(&Packet::Pubcomp(complete), now);
             }
             Packet::Suback(suback) => {
-                if self.requests.remove(&suback.packet_id) == Some(PacketType::Subscribe) {
+                if self.take_request(suback.packet_id) == Some(PacketType::Subscribe) {
                     let event = ClientEvent::Subscribed {
                         packet_id: suback.packet_id,
                         reasons: suback.reasons,
@@ -338,7 +339,7 @@ impl Client {
                 }
             }
             Packet::Unsuback(unsuback) => {
-                if self.requests.remove(&unsuback.packet_id) == Some(PacketType::Unsubscribe) {
+                if self.take_request(unsuback.packet_id) == Some(PacketType::Unsubscribe) {
                     let event = ClientEvent::Unsubscribed {
                         packet_id: unsuback.packet_id,
                         reasons: unsuback.reasons,
@@ -448,7 +449,11 @@ impl Client {
             return;
         }
         let requests = &self.requests;
-        let in_use = |id| PacketId::new(id).is_some_and(|id| requests.contains_key(&id));
+        let in_use = |id| {
+            requests
+                .iter()
+                .any(|(used, _): &(PacketId, PacketType)| used.get() == id)
+        };
         let pending_before = self.stream.pending_len();
         let finished = transmit_queued(
             &mut self.session.outgoing,
@@ -468,6 +473,12 @@ impl Client {
     fn send(&mut self, packet: &Packet, now: Timestamp) {
         self.stream.send_control(packet, self.version());
         self.last_sent = now;
+    }
+
+    /// Removes the request sent under `packet_id`, returning its kind.
+    fn take_request(&mut self, packet_id: PacketId) -> Option<PacketType> {
+        let index = self.requests.iter().position(|(id, _)| *id == packet_id)?;
+        Some(self.requests.swap_remove(index).1)
     }
 
     /// Bytes to write to the transport, or `None`. Call after every other call.
