@@ -29,6 +29,9 @@ pub enum DecodeError {
     /// The packet type nibble is 0 (reserved), or AUTH on an MQTT 3.1.1 connection.
     #[error("packet type {0} is reserved or not part of this protocol version")]
     InvalidPacketType(u8),
+    /// A client received a packet type only clients send (CONNECT, SUBSCRIBE, UNSUBSCRIBE, PINGREQ).
+    #[error("{0:?} is never sent by a server")]
+    NotSentByServer(PacketType),
     /// The fixed header flags are not the ones the packet type requires.
     #[error("{packet_type:?} with reserved fixed-header flags {flags:#06b}")]
     InvalidHeaderFlags {
@@ -134,6 +137,7 @@ impl DecodeError {
             | NoTopicFilters(_)
             | NoLocalOnSharedSubscription
             | DuplicateProperty(_)
+            | NotSentByServer(_)
             | InvalidPropertyValue(_) => ReasonCode::ProtocolError,
             RemainingLengthTooLong
             | InvalidPacketType(_)

@@ -4,7 +4,7 @@ mod support;
 
 use support::{cat, field, frame};
 use tabmq_protocol::DecodeError::{self, *};
-use tabmq_protocol::codec::decode;
+use tabmq_protocol::codec::{decode, decode_from_server};
 use tabmq_protocol::packet::PacketType;
 use tabmq_protocol::properties::PropertyId;
 use tabmq_protocol::reason::ReasonContext;
@@ -531,4 +531,29 @@ fn incomplete_input_consumes_nothing_and_asks_for_more() {
     }
     // An unfinished remaining length is also "need more".
     assert_eq!(decode(&[0x30, 0x80, 0x80], V3, MAX), Ok(None));
+}
+
+#[test]
+fn a_client_refuses_packet_types_only_clients_send() {
+    let pingreq = frame(0xC0, &[]);
+    let subscribe = frame(0x82, &cat(&[&[0, 1], &field(b"a/b"), &[0]]));
+    let unsubscribe = frame(0xA2, &cat(&[&[0, 1], &field(b"a/b")]));
+    let connect = frame(0x10, &cat(&[&field(b"MQTT"), &[4, 2, 0, 60], &field(b"id")]));
+    let cases = [
+        (pingreq, PacketType::Pingreq),
+        (subscribe, PacketType::Subscribe),
+        (unsubscribe, PacketType::Unsubscribe),
+        (connect, PacketType::Connect),
+    ];
+    for (bytes, packet_type) in cases {
+        assert!(
+            matches!(decode(&bytes, V3, MAX), Ok(Some(_))),
+            "{packet_type:?} is valid for a server"
+        );
+        let error = decode_from_server(&bytes, V3, MAX).expect_err("a client refuses it");
+        assert_eq!(error, NotSentByServer(packet_type));
+        assert_eq!(error.reason_code(), ReasonCode::ProtocolError);
+    }
+    let pingresp = frame(0xD0, &[]);
+    assert!(matches!(decode_from_server(&pingresp, V3, MAX), Ok(Some(_))));
 }

@@ -13,7 +13,7 @@
 //! | 5..13 | message id, little-endian |
 //! | 13.. | the PUBLISH packet for MQTT 5 at QoS 0 (it then needs no packet id) |
 
-use tabmq_protocol::codec::{PROTOCOL_MAX_PACKET_SIZE, decode, encode};
+use tabmq_protocol::codec::{PROTOCOL_MAX_PACKET_SIZE, decode_from_server, encode};
 use tabmq_protocol::flow::{InflightState, OutgoingMessage};
 use tabmq_protocol::{Packet, PacketId, ProtocolVersion, QoS};
 
@@ -86,7 +86,7 @@ pub fn decode_record(record: &[u8]) -> Result<OutgoingMessage, RecordError> {
     if state.is_some() != packet_id.is_some() || (state.is_some() && qos == QoS::AtMostOnce) {
         return Err(RecordError::InvalidHeader);
     }
-    let mut publish = match decode(packet, ProtocolVersion::V5, PROTOCOL_MAX_PACKET_SIZE) {
+    let mut publish = match decode_from_server(packet, ProtocolVersion::V5, PROTOCOL_MAX_PACKET_SIZE) {
         Ok(Some((Packet::Publish(publish), used))) if used == packet.len() => publish,
         Ok(_) => return Err(RecordError::Publish("not one whole PUBLISH".into())),
         Err(error) => return Err(RecordError::Publish(error.to_string())),

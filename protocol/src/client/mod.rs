@@ -284,7 +284,7 @@ impl Client {
         while self.state != ConnectionState::Disconnected {
             match self
                 .stream
-                .next_packet(self.version(), self.config.maximum_packet_size)
+                .next_packet::<true>(self.version(), self.config.maximum_packet_size)
             {
                 Ok(Some(packet)) => {
                     if let Err(violation) = self.handle_packet(packet, now) {

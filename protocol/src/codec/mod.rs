@@ -69,6 +69,24 @@ pub fn decode(
     version: ProtocolVersion,
     max_packet_size: u32,
 ) -> Result<Option<(Packet, usize)>, DecodeError> {
+    decode_as::<false>(bytes, version, max_packet_size)
+}
+
+/// [`decode`] for a client: packet types only a client sends are refused with
+/// [`DecodeError::NotSentByServer`], and their decoders stay out of the client's binary.
+pub fn decode_from_server(
+    bytes: &[u8],
+    version: ProtocolVersion,
+    max_packet_size: u32,
+) -> Result<Option<(Packet, usize)>, DecodeError> {
+    decode_as::<true>(bytes, version, max_packet_size)
+}
+
+fn decode_as<const FROM_SERVER: bool>(
+    bytes: &[u8],
+    version: ProtocolVersion,
+    max_packet_size: u32,
+) -> Result<Option<(Packet, usize)>, DecodeError> {
     let Some(header) = FixedHeader::parse(bytes)? else {
         return Ok(None);
     };
@@ -86,7 +104,7 @@ pub fn decode(
         return Ok(None);
     }
     let body = &bytes[header.header_length..size];
-    let packet = Packet::decode_body(packet_type, header.flags, body, version)?;
+    let packet = Packet::decode_body::<FROM_SERVER>(packet_type, header.flags, body, version)?;
     Ok(Some((packet, size)))
 }
 

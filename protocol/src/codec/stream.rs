@@ -1,6 +1,6 @@
 //! Both directions of one connection's byte stream, as the state machines use it.
 
-use crate::codec::{decode, encode};
+use crate::codec::{decode, decode_from_server, encode};
 use crate::error::{DecodeError, EncodeError};
 use crate::packet::Packet;
 use crate::version::ProtocolVersion;
@@ -17,13 +17,19 @@ impl PacketStream {
         self.received.extend_from_slice(bytes);
     }
 
-    /// The next whole packet received, if any.
-    pub(crate) fn next_packet(
+    /// The next whole packet received, if any; `FROM_SERVER` on a client's stream
+    /// (see [`crate::codec::decode_from_server`]).
+    pub(crate) fn next_packet<const FROM_SERVER: bool>(
         &mut self,
         version: ProtocolVersion,
         max_packet_size: u32,
     ) -> Result<Option<Packet>, DecodeError> {
-        match decode(&self.received, version, max_packet_size)? {
+        let decoded = if FROM_SERVER {
+            decode_from_server(&self.received, version, max_packet_size)?
+        } else {
+            decode(&self.received, version, max_packet_size)?
+        };
+        match decoded {
             Some((packet, used)) => {
                 self.received.drain(..used);
                 Ok(Some(packet))

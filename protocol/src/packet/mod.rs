@@ -124,7 +124,10 @@ impl Packet {
     }
 
     /// Decodes a packet body whose fixed header said `packet_type` and `flags`.
-    pub(crate) fn decode_body(
+    ///
+    /// With `FROM_SERVER`, the packet types only a client sends are refused: a client
+    /// never decodes them, and its binary does not carry their decoders.
+    pub(crate) fn decode_body<const FROM_SERVER: bool>(
         packet_type: PacketType,
         flags: u8,
         body: &[u8],
@@ -137,18 +140,20 @@ impl Packet {
         }
         let mut r = Reader::new(body);
         let packet = match packet_type {
-            PacketType::Connect => Packet::Connect(Box::new(Connect::decode(&mut r)?)),
+            PacketType::Connect if !FROM_SERVER => Packet::Connect(Box::new(Connect::decode(&mut r)?)),
             PacketType::Connack => Packet::Connack(Connack::decode(&mut r, version)?),
             PacketType::Publish => Packet::Publish(Publish::decode(&mut r, flags, version)?),
             PacketType::Puback => Packet::Puback(PubResponse::decode(&mut r, packet_type, version)?),
             PacketType::Pubrec => Packet::Pubrec(PubResponse::decode(&mut r, packet_type, version)?),
             PacketType::Pubrel => Packet::Pubrel(PubResponse::decode(&mut r, packet_type, version)?),
             PacketType::Pubcomp => Packet::Pubcomp(PubResponse::decode(&mut r, packet_type, version)?),
-            PacketType::Subscribe => Packet::Subscribe(Subscribe::decode(&mut r, version)?),
+            PacketType::Subscribe if !FROM_SERVER => Packet::Subscribe(Subscribe::decode(&mut r, version)?),
             PacketType::Suback => Packet::Suback(Suback::decode(&mut r, version)?),
-            PacketType::Unsubscribe => Packet::Unsubscribe(Unsubscribe::decode(&mut r, version)?),
+            PacketType::Unsubscribe if !FROM_SERVER => {
+                Packet::Unsubscribe(Unsubscribe::decode(&mut r, version)?)
+            }
             PacketType::Unsuback => Packet::Unsuback(Unsuback::decode(&mut r, version)?),
-            PacketType::Pingreq => Packet::Pingreq,
+            PacketType::Pingreq if !FROM_SERVER => Packet::Pingreq,
             PacketType::Pingresp => Packet::Pingresp,
             PacketType::Disconnect => Packet::Disconnect(Disconnect::decode(&mut r, version)?),
             PacketType::Auth => {
@@ -156,6 +161,9 @@ impl Packet {
                     return Err(DecodeError::InvalidPacketType(PacketType::Auth as u8));
                 }
                 Packet::Auth(Auth::decode(&mut r)?)
+            }
+            PacketType::Connect | PacketType::Subscribe | PacketType::Unsubscribe | PacketType::Pingreq => {
+                return Err(DecodeError::NotSentByServer(packet_type));
             }
         };
         r.finish()?;

@@ -130,7 +130,7 @@ impl Connection {
         ) {
             match self
                 .stream
-                .next_packet(self.version, self.config.maximum_packet_size)
+                .next_packet::<false>(self.version, self.config.maximum_packet_size)
             {
                 Ok(Some(packet)) => {
                     if let Err(violation) = self.handle_packet(packet, now) {
