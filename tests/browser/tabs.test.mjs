@@ -32,7 +32,8 @@ test('two tabs with one device id share one connection; the follower takes over 
   assert.equal(await broker.metric('connections'), 1, 'exactly one connection for both tabs');
 
   // A message from elsewhere reaches both tabs once each.
-  const other = await openHarness(await browser.newContext(), broker);
+  const otherContext = await browser.newContext();
+  const other = await openHarness(otherContext, broker);
   await createClient(other, broker, { namespace, deviceId: 'phone' });
   await other.evaluate(async () => {
     await window.client.connect();
@@ -64,4 +65,47 @@ test('two tabs with one device id share one connection; the follower takes over 
   await second.waitForFunction(() => window.client.connected);
   assert.deepEqual(second.errors, []);
   await context.close();
+  await otherContext.close();
+});
+
+test('with three tabs, the follower left after a leader change still receives and publishes through the new leader', async () => {
+  const namespace = 'tabs3';
+  const context = await browser.newContext();
+  const tabs = [];
+  for (let index = 0; index < 3; index++) {
+    const tab = await openHarness(context, broker);
+    await createClient(tab, broker, { namespace, deviceId: 'desk' });
+    await tab.evaluate(async () => {
+      await window.client.connect();
+      await window.client.subscribe('hall/#', { qos: 1 });
+    });
+    tabs.push(tab);
+  }
+  const [first, second, third] = tabs;
+  assert.deepEqual(await Promise.all(tabs.map((tab) => tab.evaluate(() => window.client.role))), ['leader', 'follower', 'follower']);
+
+  await first.close();
+  await second.waitForFunction(() => window.client.role === 'leader' && window.client.connected);
+  await third.waitForFunction(() => window.client.connected);
+  const otherContext = await browser.newContext();
+  const other = await openHarness(otherContext, broker);
+  await createClient(other, broker, { namespace, deviceId: 'phone' });
+  await other.evaluate(async () => {
+    await window.client.connect();
+    await window.client.subscribe('hall/#', { qos: 1 });
+    await window.client.publish('hall/1', 'after the switch', { qos: 1 });
+  });
+  for (const tab of [second, third]) {
+    const [message] = await waitForMessages(tab, 1);
+    assert.equal(message.text, 'after the switch');
+  }
+  await third.evaluate(() => window.client.publish('hall/2', 'from the third tab', { qos: 1 }));
+  const seen = (await waitForMessages(other, 2)).map((m) => m.text);
+  assert.equal(seen[1], 'from the third tab');
+  for (const tab of [second, third]) {
+    assert.equal(await tab.evaluate(() => window.messages.length), 2, 'each tab sees each message once');
+  }
+  assert.equal(await broker.metric('connections'), 2, 'one connection for the desk, one for the phone');
+  await context.close();
+  await otherContext.close();
 });
