@@ -1,5 +1,6 @@
 //! Builds the npm package: the wasm client with the size profile, wasm-bindgen's JS glue
-//! and types, `wasm-opt -Oz`, then `npm pack`. Also copies it to `www/pkg` for the demo.
+//! and types, `wasm-opt -Oz`, the glue minified by terser, then `npm pack`. Also copies it to
+//! `www/pkg` for the demo.
 
 use std::path::{Path, PathBuf};
 
@@ -90,7 +91,22 @@ pub(crate) fn build() -> Result<(PathBuf, PackageSizes), TaskError> {
             &bg.to_string_lossy(),
         ],
     ))?;
-    let js = [dist.join("tabmq_client.js"), package.join("index.js")];
+    // Minified like the bundles it is compared with (8 KB -> 5 KB gzipped); the
+    // exported names, which index.js and the types use, are kept.
+    let glue = dist.join("tabmq_client.js");
+    let terser = package.join("node_modules/.bin/terser");
+    cmd::run(&mut cmd::command(
+        &terser.to_string_lossy(),
+        &[
+            &glue.to_string_lossy(),
+            "--module",
+            "--compress",
+            "--mangle",
+            "--output",
+            &glue.to_string_lossy(),
+        ],
+    ))?;
+    let js = [glue, package.join("index.js")];
     let sizes = PackageSizes {
         wasm: file_size(&bg),
         js: js.iter().map(|p| file_size(p)).sum(),
