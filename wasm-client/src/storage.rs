@@ -6,12 +6,12 @@
 use idb::{Database, DatabaseEvent, Factory, KeyRange, ObjectStoreParams, Query, TransactionMode};
 use js_sys::{Array, Uint8Array};
 use tabmq_protocol::PacketId;
-use tabmq_protocol::flow::SessionFlows;
+use tabmq_protocol::flow::{MessageId, SessionFlows};
 use wasm_bindgen::JsValue;
 
 use crate::error::ClientError;
 use crate::mirror::SessionWrites;
-use crate::record::{decode_record, encode_record};
+use crate::record::{RecordError, decode_record, encode_record};
 
 const STORE: &str = "kv";
 const MESSAGES: &str = "messages";
@@ -144,38 +144,60 @@ impl Storage {
     /// Applies `writes` to the stored session of `client_id` in one transaction;
     /// resolves once it is committed, so all of it or none of it is stored.
     pub async fn write_session(&self, client_id: &str, writes: &SessionWrites) -> Result<(), ClientError> {
+        // Encoded before the transaction opens: a failure then leaves nothing half written.
+        let records = writes
+            .put
+            .iter()
+            .map(|message| Ok((message.id, encode_record(message)?)))
+            .collect::<Result<Vec<_>, RecordError>>()
+            .map_err(|error| ClientError::Storage(format!("a message cannot be saved: {error}")))?;
         let transaction = self
             .db
             .transaction(&[MESSAGES, STORE], TransactionMode::ReadWrite)
             .map_err(storage_error)?;
-        let messages = transaction.object_store(MESSAGES).map_err(storage_error)?;
-        let client = JsValue::from_str(client_id);
-        for message in &writes.put {
-            let record = encode_record(message)
-                .map_err(|error| ClientError::Storage(format!("a message cannot be saved: {error}")))?;
-            // An ArrayBuffer: Chromium stores it faster than a Uint8Array view of one.
-            let value: JsValue = Uint8Array::from(record.as_slice()).buffer().into();
-            put_or_delete(&messages, &message_key(&client, message.id as f64), Some(&value))?;
-        }
-        for run in &writes.delete {
-            let range = KeyRange::bound(
-                &message_key(&client, *run.start() as f64),
-                &message_key(&client, *run.end() as f64),
-                None,
-                None,
-            )
-            .map_err(storage_error)?;
-            messages.delete(Query::KeyRange(range)).map_err(storage_error)?;
-        }
-        if let Some(ids) = &writes.incoming {
-            let kv = transaction.object_store(STORE).map_err(storage_error)?;
-            let bytes: Vec<u8> = ids.iter().flat_map(|id| id.get().to_be_bytes()).collect();
-            let value: JsValue = Uint8Array::from(bytes.as_slice()).into();
-            let key = JsValue::from_str(&incoming_key(client_id));
-            put_or_delete(&kv, &key, (!ids.is_empty()).then_some(&value))?;
+        let queued = queue_writes(&transaction, client_id, &records, writes);
+        if let Err(error) = queued {
+            // A transaction commits by itself once its requests are done: abort what was queued.
+            let _ = web_sys::IdbTransaction::from(transaction).abort();
+            return Err(error);
         }
         commit(transaction).await
     }
+}
+
+/// Queues the requests of one save on `transaction`: the records to put (already encoded,
+/// by message id), the runs to delete and the incoming QoS 2 ids.
+fn queue_writes(
+    transaction: &idb::Transaction,
+    client_id: &str,
+    records: &[(MessageId, Vec<u8>)],
+    writes: &SessionWrites,
+) -> Result<(), ClientError> {
+    let messages = transaction.object_store(MESSAGES).map_err(storage_error)?;
+    let client = JsValue::from_str(client_id);
+    for (id, record) in records {
+        // An ArrayBuffer: Chromium stores it faster than a Uint8Array view of one.
+        let value: JsValue = Uint8Array::from(record.as_slice()).buffer().into();
+        put_or_delete(&messages, &message_key(&client, *id as f64), Some(&value))?;
+    }
+    for run in &writes.delete {
+        let range = KeyRange::bound(
+            &message_key(&client, *run.start() as f64),
+            &message_key(&client, *run.end() as f64),
+            None,
+            None,
+        )
+        .map_err(storage_error)?;
+        messages.delete(Query::KeyRange(range)).map_err(storage_error)?;
+    }
+    if let Some(ids) = &writes.incoming {
+        let kv = transaction.object_store(STORE).map_err(storage_error)?;
+        let bytes: Vec<u8> = ids.iter().flat_map(|id| id.get().to_be_bytes()).collect();
+        let value: JsValue = Uint8Array::from(bytes.as_slice()).into();
+        let key = JsValue::from_str(&incoming_key(client_id));
+        put_or_delete(&kv, &key, (!ids.is_empty()).then_some(&value))?;
+    }
+    Ok(())
 }
 
 /// The key of one message record: `[clientId, messageId]`, so that one key range
