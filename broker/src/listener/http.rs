@@ -270,5 +270,5 @@ async fn upgrade(
     config.max_message_size = Some(limit);
     config.max_frame_size = Some(limit);
     let ws = WebSocketStream::from_partially_read(stream, leftover, Role::Server, Some(config)).await;
-    connection::run(shared, Transport::WebSocket(Box::new(ws)), peer).await;
+    connection::run(shared, Transport::websocket(ws), peer).await;
 }

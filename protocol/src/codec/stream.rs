@@ -9,12 +9,22 @@ use crate::version::ProtocolVersion;
 #[derive(Debug, Default)]
 pub(crate) struct PacketStream {
     received: Vec<u8>,
+    /// How much of `received` is decoded already. It is dropped in one move once only an
+    /// incomplete packet is left, not once per packet: a 64 KiB chunk of small packets
+    /// would otherwise be moved hundreds of times.
+    decoded: usize,
     transmit: Vec<u8>,
 }
 
 impl PacketStream {
     pub(crate) fn receive(&mut self, bytes: &[u8]) {
+        self.drop_decoded();
         self.received.extend_from_slice(bytes);
+    }
+
+    fn drop_decoded(&mut self) {
+        self.received.drain(..self.decoded);
+        self.decoded = 0;
     }
 
     /// The next whole packet received, if any; `FROM_SERVER` on a client's stream
@@ -24,17 +34,21 @@ impl PacketStream {
         version: ProtocolVersion,
         max_packet_size: u32,
     ) -> Result<Option<Packet>, DecodeError> {
+        let undecoded = &self.received[self.decoded..];
         let decoded = if FROM_SERVER {
-            decode_from_server(&self.received, version, max_packet_size)?
+            decode_from_server(undecoded, version, max_packet_size)?
         } else {
-            decode(&self.received, version, max_packet_size)?
+            decode(undecoded, version, max_packet_size)?
         };
         match decoded {
             Some((packet, used)) => {
-                self.received.drain(..used);
+                self.decoded += used;
                 Ok(Some(packet))
             }
-            None => Ok(None),
+            None => {
+                self.drop_decoded();
+                Ok(None)
+            }
         }
     }
 
@@ -68,6 +82,7 @@ impl PacketStream {
     /// Forgets both directions (the transport closed).
     pub(crate) fn reset(&mut self) {
         self.received.clear();
+        self.decoded = 0;
         self.transmit.clear();
     }
 }
