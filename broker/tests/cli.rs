@@ -5,11 +5,35 @@ mod support;
 
 use support::broker::run_binary;
 
-fn temp_dir(name: &str) -> std::path::PathBuf {
+/// A test's working directory, removed when the test passes (kept to look at when it fails).
+struct ScratchDir(std::path::PathBuf);
+
+impl std::ops::Deref for ScratchDir {
+    type Target = std::path::Path;
+    fn deref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl AsRef<std::path::Path> for ScratchDir {
+    fn as_ref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+fn temp_dir(name: &str) -> ScratchDir {
     let dir = std::env::temp_dir().join(format!("tabmq-cli-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
+    ScratchDir(dir)
 }
 
 #[test]

@@ -159,5 +159,6 @@ console.log(report);
 if (OUT) writeFileSync(OUT, report);
 
 rmSync(path.join(here, 'www/mqtt.min.js'), { force: true });
+rmSync(path.dirname(config), { recursive: true, force: true });
 await browser.close();
 await broker.stop();
