@@ -162,14 +162,16 @@ async fn expired_messages_are_not_delivered_from_the_queue() {
         properties: Properties {
             message_expiry_interval: Some(1),
             ..Properties::default()
-        },
+        }
+        .into(),
         ..Publish::new("e", "short", QoS::AtLeastOnce)
     };
     let long = Publish {
         properties: Properties {
             message_expiry_interval: Some(100),
             ..Properties::default()
-        },
+        }
+        .into(),
         ..Publish::new("e", "long", QoS::AtLeastOnce)
     };
     publisher.publish(short).await;
@@ -358,12 +360,12 @@ async fn user_and_request_response_properties_pass_through_and_topic_aliases_res
     };
     publisher
         .publish(Publish {
-            properties: properties.clone(),
+            properties: properties.clone().into(),
             ..Publish::new("req/1", "{}", QoS::AtLeastOnce)
         })
         .await;
     let message = subscriber.message(Duration::from_secs(5)).await.expect("message");
-    assert_eq!(message.properties, properties);
+    assert_eq!(*message.properties, properties);
 
     // A raw PUBLISH that sets topic alias 1, then one that uses it with an empty topic.
     let alias = |topic: &[u8], payload: &[u8]| {

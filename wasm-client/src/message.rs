@@ -75,7 +75,7 @@ pub fn build_publish(
     };
     Ok(Publish {
         retain: options.retain,
-        properties,
+        properties: properties.into(),
         ..Publish::new(topic, payload, qos)
     })
 }

@@ -190,7 +190,7 @@ fn apply(shared: &Shared, machine: &mut Connection, state: &mut Session, message
             state.recorder.seed(&flows);
             state.client_id = Some(client_id);
             state.persistent = persistent;
-            machine.accept(session_present, flows, *properties, now);
+            machine.accept(session_present, *flows, *properties, now);
         }
         ToConnection::Refused(reason) => machine.refuse(reason),
         ToConnection::Deliver { seq, publish } => {
@@ -205,8 +205,8 @@ fn apply(shared: &Shared, machine: &mut Connection, state: &mut Session, message
                 machine.acknowledge(packet_id, reason);
             }
         }
-        ToConnection::Suback(suback) => machine.send_suback(suback),
-        ToConnection::Unsuback(unsuback) => machine.send_unsuback(unsuback),
+        ToConnection::Suback(suback) => machine.send_suback(*suback),
+        ToConnection::Unsuback(unsuback) => machine.send_unsuback(*unsuback),
         ToConnection::TakenOver => {
             machine.close(ReasonCode::SessionTakenOver);
             state.detach = DetachReason::TakenOver;

@@ -27,7 +27,7 @@ pub(super) fn will_to_publish(will: Will) -> Publish {
     properties.will_delay_interval = None;
     Publish {
         retain: will.retain,
-        properties,
+        properties: properties.into(),
         ..Publish::new(will.topic, will.payload, will.qos)
     }
 }
@@ -170,7 +170,7 @@ impl Router {
         if session.is_persistent() {
             batch.ops.push(StoreOp::PutSession {
                 client_id: client_id.to_string(),
-                record: session.record.clone(),
+                record: Box::new(session.record.clone()),
             });
             session.stored = true;
         } else if session.stored {
@@ -199,7 +199,7 @@ impl Router {
                 client_id: client_id.clone(),
                 session_present,
                 persistent: session.stored,
-                flows,
+                flows: Box::new(flows),
                 properties: Box::new(properties),
             },
         );
@@ -298,7 +298,7 @@ impl Router {
             }
             batch.ops.push(StoreOp::PutSession {
                 client_id: client_id.to_string(),
-                record: session.record.clone(),
+                record: Box::new(session.record.clone()),
             });
             session.stored = true;
             self.sessions.insert(client_id.clone(), session);

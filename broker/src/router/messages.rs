@@ -102,7 +102,8 @@ pub enum ToRouter {
     Shutdown,
 }
 
-/// From the router to a connection task.
+/// From the router to a connection task. Kept to a few words (the rare large answers
+/// boxed): each connection's unbounded inbox allocates room for 32 messages at a time.
 #[derive(Debug)]
 pub enum ToConnection {
     /// The CONNECT is accepted.
@@ -115,7 +116,7 @@ pub enum ToConnection {
         /// changes must then be persisted.
         persistent: bool,
         /// The session's QoS state.
-        flows: SessionFlows,
+        flows: Box<SessionFlows>,
         /// CONNACK properties chosen by the router.
         properties: Box<Properties>,
     },
@@ -136,11 +137,14 @@ pub enum ToConnection {
         reason: ReasonCode,
     },
     /// Answer to SUBSCRIBE.
-    Suback(Suback),
+    Suback(Box<Suback>),
     /// Answer to UNSUBSCRIBE.
-    Unsuback(Unsuback),
+    Unsuback(Box<Unsuback>),
     /// Another connection took over the client id: close, saying why.
     TakenOver,
     /// The broker is shutting down: close with 0x8B.
     Shutdown,
 }
+
+// A delivery (sequence number and `Publish`) is the largest message (see `ToConnection`).
+const _: () = assert!(std::mem::size_of::<ToConnection>() <= 96);

@@ -41,8 +41,13 @@ pub(super) fn tailored(publish: &Publish, qos: QoS, retain: bool, identifiers: V
     out.retain = retain;
     out.dup = false;
     out.packet_id = None;
-    out.properties.topic_alias = None;
-    out.properties.subscription_identifiers = identifiers;
+    // Written only when there is something to change: a write allocates the properties.
+    if out.properties.topic_alias.is_some() {
+        out.properties.topic_alias = None;
+    }
+    if !identifiers.is_empty() || !out.properties.subscription_identifiers.is_empty() {
+        out.properties.subscription_identifiers = identifiers;
+    }
     out
 }
 

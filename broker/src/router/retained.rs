@@ -37,8 +37,10 @@ impl Retained {
         let mut stored = publish.clone();
         stored.packet_id = None;
         stored.dup = false;
-        stored.properties.topic_alias = None;
-        stored.properties.subscription_identifiers.clear();
+        if stored.properties.topic_alias.is_some() || !stored.properties.subscription_identifiers.is_empty() {
+            stored.properties.topic_alias = None;
+            stored.properties.subscription_identifiers.clear();
+        }
         let message = StoredMessage {
             publish: stored,
             expires_at_ms,

@@ -79,7 +79,7 @@ impl Router {
             properties: Properties::default(),
             reasons,
         };
-        batch.send(&link, ToConnection::Suback(suback));
+        batch.send(&link, ToConnection::Suback(Box::new(suback)));
         for message in retained {
             let expires_at = message
                 .properties
@@ -117,7 +117,7 @@ impl Router {
             properties: Properties::default(),
             reasons,
         };
-        batch.send(&link, ToConnection::Unsuback(unsuback));
+        batch.send(&link, ToConnection::Unsuback(Box::new(unsuback)));
     }
 
     /// Writes the session's record if the session is a stored one.
@@ -125,7 +125,7 @@ impl Router {
         if let Some(session) = self.sessions.get(client_id).filter(|s| s.stored) {
             batch.ops.push(StoreOp::PutSession {
                 client_id: client_id.to_string(),
-                record: session.record.clone(),
+                record: Box::new(session.record.clone()),
             });
         }
     }

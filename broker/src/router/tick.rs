@@ -56,7 +56,7 @@ impl Router {
             let record = session.record.clone();
             batch.ops.push(StoreOp::PutSession {
                 client_id: client_id.to_string(),
-                record,
+                record: Box::new(record),
             });
             self.route(will_to_publish(will), Some(&client_id), batch);
         }

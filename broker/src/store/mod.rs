@@ -51,7 +51,7 @@ pub enum StoreOp {
         /// Client id.
         client_id: String,
         /// The record.
-        record: SessionRecord,
+        record: Box<SessionRecord>,
     },
     /// Remove a session and everything stored under it.
     DeleteSession {

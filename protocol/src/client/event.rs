@@ -15,7 +15,7 @@ pub enum ClientEvent {
         /// Whether the server resumed our stored session.
         session_present: bool,
         /// CONNACK properties (v5): assigned client id, server limits, ...
-        properties: Properties,
+        properties: Box<Properties>,
     },
     /// An application message arrived. Each message is reported once, QoS 2 included.
     Message(Publish),

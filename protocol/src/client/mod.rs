@@ -386,7 +386,7 @@ impl Client {
         self.ping_sent = None;
         self.events.push_back(ClientEvent::Connected {
             session_present: connack.session_present,
-            properties: connack.properties.clone(),
+            properties: Box::new(connack.properties.clone()),
         });
         if connack.session_present {
             for packet in self.session.outgoing.resend() {

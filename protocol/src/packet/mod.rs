@@ -15,7 +15,7 @@ pub use ack::PubResponse;
 pub use connack::Connack;
 pub use connect::{Connect, Will};
 pub use disconnect::{Auth, Disconnect};
-pub use publish::Publish;
+pub use publish::{BoxedProperties, Publish};
 pub use subscribe::{RetainHandling, Suback, Subscribe, Subscription, SubscriptionOptions};
 pub use unsubscribe::{Unsuback, Unsubscribe};
 

@@ -1,6 +1,10 @@
 //! PUBLISH: an application message.
 
+use std::fmt;
+use std::ops::{Deref, DerefMut};
+
 use bytes::Bytes;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::{PacketType, read_packet_id, write_packet_id};
 use crate::codec::reader::Reader;
@@ -25,7 +29,7 @@ pub struct Publish {
     /// Present exactly when QoS is 1 or 2.
     pub packet_id: Option<PacketId>,
     /// PUBLISH properties (v5).
-    pub properties: Properties,
+    pub properties: BoxedProperties,
     /// The application payload.
     pub payload: Bytes,
 }
@@ -47,8 +51,8 @@ impl Publish {
             _ => Some(read_packet_id(r, PacketType::Publish)?),
         };
         let properties = match version {
-            ProtocolVersion::V5 => Properties::decode(r, PropertyContext::Publish)?,
-            ProtocolVersion::V311 => Properties::default(),
+            ProtocolVersion::V5 => Properties::decode(r, PropertyContext::Publish)?.into(),
+            ProtocolVersion::V311 => BoxedProperties::default(),
         };
         match validate_topic_name(&topic) {
             Err(TopicError::Empty) if properties.topic_alias.is_some() => {}
@@ -90,8 +94,113 @@ impl Publish {
             retain: false,
             topic: topic.into(),
             packet_id: None,
-            properties: Properties::default(),
+            properties: BoxedProperties::default(),
             payload: payload.into(),
         }
+    }
+}
+
+/// A PUBLISH's properties, behind a pointer allocated only once one is set. Most
+/// messages carry none, and a `Publish` is cloned and moved on every delivery: inline,
+/// the 344 bytes of [`Properties`] made a `Publish` 408 bytes, and a broker connection's
+/// inbox keeps room for 32 messages even when idle. Reads go through `Deref` (an empty
+/// set when nothing is stored); `DerefMut` allocates, so hot paths check before they
+/// write (`if p.topic_alias.is_some() { p.topic_alias = None }`).
+#[derive(Clone, Default)]
+pub struct BoxedProperties(Option<Box<Properties>>);
+
+static NO_PROPERTIES: Properties = Properties::EMPTY;
+
+impl Deref for BoxedProperties {
+    type Target = Properties;
+
+    fn deref(&self) -> &Properties {
+        self.0.as_deref().unwrap_or(&NO_PROPERTIES)
+    }
+}
+
+impl DerefMut for BoxedProperties {
+    fn deref_mut(&mut self) -> &mut Properties {
+        self.0.get_or_insert_with(Box::default)
+    }
+}
+
+impl From<Properties> for BoxedProperties {
+    fn from(properties: Properties) -> Self {
+        Self((!properties.is_empty()).then(|| Box::new(properties)))
+    }
+}
+
+impl PartialEq for BoxedProperties {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
+impl Eq for BoxedProperties {}
+
+impl fmt::Debug for BoxedProperties {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        (**self).fmt(f)
+    }
+}
+
+/// Stored exactly as [`Properties`]: the pointer is not part of the format.
+impl Serialize for BoxedProperties {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        (**self).serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for BoxedProperties {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Properties::deserialize(deserializer).map(Self::from)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_content_type() -> Properties {
+        Properties {
+            content_type: Some("text/plain".into()),
+            ..Properties::default()
+        }
+    }
+
+    #[test]
+    fn no_properties_take_no_allocation_and_compare_by_content() {
+        let mut empty = BoxedProperties::default();
+        assert!(empty.0.is_none() && empty.is_empty());
+        assert!(BoxedProperties::from(Properties::default()).0.is_none());
+        // A mutable borrow allocates, but an unset allocation still equals no allocation.
+        empty.topic_alias = None;
+        assert!(empty.0.is_some());
+        assert_eq!(empty, BoxedProperties::default());
+        let set = BoxedProperties::from(with_content_type());
+        assert_eq!(set.content_type.as_deref(), Some("text/plain"));
+        assert_ne!(set, BoxedProperties::default());
+    }
+
+    #[test]
+    fn serialized_exactly_as_the_properties_themselves() {
+        for properties in [Properties::default(), with_content_type()] {
+            let boxed = BoxedProperties::from(properties.clone());
+            let json = serde_json::to_string(&boxed).expect("serializes");
+            assert_eq!(json, serde_json::to_string(&properties).expect("serializes"));
+            let back: BoxedProperties = serde_json::from_str(&json).expect("deserializes");
+            assert_eq!(*back, properties);
+        }
+    }
+
+    #[test]
+    fn a_publish_without_properties_stays_small() {
+        // Queued per subscriber and per connection inbox slot: keep it a few words.
+        assert!(
+            std::mem::size_of::<Publish>() <= 96,
+            "{}",
+            std::mem::size_of::<Publish>()
+        );
     }
 }

@@ -237,7 +237,8 @@ impl Connection {
         if !publish.properties.subscription_identifiers.is_empty() {
             return Err(ProtocolViolation::SubscriptionIdentifierFromClient);
         }
-        if let Some(alias) = publish.properties.topic_alias.take() {
+        if let Some(alias) = publish.properties.topic_alias {
+            publish.properties.topic_alias = None;
             self.resolve_topic_alias(alias, &mut publish.topic)?;
         }
         let Some(packet_id) = publish.packet_id else {

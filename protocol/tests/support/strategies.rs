@@ -294,7 +294,7 @@ fn publish(version: ProtocolVersion) -> impl Strategy<Value = Packet> {
                 retain,
                 topic,
                 packet_id,
-                properties,
+                properties: properties.into(),
                 payload,
             })
         })
