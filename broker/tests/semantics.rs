@@ -107,7 +107,8 @@ fn will(topic: &str, delay: Option<u32>) -> Will {
         properties: Properties {
             will_delay_interval: delay,
             ..Properties::default()
-        },
+        }
+        .into(),
     }
 }
 

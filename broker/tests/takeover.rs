@@ -10,7 +10,7 @@ use support::broker::Broker;
 use support::client::{Closed, TestClient, config};
 use tabmq_protocol::client::DisconnectCause;
 use tabmq_protocol::packet::Will;
-use tabmq_protocol::{Properties, ProtocolVersion, QoS, ReasonCode};
+use tabmq_protocol::{ProtocolVersion, QoS, ReasonCode};
 
 #[tokio::test]
 async fn v5_old_connection_gets_disconnect_0x8e() {
@@ -58,7 +58,7 @@ async fn the_will_of_a_taken_over_connection_is_published() {
             payload: Bytes::from_static(b"gone"),
             qos: QoS::AtLeastOnce,
             retain: false,
-            properties: Properties::default(),
+            properties: Default::default(),
         });
         let mut first = TestClient::tcp(broker.tcp, with_will).await;
         assert!(first.connack().await.is_ok());

@@ -65,7 +65,7 @@ fn v311_connect_with_will_user_and_password() {
             payload: Bytes::from_static(b"m"),
             qos: QoS::AtLeastOnce,
             retain: false,
-            properties: Properties::default(),
+            properties: Default::default(),
         }),
         username: Some("u".into()),
         password: Some(Bytes::from_static(b"p")),

@@ -129,7 +129,8 @@ impl Options {
             properties: Properties {
                 will_delay_interval: will.delay_seconds,
                 ..Properties::default()
-            },
+            }
+            .into(),
         });
         ClientConfig {
             version,

@@ -259,14 +259,14 @@ fn handle_events(
                 state.client_id.clone().map(|client_id| ToRouter::Subscribe {
                     connection: link.id,
                     client_id,
-                    subscribe,
+                    subscribe: *subscribe,
                 })
             }
             ServerEvent::Unsubscribe(unsubscribe) => {
                 state.client_id.clone().map(|client_id| ToRouter::Unsubscribe {
                     connection: link.id,
                     client_id,
-                    unsubscribe,
+                    unsubscribe: *unsubscribe,
                 })
             }
             ServerEvent::Delivered { id, .. } => state

@@ -24,10 +24,12 @@ pub const DROPPED_PROPERTY: &str = "tabmq-dropped-messages";
 /// The PUBLISH a will turns into.
 pub(super) fn will_to_publish(will: Will) -> Publish {
     let mut properties = will.properties;
-    properties.will_delay_interval = None;
+    if properties.will_delay_interval.is_some() {
+        properties.will_delay_interval = None;
+    }
     Publish {
         retain: will.retain,
-        properties: properties.into(),
+        properties,
         ..Publish::new(will.topic, will.payload, will.qos)
     }
 }

@@ -227,10 +227,13 @@ impl OutgoingFlows {
         AckOutcome::Unknown
     }
 
-    /// Handles PUBCOMP.
+    /// Handles PUBCOMP. The message is delivered whatever its reason code: the peer took
+    /// it over with PUBREC, and PUBCOMP's only other code, 0x92 (packet identifier not
+    /// found), is what a peer answers to a PUBREL resent after it already completed the
+    /// handshake ("not an error during recovery", MQTT 5 section 3.7.2.1).
     pub fn on_pubcomp(&mut self, ack: &PubResponse) -> AckOutcome {
         match self.position(ack.packet_id, InflightState::AwaitingPubcomp) {
-            Some(index) => self.complete(index, ack.reason),
+            Some(index) => self.complete(index, ReasonCode::Success),
             None => AckOutcome::Unknown,
         }
     }

@@ -5,6 +5,7 @@ use bytes::Bytes;
 use crate::codec::reader::Reader;
 use crate::codec::writer;
 use crate::error::{DecodeError, EncodeError};
+use crate::packet::BoxedProperties;
 use crate::properties::{Properties, PropertyContext};
 use crate::qos::QoS;
 use crate::topic::validate_topic_name;
@@ -26,7 +27,7 @@ pub struct Will {
     /// Whether the will is retained.
     pub retain: bool,
     /// Will properties (v5): will delay interval, message expiry, content type, ...
-    pub properties: Properties,
+    pub properties: BoxedProperties,
 }
 
 /// CONNECT: opens a session.
@@ -98,7 +99,7 @@ impl Connect {
                 payload,
                 qos,
                 retain: will_retain,
-                properties,
+                properties: properties.into(),
             })
         } else {
             None

@@ -17,9 +17,9 @@ pub enum ServerEvent {
     /// message is safely stored; resends of a QoS 2 message are not reported twice.
     Publish(Publish),
     /// SUBSCRIBE: answer with [`Connection::send_suback`](super::Connection::send_suback).
-    Subscribe(Subscribe),
+    Subscribe(Box<Subscribe>),
     /// UNSUBSCRIBE: answer with [`Connection::send_unsuback`](super::Connection::send_unsuback).
-    Unsubscribe(Unsubscribe),
+    Unsubscribe(Box<Unsubscribe>),
     /// A message given to [`Connection::deliver`](super::Connection::deliver) is done:
     /// acknowledged by the client, sent (QoS 0), or too large for it (`PacketTooLarge`).
     Delivered {

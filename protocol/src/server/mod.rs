@@ -178,8 +178,12 @@ impl Connection {
                 }
                 self.send(&Packet::Pubcomp(complete));
             }
-            Packet::Subscribe(subscribe) => self.events.push_back(ServerEvent::Subscribe(subscribe)),
-            Packet::Unsubscribe(unsubscribe) => self.events.push_back(ServerEvent::Unsubscribe(unsubscribe)),
+            Packet::Subscribe(subscribe) => {
+                self.events.push_back(ServerEvent::Subscribe(Box::new(subscribe)))
+            }
+            Packet::Unsubscribe(unsubscribe) => self
+                .events
+                .push_back(ServerEvent::Unsubscribe(Box::new(unsubscribe))),
             Packet::Pingreq => self.send(&Packet::Pingresp),
             Packet::Disconnect(disconnect) => {
                 let expiry = disconnect.properties.session_expiry_interval;

@@ -223,7 +223,7 @@ fn will(version: ProtocolVersion) -> impl Strategy<Value = Will> {
             payload,
             qos,
             retain,
-            properties,
+            properties: properties.into(),
         })
 }
 
