@@ -240,3 +240,24 @@ impl Router {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use tabmq_protocol::QoS;
+    use tabmq_protocol::packet::Publish;
+
+    use super::tailored;
+
+    #[test]
+    fn a_message_without_properties_is_tailored_without_allocating_them() {
+        let publish = Publish::new("t", "m", QoS::AtLeastOnce);
+        let out = tailored(&publish, QoS::AtMostOnce, false, Vec::new());
+        assert_eq!(out.qos, QoS::AtMostOnce);
+        assert!(
+            !out.properties.is_allocated(),
+            "one allocation per subscriber for nothing"
+        );
+        let out = tailored(&publish, QoS::AtLeastOnce, false, vec![7]);
+        assert_eq!(out.properties.subscription_identifiers, [7]);
+    }
+}

@@ -111,6 +111,13 @@ pub struct BoxedProperties(Option<Box<Properties>>);
 
 static NO_PROPERTIES: Properties = Properties::EMPTY;
 
+impl BoxedProperties {
+    /// Whether the properties take a heap allocation (some property was set, or written).
+    pub fn is_allocated(&self) -> bool {
+        self.0.is_some()
+    }
+}
+
 impl Deref for BoxedProperties {
     type Target = Properties;
 
@@ -172,11 +179,11 @@ mod tests {
     #[test]
     fn no_properties_take_no_allocation_and_compare_by_content() {
         let mut empty = BoxedProperties::default();
-        assert!(empty.0.is_none() && empty.is_empty());
-        assert!(BoxedProperties::from(Properties::default()).0.is_none());
+        assert!(!empty.is_allocated() && empty.is_empty());
+        assert!(!BoxedProperties::from(Properties::default()).is_allocated());
         // A mutable borrow allocates, but an unset allocation still equals no allocation.
         empty.topic_alias = None;
-        assert!(empty.0.is_some());
+        assert!(empty.is_allocated());
         assert_eq!(empty, BoxedProperties::default());
         let set = BoxedProperties::from(with_content_type());
         assert_eq!(set.content_type.as_deref(), Some("text/plain"));
