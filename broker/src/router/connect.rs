@@ -24,9 +24,7 @@ pub const DROPPED_PROPERTY: &str = "tabmq-dropped-messages";
 /// The PUBLISH a will turns into.
 pub(super) fn will_to_publish(will: Will) -> Publish {
     let mut properties = will.properties;
-    if properties.will_delay_interval.is_some() {
-        properties.will_delay_interval = None;
-    }
+    properties.edit_if_any(|p| p.will_delay_interval = None);
     Publish {
         retain: will.retain,
         properties,

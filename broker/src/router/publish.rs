@@ -41,11 +41,11 @@ pub(super) fn tailored(publish: &Publish, qos: QoS, retain: bool, identifiers: V
     out.retain = retain;
     out.dup = false;
     out.packet_id = None;
-    // Written only when there is something to change: a write allocates the properties.
-    if out.properties.topic_alias.is_some() {
-        out.properties.topic_alias = None;
-    }
-    if !identifiers.is_empty() || !out.properties.subscription_identifiers.is_empty() {
+    out.properties.edit_if_any(|p| {
+        p.topic_alias = None;
+        p.subscription_identifiers.clear();
+    });
+    if !identifiers.is_empty() {
         out.properties.subscription_identifiers = identifiers;
     }
     out

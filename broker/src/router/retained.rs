@@ -37,10 +37,10 @@ impl Retained {
         let mut stored = publish.clone();
         stored.packet_id = None;
         stored.dup = false;
-        if stored.properties.topic_alias.is_some() || !stored.properties.subscription_identifiers.is_empty() {
-            stored.properties.topic_alias = None;
-            stored.properties.subscription_identifiers.clear();
-        }
+        stored.properties.edit_if_any(|p| {
+            p.topic_alias = None;
+            p.subscription_identifiers.clear();
+        });
         let message = StoredMessage {
             publish: stored,
             expires_at_ms,

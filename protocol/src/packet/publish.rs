@@ -104,8 +104,8 @@ impl Publish {
 /// messages carry none, and a `Publish` is cloned and moved on every delivery: inline,
 /// the 344 bytes of [`Properties`] made a `Publish` 408 bytes, and a broker connection's
 /// inbox keeps room for 32 messages even when idle. Reads go through `Deref` (an empty
-/// set when nothing is stored); `DerefMut` allocates, so hot paths check before they
-/// write (`if p.topic_alias.is_some() { p.topic_alias = None }`).
+/// set when nothing is stored); `DerefMut` allocates, so edits that only remove
+/// properties go through [`BoxedProperties::edit_if_any`].
 #[derive(Clone, Default)]
 pub struct BoxedProperties(Option<Box<Properties>>);
 
@@ -115,6 +115,14 @@ impl BoxedProperties {
     /// Whether the properties take a heap allocation (some property was set, or written).
     pub fn is_allocated(&self) -> bool {
         self.0.is_some()
+    }
+
+    /// Runs `edit` on the stored properties if there are any; with none it allocates
+    /// nothing and returns `T::default()`. For edits that only take properties away
+    /// (a topic alias, subscription identifiers), which a message without properties
+    /// must not pay an allocation for.
+    pub fn edit_if_any<T: Default>(&mut self, edit: impl FnOnce(&mut Properties) -> T) -> T {
+        self.0.as_deref_mut().map(edit).unwrap_or_default()
     }
 }
 
@@ -188,6 +196,19 @@ mod tests {
         let set = BoxedProperties::from(with_content_type());
         assert_eq!(set.content_type.as_deref(), Some("text/plain"));
         assert_ne!(set, BoxedProperties::default());
+    }
+
+    #[test]
+    fn removing_edits_allocate_nothing_when_there_is_nothing_to_remove() {
+        let mut none = BoxedProperties::default();
+        assert_eq!(none.edit_if_any(|p| p.topic_alias.take()), None);
+        assert!(!none.is_allocated());
+        let mut some = BoxedProperties::from(Properties {
+            topic_alias: Some(3),
+            ..Properties::default()
+        });
+        assert_eq!(some.edit_if_any(|p| p.topic_alias.take()), Some(3));
+        assert_eq!(some.topic_alias, None);
     }
 
     #[test]

@@ -241,8 +241,7 @@ impl Connection {
         if !publish.properties.subscription_identifiers.is_empty() {
             return Err(ProtocolViolation::SubscriptionIdentifierFromClient);
         }
-        if let Some(alias) = publish.properties.topic_alias {
-            publish.properties.topic_alias = None;
+        if let Some(alias) = publish.properties.edit_if_any(|p| p.topic_alias.take()) {
             self.resolve_topic_alias(alias, &mut publish.topic)?;
         }
         let Some(packet_id) = publish.packet_id else {
