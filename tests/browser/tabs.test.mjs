@@ -9,6 +9,22 @@ let browser;
 before(async () => { ({ broker, browser } = await setUp()); });
 after(async () => { await browser?.close(); await broker?.stop(); });
 
+/**
+ * A second device (its own browser context) with device id `phone` in `namespace`: it
+ * subscribes to `filter`, then publishes `text` to `topic` at QoS 1.
+ */
+async function phoneSays(namespace, filter, topic, text) {
+  const context = await browser.newContext();
+  const page = await openHarness(context, broker);
+  await createClient(page, broker, { namespace, deviceId: 'phone' });
+  await page.evaluate(async ({ filter, topic, text }) => {
+    await window.client.connect();
+    await window.client.subscribe(filter, { qos: 1 });
+    await window.client.publish(topic, text, { qos: 1 });
+  }, { filter, topic, text });
+  return { context, page };
+}
+
 test('two tabs with one device id share one connection; the follower takes over when the leader closes', async () => {
   const namespace = 'tabs';
   const context = await browser.newContext();
@@ -32,14 +48,7 @@ test('two tabs with one device id share one connection; the follower takes over 
   assert.equal(await broker.metric('connections'), 1, 'exactly one connection for both tabs');
 
   // A message from elsewhere reaches both tabs once each.
-  const otherContext = await browser.newContext();
-  const other = await openHarness(otherContext, broker);
-  await createClient(other, broker, { namespace, deviceId: 'phone' });
-  await other.evaluate(async () => {
-    await window.client.connect();
-    await window.client.subscribe('room/#', { qos: 1 });
-    await window.client.publish('room/1', 'from the phone', { qos: 1 });
-  });
+  const { context: otherContext, page: other } = await phoneSays(namespace, 'room/#', 'room/1', 'from the phone');
   for (const tab of [first, second]) {
     const [message] = await waitForMessages(tab, 1);
     assert.equal(message.text, 'from the phone');
@@ -87,14 +96,7 @@ test('with three tabs, the follower left after a leader change still receives an
   await first.close();
   await second.waitForFunction(() => window.client.role === 'leader' && window.client.connected);
   await third.waitForFunction(() => window.client.connected);
-  const otherContext = await browser.newContext();
-  const other = await openHarness(otherContext, broker);
-  await createClient(other, broker, { namespace, deviceId: 'phone' });
-  await other.evaluate(async () => {
-    await window.client.connect();
-    await window.client.subscribe('hall/#', { qos: 1 });
-    await window.client.publish('hall/1', 'after the switch', { qos: 1 });
-  });
+  const { context: otherContext, page: other } = await phoneSays(namespace, 'hall/#', 'hall/1', 'after the switch');
   for (const tab of [second, third]) {
     const [message] = await waitForMessages(tab, 1);
     assert.equal(message.text, 'after the switch');

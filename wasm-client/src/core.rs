@@ -507,8 +507,9 @@ impl Core {
     }
 }
 
-/// Writes `save`; on success reports the new `pending` count, on failure an `error`
-/// and drops the connection, since nothing unsaved may leave. Returns whether it saved.
+/// Writes `save`; on success reports the new `pending` count when the outgoing messages
+/// changed (a save of received QoS 2 ids only is no news to the app), on failure an
+/// `error` and drops the connection, since nothing unsaved may leave. Returns whether it saved.
 async fn commit_session(shared: &Shared, save: SessionSave) -> bool {
     match save.storage.write_session(&save.client_id, &save.writes).await {
         Ok(()) => {
@@ -517,10 +518,12 @@ async fn commit_session(shared: &Shared, save: SessionSave) -> bool {
                 core.stored = save.stored;
                 core.pending_count() as u32
             };
-            deliver(
-                shared,
-                vec![Notice::Event("pending", object(&[("count", count.into())]))],
-            );
+            if !save.writes.put.is_empty() || !save.writes.delete.is_empty() {
+                deliver(
+                    shared,
+                    vec![Notice::Event("pending", object(&[("count", count.into())]))],
+                );
+            }
             true
         }
         Err(error) => {

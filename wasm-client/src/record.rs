@@ -100,6 +100,18 @@ pub fn decode_record(record: &[u8]) -> Result<OutgoingMessage, RecordError> {
     })
 }
 
+/// The incoming QoS 2 packet ids awaiting PUBREL as stored: two bytes each, big-endian.
+pub fn encode_packet_ids(ids: &[PacketId]) -> Vec<u8> {
+    ids.iter().flat_map(|id| id.get().to_be_bytes()).collect()
+}
+
+/// The packet ids [`encode_packet_ids`] stored (a zero or a trailing odd byte is skipped).
+pub fn decode_packet_ids(bytes: &[u8]) -> impl Iterator<Item = PacketId> + '_ {
+    bytes
+        .chunks_exact(2)
+        .filter_map(|pair| PacketId::new(u16::from_be_bytes([pair[0], pair[1]])))
+}
+
 #[cfg(test)]
 mod tests {
     use tabmq_protocol::packet::Publish;
@@ -134,6 +146,14 @@ mod tests {
             let record = encode_record(&original).expect("encodes");
             assert_eq!(decode_record(&record), Ok(original));
         }
+    }
+
+    #[test]
+    fn incoming_packet_ids_survive_a_round_trip() {
+        let ids: Vec<PacketId> = [1, 258, 65_535].into_iter().filter_map(PacketId::new).collect();
+        let bytes = encode_packet_ids(&ids);
+        assert_eq!(bytes, [0, 1, 1, 2, 255, 255]);
+        assert_eq!(decode_packet_ids(&bytes).collect::<Vec<_>>(), ids);
     }
 
     #[test]

@@ -55,10 +55,15 @@ pub fn join(shared: &Shared) -> Result<(), ClientError> {
     };
     let tabs = Tabs::join(&client_id, on_message, on_leader)
         .map_err(|e| ClientError::Request(format!("cannot coordinate tabs: {}", js_message(&e))))?;
-    let tab_id = shared.borrow().tab_id.clone();
-    tabs.post(&object(&[("type", "hello".into()), ("tab", tab_id.into())]));
+    tabs.post(&hello(shared));
     shared.borrow_mut().tabs = Some(tabs);
     Ok(())
+}
+
+/// The message a tab announces itself with.
+fn hello(shared: &Shared) -> JsValue {
+    let tab_id = shared.borrow().tab_id.clone();
+    object(&[("type", "hello".into()), ("tab", tab_id.into())])
 }
 
 fn post(shared: &Shared, message: &JsValue) {
@@ -189,11 +194,7 @@ fn on_message(shared: &Shared, message: &JsValue) {
             set_role(shared, Role::Follower);
             if kind == "leader" {
                 // A new leader may not know of this tab: announce it, so that it relays its pending list.
-                let tab_id = shared.borrow().tab_id.clone();
-                post(
-                    shared,
-                    &object(&[("type", "hello".into()), ("tab", tab_id.into())]),
-                );
+                post(shared, &hello(shared));
             }
             let connected = field(message, "connected").as_bool().unwrap_or(false);
             let mut core = shared.borrow_mut();

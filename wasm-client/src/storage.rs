@@ -5,13 +5,12 @@
 
 use idb::{Database, DatabaseEvent, Factory, KeyRange, ObjectStoreParams, Query, TransactionMode};
 use js_sys::{Array, Uint8Array};
-use tabmq_protocol::PacketId;
 use tabmq_protocol::flow::{MessageId, SessionFlows};
 use wasm_bindgen::JsValue;
 
 use crate::error::ClientError;
 use crate::mirror::SessionWrites;
-use crate::record::{RecordError, decode_record, encode_record};
+use crate::record::{RecordError, decode_packet_ids, decode_record, encode_packet_ids, encode_record};
 
 const STORE: &str = "kv";
 const MESSAGES: &str = "messages";
@@ -92,15 +91,8 @@ impl Storage {
             .map_err(storage_error)?;
         let messages = transaction.object_store(MESSAGES).map_err(storage_error)?;
         let client = JsValue::from_str(client_id);
-        let range = KeyRange::bound(
-            &message_key(&client, 0.0),
-            &message_key(&client, f64::INFINITY),
-            None,
-            None,
-        )
-        .map_err(storage_error)?;
         let records = messages
-            .get_all(Some(Query::KeyRange(range)), None)
+            .get_all(Some(message_range(&client, 0.0, f64::INFINITY)?), None)
             .map_err(storage_error)?
             .await
             .map_err(storage_error)?;
@@ -111,30 +103,24 @@ impl Storage {
             .await
             .map_err(storage_error)?;
 
-        let mut restored = Vec::with_capacity(records.len());
+        let mut flows = SessionFlows::default();
+        // In-flight messages first (`restore_inflight` must precede `enqueue_as`).
+        let mut queued = Vec::new();
         for record in records {
             let message = decode_record(&Uint8Array::new(&record).to_vec())
                 .map_err(|error| ClientError::Storage(format!("a saved message is unreadable: {error}")))?;
-            restored.push(message);
-        }
-        let mut flows = SessionFlows::default();
-        let (inflight, queued): (Vec<_>, Vec<_>) = restored.into_iter().partition(|m| m.state.is_some());
-        for message in inflight {
-            if let Some(state) = message.state {
-                flows
+            match message.state {
+                Some(state) => flows
                     .outgoing
-                    .restore_inflight(message.id, message.publish, state);
+                    .restore_inflight(message.id, message.publish, state),
+                None => queued.push(message),
             }
         }
         for message in queued {
             flows.outgoing.enqueue_as(message.id, message.publish);
         }
         if let Some(ids) = incoming.filter(|value| !value.is_undefined()) {
-            let bytes = Uint8Array::new(&ids).to_vec();
-            for id in bytes
-                .chunks_exact(2)
-                .filter_map(|pair| PacketId::new(u16::from_be_bytes([pair[0], pair[1]])))
-            {
+            for id in decode_packet_ids(&Uint8Array::new(&ids).to_vec()) {
                 flows.incoming.on_publish(id);
             }
         }
@@ -181,19 +167,12 @@ fn queue_writes(
         put_or_delete(&messages, &message_key(&client, *id as f64), Some(&value))?;
     }
     for run in &writes.delete {
-        let range = KeyRange::bound(
-            &message_key(&client, *run.start() as f64),
-            &message_key(&client, *run.end() as f64),
-            None,
-            None,
-        )
-        .map_err(storage_error)?;
-        messages.delete(Query::KeyRange(range)).map_err(storage_error)?;
+        let range = message_range(&client, *run.start() as f64, *run.end() as f64)?;
+        messages.delete(range).map_err(storage_error)?;
     }
     if let Some(ids) = &writes.incoming {
         let kv = transaction.object_store(STORE).map_err(storage_error)?;
-        let bytes: Vec<u8> = ids.iter().flat_map(|id| id.get().to_be_bytes()).collect();
-        let value: JsValue = Uint8Array::from(bytes.as_slice()).into();
+        let value: JsValue = Uint8Array::from(encode_packet_ids(ids).as_slice()).into();
         let key = JsValue::from_str(&incoming_key(client_id));
         put_or_delete(&kv, &key, (!ids.is_empty()).then_some(&value))?;
     }
@@ -204,6 +183,18 @@ fn queue_writes(
 /// reads a client id's messages in id (send) order.
 fn message_key(client_id: &JsValue, id: f64) -> JsValue {
     Array::of2(client_id, &JsValue::from_f64(id)).into()
+}
+
+/// The message records of `client_id` with ids from `first` to `last`, both included.
+fn message_range(client_id: &JsValue, first: f64, last: f64) -> Result<Query, ClientError> {
+    KeyRange::bound(
+        &message_key(client_id, first),
+        &message_key(client_id, last),
+        None,
+        None,
+    )
+    .map(Query::KeyRange)
+    .map_err(storage_error)
 }
 
 fn incoming_key(client_id: &str) -> String {
