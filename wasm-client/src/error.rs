@@ -1,7 +1,7 @@
-//! Errors reported to JavaScript, each with a `kind` the app can switch on.
+//! Errors reported to the app, each with a `kind` it can switch on. Pure data: the JS
+//! `Error` objects are made by [`crate::js::error`].
 
 use thiserror::Error;
-use wasm_bindgen::JsValue;
 
 /// Something the client could not do.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -30,11 +30,21 @@ pub enum ClientError {
     /// The client was disconnected before the request completed.
     #[error("disconnected")]
     Disconnected,
+    /// An error another tab's client reported, as it arrived over the BroadcastChannel.
+    #[error("{message}")]
+    Relayed {
+        /// The other tab's [`ClientError::kind`].
+        kind: String,
+        /// Its message.
+        message: String,
+        /// The broker's reason code, for `refused`.
+        reason_code: Option<u8>,
+    },
 }
 
 impl ClientError {
     /// The stable, machine-readable name of this error.
-    pub fn kind(&self) -> &'static str {
+    pub fn kind(&self) -> &str {
         match self {
             Self::DeviceIdNeeded => "device-id-needed",
             Self::InvalidDeviceId(_) => "invalid-device-id",
@@ -44,30 +54,16 @@ impl ClientError {
             Self::Refused(_) => "refused",
             Self::TakenOver => "takeover",
             Self::Disconnected => "disconnected",
+            Self::Relayed { kind, .. } => kind,
         }
     }
 
-    /// A JavaScript `Error` with `kind` (and `reasonCode` for refusals) set.
-    pub fn to_js(&self) -> JsValue {
-        let error = js_sys::Error::new(&self.to_string());
-        let _ = js_sys::Reflect::set(&error, &"kind".into(), &self.kind().into());
-        if let Self::Refused(code) = self {
-            let _ = js_sys::Reflect::set(&error, &"reasonCode".into(), &JsValue::from(*code));
+    /// The broker's reason code, for a refusal.
+    pub fn reason_code(&self) -> Option<u8> {
+        match self {
+            Self::Refused(code) => Some(*code),
+            Self::Relayed { reason_code, .. } => *reason_code,
+            _ => None,
         }
-        error.into()
     }
-}
-
-impl From<ClientError> for JsValue {
-    fn from(error: ClientError) -> JsValue {
-        error.to_js()
-    }
-}
-
-/// The message of a JavaScript exception, or a fixed text if it has none.
-pub fn js_message(error: &JsValue) -> String {
-    js_sys::Reflect::get(error, &"message".into())
-        .ok()
-        .and_then(|message| message.as_string())
-        .unwrap_or_else(|| "unknown JavaScript error".into())
 }

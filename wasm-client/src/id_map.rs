@@ -35,9 +35,9 @@ impl<K: Ord + Copy, V> IdMap<K, V> {
         self.entries.drain(..)
     }
 
-    /// The values, in id order.
-    pub fn values_mut(&mut self) -> impl Iterator<Item = &mut V> {
-        self.entries.iter_mut().map(|(_, value)| value)
+    /// The entries, in id order.
+    pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
+        self.entries.iter().map(|(key, value)| (key, value))
     }
 }
 
@@ -54,10 +54,8 @@ mod tests {
         map.insert(3, 31);
         assert_eq!(map.remove(9), Some(90));
         assert_eq!(map.remove(9), None);
-        for value in map.values_mut() {
-            *value += 1;
-        }
-        assert_eq!(map.drain().collect::<Vec<_>>(), [(1, 11), (3, 32), (5, 51)]);
+        assert_eq!(map.iter().map(|(k, _)| *k).collect::<Vec<_>>(), [1, 3, 5]);
+        assert_eq!(map.drain().collect::<Vec<_>>(), [(1, 10), (3, 31), (5, 50)]);
         assert_eq!(map.remove(1), None);
     }
 }

@@ -1,12 +1,11 @@
 //! Converting between MQTT messages and the JavaScript objects the app sees.
 
-use js_sys::{Array, Uint8Array};
+use js_sys::Uint8Array;
 use tabmq_protocol::packet::Publish;
 use tabmq_protocol::{Properties, QoS};
 use wasm_bindgen::{JsCast, JsValue};
 
 use crate::error::ClientError;
-use crate::events::object;
 use crate::js_object::{FieldError, JsObject};
 
 /// `publish` options (JavaScript names in camelCase).
@@ -78,32 +77,4 @@ pub fn build_publish(
         properties: properties.into(),
         ..Publish::new(topic, payload, qos)
     })
-}
-
-/// The object a `message` handler receives.
-pub fn message_event(publish: &Publish) -> JsValue {
-    let properties = &publish.properties;
-    let user_properties: Array = properties
-        .user_properties
-        .iter()
-        .map(|(name, value)| JsValue::from(Array::of2(&name.into(), &value.into())))
-        .collect();
-    let optional = |value: &Option<String>| value.as_deref().map_or(JsValue::UNDEFINED, JsValue::from_str);
-    object(&[
-        ("topic", publish.topic.as_str().into()),
-        ("payload", Uint8Array::from(publish.payload.as_ref()).into()),
-        ("text", String::from_utf8_lossy(&publish.payload).as_ref().into()),
-        ("qos", publish.qos.bits().into()),
-        ("retain", publish.retain.into()),
-        ("contentType", optional(&properties.content_type)),
-        ("responseTopic", optional(&properties.response_topic)),
-        (
-            "correlationData",
-            properties
-                .correlation_data
-                .as_ref()
-                .map_or(JsValue::UNDEFINED, |data| Uint8Array::from(data.as_ref()).into()),
-        ),
-        ("userProperties", user_properties.into()),
-    ])
 }

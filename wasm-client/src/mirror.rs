@@ -39,13 +39,50 @@ pub struct SessionWrites {
     pub delete: Vec<RangeInclusive<MessageId>>,
     /// The incoming QoS 2 packet ids awaiting PUBREL, when they changed.
     pub incoming: Option<Vec<PacketId>>,
+    /// Delete every stored message of the session first: the stored state is unknown
+    /// (a save failed), so this save writes the whole session.
+    pub replace_all: bool,
 }
 
 impl SessionWrites {
     /// Whether the stored session is already up to date.
     pub fn is_empty(&self) -> bool {
-        self.put.is_empty() && self.delete.is_empty() && self.incoming.is_none()
+        self.put.is_empty() && self.delete.is_empty() && self.incoming.is_none() && !self.replace_all
     }
+
+    /// Whether outgoing messages change (not only the received QoS 2 ids).
+    pub fn changes_outgoing(&self) -> bool {
+        !self.put.is_empty() || !self.delete.is_empty() || self.replace_all
+    }
+}
+
+/// The session a store holds: its messages (in any order) and its received QoS 2 ids.
+/// In-flight messages are restored in id (send) order, to be resent with DUP, then the queue.
+pub fn restore_session(mut messages: Vec<OutgoingMessage>, incoming: impl IntoIterator<Item = PacketId>) -> SessionFlows {
+    let mut flows = SessionFlows::default();
+    // Insertion by id keeps the send order (`restore_inflight` must precede `enqueue_as`).
+    let mut sorted: Vec<OutgoingMessage> = Vec::with_capacity(messages.len());
+    for message in messages.drain(..) {
+        let at = sorted
+            .iter()
+            .rposition(|earlier| earlier.id < message.id)
+            .map_or(0, |index| index + 1);
+        sorted.insert(at, message);
+    }
+    let mut queued = Vec::new();
+    for message in sorted {
+        match message.state {
+            Some(state) => flows.outgoing.restore_inflight(message.id, message.publish, state),
+            None => queued.push(message),
+        }
+    }
+    for message in queued {
+        flows.outgoing.enqueue_as(message.id, message.publish);
+    }
+    for id in incoming {
+        flows.incoming.on_publish(id);
+    }
+    flows
 }
 
 /// The session's messages by id. The flows hand them out in id order already (ids
@@ -99,6 +136,14 @@ impl SessionMirror {
             messages: sorted_messages(flows).into_iter().map(written).collect(),
             incoming: flows.incoming.iter().collect(),
         }
+    }
+
+    /// The writes that store `flows` whole over a stored state that is unknown.
+    pub fn rewrite(flows: &SessionFlows) -> (SessionWrites, SessionMirror) {
+        let (mut writes, next) = SessionMirror::default().diff(flows);
+        writes.replace_all = true;
+        writes.incoming = Some(next.incoming.clone());
+        (writes, next)
     }
 
     /// The writes from this stored state to `flows`, and the mirror once they are

@@ -47,6 +47,9 @@ pub struct Options {
     pub will: Option<WillOptions>,
     /// Reconnect backoff.
     pub backoff: BackoffOptions,
+    /// How long to wait before the one retry after a flap-guard refusal (CONNACK 0x9F):
+    /// the tabmq broker's default `flap_cooldown_secs`, 30 s.
+    pub flap_cooldown_ms: u32,
 }
 
 const SECONDS: &str = "a whole number of seconds";
@@ -100,6 +103,9 @@ impl Options {
             password: object.string("password")?,
             will,
             backoff,
+            flap_cooldown_ms: object
+                .integer("flapCooldownMs", u32::MAX, MILLISECONDS)?
+                .unwrap_or(30_000),
         })
     }
 

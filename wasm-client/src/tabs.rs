@@ -1,41 +1,18 @@
-//! Tabs of one browser share one connection.
+//! Tabs of one browser share one connection: the messages they exchange.
 //!
-//! A Web Lock named after the client id elects the leader: the one tab that opens the
-//! WebSocket. The other tabs are followers: they send their publishes and
-//! subscriptions to the leader over a BroadcastChannel, and the leader sends them
-//! every event (messages included), so each tab's app sees each message once. When
-//! the leader's tab closes or crashes, the browser releases its lock, the next tab
-//! takes it, loads the session the leader kept in IndexedDB and resumes it. Two tabs
-//! therefore never connect with the same client id at the same time.
+//! A tab lock named after the client id elects the leader: the one tab that opens the
+//! WebSocket (a Web Lock; a lease in IndexedDB where Web Locks are missing, see
+//! [`crate::lease`]). The other tabs are followers: they send their requests to the
+//! leader over a BroadcastChannel, and the leader sends them every event and message,
+//! so each tab's app sees each message once. When the leader goes away (closed, crashed,
+//! another device id), its lock is released, the next tab takes it, loads the session
+//! the leader kept in IndexedDB and resumes it. Two tabs therefore never connect with the
+//! same client id at the same time.
+//!
+//! This module is the conversation as data; [`crate::js::channel`] encodes it for the
+//! channel, and the session machine decides what to post and what a message means.
 
-use js_sys::{Function, Promise, Reflect};
-use wasm_bindgen::prelude::*;
-use web_sys::{BroadcastChannel, MessageEvent};
-
-#[wasm_bindgen]
-extern "C" {
-    /// `navigator.locks.request(name, callback)`, bound directly to avoid web-sys's
-    /// unstable-API flag.
-    #[wasm_bindgen(js_namespace = ["navigator", "locks"], js_name = request, catch)]
-    fn request_lock(name: &str, callback: &Function) -> Result<Promise, JsValue>;
-}
-
-/// Events a leader relays to its followers.
-pub const RELAYED_EVENTS: [&str; 8] = [
-    "connect",
-    "message",
-    "disconnect",
-    "reconnecting",
-    "offline",
-    "online",
-    "takeover",
-    "pending",
-];
-
-/// The static name of a relayed event, if `name` is one.
-pub fn relayed_event(name: &str) -> Option<&'static str> {
-    RELAYED_EVENTS.into_iter().find(|known| *known == name)
-}
+use crate::session::{Event, OpId, Outcome, Received, Request};
 
 /// This tab's part in the shared connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,62 +33,72 @@ impl Role {
     }
 }
 
-/// The lock request and the channel of one client id.
-pub struct Tabs {
-    channel: BroadcastChannel,
-    _on_message: Closure<dyn FnMut(MessageEvent)>,
-    _on_granted: Closure<dyn FnMut(JsValue) -> Promise>,
+/// A message waiting in the leader's session, as `pending()` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingItem {
+    /// Its topic.
+    pub topic: String,
+    /// Its QoS.
+    pub qos: u8,
+    /// `queued`, `awaiting-puback`, `awaiting-pubrec` or `awaiting-pubcomp`.
+    pub state: &'static str,
+    /// Payload size.
+    pub bytes: u32,
 }
 
-impl Tabs {
-    /// Joins the tabs of `client_id`: `on_message` receives what other tabs post, and
-    /// `on_leader` runs once this tab holds the lock (for as long as the page lives).
-    pub fn join(
-        client_id: &str,
-        on_message: impl FnMut(JsValue) + 'static,
-        on_leader: impl FnOnce() + 'static,
-    ) -> Result<Self, JsValue> {
-        let channel = BroadcastChannel::new(&format!("tabmq:{client_id}"))?;
-        let mut on_message = on_message;
-        let on_message =
-            Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| on_message(event.data()));
-        channel.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
-        let mut on_leader = Some(on_leader);
-        let on_granted = Closure::<dyn FnMut(JsValue) -> Promise>::new(move |_lock: JsValue| {
-            if let Some(on_leader) = on_leader.take() {
-                on_leader();
-            }
-            // Never settles: the lock is held until the page goes away.
-            Promise::new(&mut |_, _| {})
-        });
-        // The returned promise settles when the lock is released, which this page never does.
-        let _held = request_lock(&format!("tabmq:{client_id}"), on_granted.as_ref().unchecked_ref())?;
-        Ok(Self {
-            channel,
-            _on_message: on_message,
-            _on_granted: on_granted,
-        })
-    }
-
-    /// Sends `message` to every other tab of this client id.
-    pub fn post(&self, message: &JsValue) {
-        let _ = self.channel.post_message(message);
-    }
+/// What the leader tells followers about its connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaderState {
+    /// Sent by a newly elected leader (followers then post their unsettled calls again).
+    pub elected: bool,
+    /// Whether the connection is up.
+    pub connected: bool,
+    /// CONNACK's session present flag of the current connection.
+    pub session_present: bool,
+    /// What waits in the session.
+    pub pending: Vec<PendingItem>,
 }
 
-impl Drop for Tabs {
-    fn drop(&mut self) {
-        self.channel.set_onmessage(None);
-        self.channel.close();
-    }
+/// One message on the channel of a client id.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TabMessage {
+    /// A tab joined.
+    Hello {
+        /// Its id.
+        tab: String,
+    },
+    /// The leader's state: on election, and in answer to `Hello`.
+    Leader(LeaderState),
+    /// A follower's request, for the leader to perform.
+    Call {
+        /// The follower's tab id.
+        tab: String,
+        /// The follower's handle of it.
+        call: OpId,
+        /// What it asks (connect, publish, subscribe, unsubscribe).
+        request: Request,
+    },
+    /// The leader's answer to a call.
+    Result {
+        /// The follower's tab id.
+        tab: String,
+        /// The follower's handle.
+        call: OpId,
+        /// How it ended.
+        outcome: Outcome,
+    },
+    /// An event the leader's app saw.
+    Event(Event),
+    /// A message the leader received.
+    Message(Received),
+    /// The leader's pending list changed.
+    Pending(Vec<PendingItem>),
 }
 
-/// Reads a string field of a posted object.
-pub fn field_str(message: &JsValue, name: &str) -> Option<String> {
-    Reflect::get(message, &name.into()).ok()?.as_string()
-}
-
-/// Reads any field of a posted object.
-pub fn field(message: &JsValue, name: &str) -> JsValue {
-    Reflect::get(message, &name.into()).unwrap_or(JsValue::UNDEFINED)
+/// Whether followers see `event` too (the rest concern only the tab that raised it).
+pub fn is_relayed(event: &Event) -> bool {
+    !matches!(
+        event,
+        Event::Role(_) | Event::DeviceIdNeeded | Event::Error(_) | Event::Pending { .. }
+    )
 }

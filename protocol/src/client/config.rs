@@ -39,12 +39,16 @@ pub struct ClientConfig {
     /// keep-alive, the latest the spec allows; 2 pings at half of it, for hosts whose
     /// timers run late, such as background browser tabs.
     pub ping_divisor: u32,
+    /// Whether the driver acknowledges received QoS 1/2 messages itself, with
+    /// [`Client::acknowledge`](super::Client::acknowledge), once the application has
+    /// handled them. Off: PUBACK and PUBREC leave as soon as the PUBLISH is decoded.
+    pub manual_acks: bool,
 }
 
 impl ClientConfig {
     /// Settings for a persistent session of `client_id`: v5, keep-alive 60 s, clean
     /// start off, session expiry one day, receive maximum 100, 1 MiB packets, ping at
-    /// the keep-alive.
+    /// the keep-alive, automatic acknowledgements.
     pub fn new(client_id: impl Into<String>) -> Self {
         Self {
             version: ProtocolVersion::V5,
@@ -60,6 +64,7 @@ impl ClientConfig {
             user_properties: Vec::new(),
             connect_timeout: Duration::from_secs(30),
             ping_divisor: 1,
+            manual_acks: false,
         }
     }
 

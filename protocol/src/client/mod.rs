@@ -409,20 +409,48 @@ impl Client {
             // We announce no topic alias maximum, so the server may not use any.
             return Err(ProtocolViolation::TopicAliasOutOfRange(alias));
         }
-        match (publish.qos, publish.packet_id) {
-            (QoS::AtMostOnce, _) | (_, None) => self.events.push_back(ClientEvent::Message(publish)),
-            (QoS::AtLeastOnce, Some(packet_id)) => {
-                self.events.push_back(ClientEvent::Message(publish));
-                self.send(&Packet::Puback(PubResponse::success(packet_id)), now);
-            }
-            (QoS::ExactlyOnce, Some(packet_id)) => {
-                if self.session.incoming.on_publish(packet_id) {
-                    if self.session.incoming.len() > usize::from(self.config.receive_maximum) {
-                        return Err(ProtocolViolation::ReceiveMaximumExceeded(
-                            self.config.receive_maximum,
-                        ));
-                    }
-                    self.events.push_back(ClientEvent::Message(publish));
+        let Some(packet_id) = publish.packet_id.filter(|_| publish.qos != QoS::AtMostOnce) else {
+            self.events.push_back(ClientEvent::Message(publish));
+            return Ok(());
+        };
+        if publish.qos == QoS::ExactlyOnce && self.session.incoming.contains(packet_id) {
+            // A resend of a message already handled: acknowledged again, not delivered again.
+            self.send(&Packet::Pubrec(PubResponse::success(packet_id)), now);
+            return Ok(());
+        }
+        let qos = publish.qos;
+        self.events.push_back(ClientEvent::Message(publish));
+        if self.config.manual_acks {
+            return Ok(());
+        }
+        self.send_ack(packet_id, qos, now)
+    }
+
+    /// Acknowledges a received QoS 1 or 2 message (PUBACK, or PUBREC after recording its
+    /// packet id so that a resend is not delivered again). Automatic unless
+    /// [`ClientConfig::manual_acks`] is set; a driver acknowledging manually must do so in
+    /// the order the messages were received (MQTT-4.6.0-2), and saves [`Client::session`]
+    /// before writing the PUBREC. Nothing is sent while disconnected: the server resends
+    /// the message on the next connection.
+    pub fn acknowledge(&mut self, packet_id: PacketId, qos: QoS, now: Timestamp) {
+        if self.state != ConnectionState::Connected {
+            return;
+        }
+        if let Err(violation) = self.send_ack(packet_id, qos, now) {
+            self.fail(violation.into(), now);
+        }
+    }
+
+    fn send_ack(&mut self, packet_id: PacketId, qos: QoS, now: Timestamp) -> Result<(), ProtocolViolation> {
+        match qos {
+            QoS::AtMostOnce => {}
+            QoS::AtLeastOnce => self.send(&Packet::Puback(PubResponse::success(packet_id)), now),
+            QoS::ExactlyOnce => {
+                self.session.incoming.on_publish(packet_id);
+                if self.session.incoming.len() > usize::from(self.config.receive_maximum) {
+                    return Err(ProtocolViolation::ReceiveMaximumExceeded(
+                        self.config.receive_maximum,
+                    ));
                 }
                 self.send(&Packet::Pubrec(PubResponse::success(packet_id)), now);
             }

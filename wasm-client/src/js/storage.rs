@@ -9,7 +9,7 @@ use tabmq_protocol::flow::{MessageId, SessionFlows};
 use wasm_bindgen::JsValue;
 
 use crate::error::ClientError;
-use crate::mirror::SessionWrites;
+use crate::mirror::{SessionWrites, restore_session};
 use crate::record::{RecordError, decode_packet_ids, decode_record, encode_packet_ids, encode_record};
 
 const STORE: &str = "kv";
@@ -103,27 +103,16 @@ impl Storage {
             .await
             .map_err(storage_error)?;
 
-        let mut flows = SessionFlows::default();
-        // In-flight messages first (`restore_inflight` must precede `enqueue_as`).
-        let mut queued = Vec::new();
-        for record in records {
-            let message = decode_record(&Uint8Array::new(&record).to_vec())
-                .map_err(|error| ClientError::Storage(format!("a saved message is unreadable: {error}")))?;
-            match message.state {
-                Some(state) => flows
-                    .outgoing
-                    .restore_inflight(message.id, message.publish, state),
-                None => queued.push(message),
-            }
-        }
-        for message in queued {
-            flows.outgoing.enqueue_as(message.id, message.publish);
-        }
-        if let Some(ids) = incoming.filter(|value| !value.is_undefined()) {
-            for id in decode_packet_ids(&Uint8Array::new(&ids).to_vec()) {
-                flows.incoming.on_publish(id);
-            }
-        }
+        let messages = records
+            .into_iter()
+            .map(|record| decode_record(&Uint8Array::new(&record).to_vec()))
+            .collect::<Result<Vec<_>, RecordError>>()
+            .map_err(|error| ClientError::Storage(format!("a saved message is unreadable: {error}")))?;
+        let incoming = incoming
+            .filter(|value| !value.is_undefined())
+            .map(|ids| decode_packet_ids(&Uint8Array::new(&ids).to_vec()).collect::<Vec<_>>())
+            .unwrap_or_default();
+        let flows = restore_session(messages, incoming);
         Ok(flows)
     }
 
@@ -161,6 +150,11 @@ fn queue_writes(
 ) -> Result<(), ClientError> {
     let messages = transaction.object_store(MESSAGES).map_err(storage_error)?;
     let client = JsValue::from_str(client_id);
+    if writes.replace_all {
+        messages
+            .delete(message_range(&client, 0.0, f64::INFINITY)?)
+            .map_err(storage_error)?;
+    }
     for (id, record) in records {
         // An ArrayBuffer: Chromium stores it faster than a Uint8Array view of one.
         let value: JsValue = Uint8Array::from(record.as_slice()).buffer().into();

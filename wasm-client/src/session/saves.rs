@@ -1,0 +1,217 @@
+//! Nothing leaves before the state it depends on is stored.
+//!
+//! Each turn of the session machine may change the session and produce bytes. The bytes
+//! are held, tagged with the save that covers the state they were produced from, and
+//! released in order once that save has committed. Up to [`MAX_SAVES_IN_FLIGHT`] saves run
+//! at once (IndexedDB commits read-write transactions on one store in the order they were
+//! opened), so publishing overlaps storage with the network. Bytes that need no new
+//! state (a PUBACK, a PINGREQ) wait only for the saves already issued, to keep the
+//! packets in order.
+
+use std::collections::VecDeque;
+
+use tabmq_protocol::flow::SessionFlows;
+
+use super::io::{SaveId, SocketId};
+use crate::mirror::{SessionMirror, SessionWrites};
+
+/// How many saves may be waiting for their commit at once.
+pub const MAX_SAVES_IN_FLIGHT: usize = 2;
+
+/// A save to issue.
+#[derive(Debug)]
+pub struct Save {
+    /// Its sequence number.
+    pub id: SaveId,
+    /// What to write.
+    pub writes: SessionWrites,
+}
+
+/// The save pipeline of one session.
+#[derive(Debug, Default)]
+pub struct Saves {
+    /// What the store holds once every issued save has committed.
+    stored: SessionMirror,
+    /// The store's state is unknown (a save failed): the next save writes everything.
+    rewrite: bool,
+    issued: SaveId,
+    committed: SaveId,
+    /// Issued saves, oldest first, with whether each changes outgoing messages.
+    in_flight: VecDeque<(SaveId, bool)>,
+    /// Bytes waiting for a save: the save they need, their socket, the bytes.
+    held: VecDeque<(SaveId, SocketId, Vec<u8>)>,
+}
+
+/// What a commit releases.
+#[derive(Debug, Default)]
+pub struct Committed {
+    /// Bytes to send now, in order, with their socket.
+    pub release: Vec<(SocketId, Vec<u8>)>,
+    /// Whether the save changed outgoing messages (the app's `pending` changed).
+    pub outgoing_changed: bool,
+}
+
+impl Saves {
+    /// The pipeline of a session as it was just read from the store.
+    pub fn of(flows: &SessionFlows) -> Self {
+        Self {
+            stored: SessionMirror::of(flows),
+            ..Self::default()
+        }
+    }
+
+    /// After a turn: issues a save if `flows` differs from what is stored (or will be) and
+    /// a slot is free, and holds `bytes` (if any) until the save covering them commits.
+    /// Returns the save to issue and the bytes that may be sent at once.
+    pub fn after_turn(
+        &mut self,
+        flows: &SessionFlows,
+        socket: SocketId,
+        bytes: Option<Vec<u8>>,
+    ) -> (Option<Save>, Option<Vec<u8>>) {
+        let (writes, next) = if self.rewrite {
+            SessionMirror::rewrite(flows)
+        } else {
+            self.stored.diff(flows)
+        };
+        let changed = !writes.is_empty();
+        let mut save = None;
+        if changed && self.in_flight.len() < MAX_SAVES_IN_FLIGHT {
+            self.rewrite = false;
+            self.stored = next;
+            self.issued += 1;
+            self.in_flight.push_back((self.issued, writes.changes_outgoing()));
+            save = Some(Save {
+                id: self.issued,
+                writes,
+            });
+        }
+        // Changed without a free slot: the next save issued covers these bytes.
+        let needs = if changed && save.is_none() {
+            self.issued + 1
+        } else {
+            self.issued
+        };
+        let Some(bytes) = bytes else {
+            return (save, None);
+        };
+        if needs <= self.committed && self.held.is_empty() {
+            return (save, Some(bytes));
+        }
+        self.held.push_back((needs, socket, bytes));
+        (save, None)
+    }
+
+    /// A save committed: the bytes it covered may leave (those of `current`, the socket
+    /// now open; bytes of an older socket are dropped), and the next save may be issued.
+    pub fn committed(&mut self, save: SaveId, current: Option<SocketId>) -> Committed {
+        let mut outcome = Committed::default();
+        let Some(index) = self.in_flight.iter().position(|(id, _)| *id == save) else {
+            return outcome;
+        };
+        outcome.outgoing_changed = self.in_flight.remove(index).is_some_and(|(_, changed)| changed);
+        self.committed = self.committed.max(save);
+        while let Some((needs, _, _)) = self.held.front()
+            && *needs <= self.committed
+        {
+            let (_, socket, bytes) = self.held.pop_front().expect("front exists");
+            if Some(socket) == current {
+                outcome.release.push((socket, bytes));
+            }
+        }
+        outcome
+    }
+
+    /// A save failed: the store's state is unknown, so the next save rewrites the whole
+    /// session; every held byte is dropped (the connection is closed: what they carried is
+    /// sent again from the session after the reconnect).
+    pub fn failed(&mut self, save: SaveId) {
+        if let Some(index) = self.in_flight.iter().position(|(id, _)| *id == save) {
+            self.in_flight.remove(index);
+        }
+        self.committed = self.committed.max(save);
+        self.rewrite = true;
+        self.held.clear();
+    }
+
+    /// Whether a save is still waiting for its commit.
+    pub fn busy(&self) -> bool {
+        !self.in_flight.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tabmq_protocol::QoS;
+    use tabmq_protocol::packet::Publish;
+
+    use super::*;
+
+    fn queue_one(flows: &mut SessionFlows, topic: &str) {
+        flows.outgoing.enqueue(Publish::new(topic, &b"x"[..], QoS::AtLeastOnce));
+    }
+
+    #[test]
+    fn bytes_wait_for_the_save_of_their_state_and_leave_in_order() {
+        let mut flows = SessionFlows::default();
+        let mut saves = Saves::of(&flows);
+        queue_one(&mut flows, "a");
+        let (save, now) = saves.after_turn(&flows, 1, Some(b"A".to_vec()));
+        let first = save.expect("a save for the new message");
+        assert!(now.is_none(), "held until committed");
+        // A ping needs no new state but must not overtake A.
+        let (save, now) = saves.after_turn(&flows, 1, Some(b"P".to_vec()));
+        assert!(save.is_none() && now.is_none());
+        let committed = saves.committed(first.id, Some(1));
+        assert_eq!(committed.release, [(1, b"A".to_vec()), (1, b"P".to_vec())]);
+        assert!(committed.outgoing_changed);
+        let (save, now) = saves.after_turn(&flows, 1, Some(b"Q".to_vec()));
+        assert!(save.is_none());
+        assert_eq!(now, Some(b"Q".to_vec()), "nothing pending: sent at once");
+    }
+
+    #[test]
+    fn at_most_two_saves_run_and_the_third_change_waits_for_a_slot() {
+        let mut flows = SessionFlows::default();
+        let mut saves = Saves::of(&flows);
+        let mut issued = Vec::new();
+        for topic in ["a", "b", "c"] {
+            queue_one(&mut flows, topic);
+            let (save, _) = saves.after_turn(&flows, 1, Some(topic.as_bytes().to_vec()));
+            issued.extend(save.map(|save| save.id));
+        }
+        assert_eq!(issued, [1, 2]);
+        let released = saves.committed(1, Some(1)).release;
+        assert_eq!(released, [(1, b"a".to_vec())]);
+        let (save, _) = saves.after_turn(&flows, 1, None);
+        let third = save.expect("the slot is free again");
+        assert_eq!(third.writes.put.len(), 1, "only the third message is new");
+        assert_eq!(saves.committed(2, Some(1)).release, [(1, b"b".to_vec())]);
+        assert_eq!(saves.committed(third.id, Some(1)).release, [(1, b"c".to_vec())]);
+    }
+
+    #[test]
+    fn after_a_failed_save_nothing_held_leaves_and_the_next_save_rewrites_all() {
+        let mut flows = SessionFlows::default();
+        let mut saves = Saves::of(&flows);
+        queue_one(&mut flows, "a");
+        let (save, _) = saves.after_turn(&flows, 1, Some(b"A".to_vec()));
+        saves.failed(save.expect("issued").id);
+        assert!(!saves.busy());
+        let (save, now) = saves.after_turn(&flows, 2, None);
+        let rewrite = save.expect("rewritten");
+        assert!(rewrite.writes.replace_all);
+        assert_eq!(rewrite.writes.put.len(), 1);
+        assert!(now.is_none());
+        assert!(saves.committed(rewrite.id, Some(2)).release.is_empty(), "A was dropped");
+    }
+
+    #[test]
+    fn bytes_of_a_closed_socket_are_dropped_at_release() {
+        let mut flows = SessionFlows::default();
+        let mut saves = Saves::of(&flows);
+        queue_one(&mut flows, "a");
+        let (save, _) = saves.after_turn(&flows, 1, Some(b"A".to_vec()));
+        assert!(saves.committed(save.expect("issued").id, Some(2)).release.is_empty());
+    }
+}
