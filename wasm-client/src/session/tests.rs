@@ -308,7 +308,11 @@ fn a_received_message_reaches_the_app_before_its_acknowledgement_leaves() {
         let mut world = connected_world();
         world.broker_sends("m", 1, qos);
         // Run everything but the app's handler.
-        while let Some(index) = world.work.iter().position(|work| !matches!(work, Work::Handle(_))) {
+        loop {
+            world.broker();
+            let Some(index) = world.work.iter().position(|work| !matches!(work, Work::Handle(_))) else {
+                break;
+            };
             let work = world.work.remove(index).expect("exists");
             world.work.push_front(work);
             world.step();
