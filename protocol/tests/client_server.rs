@@ -84,6 +84,77 @@ fn server_delivers_at_every_qos_and_the_client_acknowledges() {
 }
 
 #[test]
+fn with_manual_acks_nothing_is_acknowledged_until_the_driver_says_so_and_a_qos2_resend_is_not_redelivered() {
+    for version in VERSIONS {
+        let config = tabmq_protocol::client::ClientConfig {
+            manual_acks: true,
+            ..Pair::config(version)
+        };
+        let mut pair = Pair::new(config, ServerConfig::default());
+        pair.connect();
+        pair.server.deliver(Publish::new("t", vec![1], QoS::AtLeastOnce));
+        pair.server.deliver(Publish::new("t", vec![2], QoS::ExactlyOnce));
+        pair.settle();
+        assert_eq!(pair.client_messages(), vec![vec![1], vec![2]]);
+        assert_eq!(
+            pair.server.session().outgoing.inflight_len(),
+            2,
+            "{version:?}: no ack yet"
+        );
+        assert!(
+            pair.client.session().incoming.is_empty(),
+            "the QoS 2 id is recorded only at the ack"
+        );
+
+        // The link breaks before the acks: both are resent, and both delivered again (the
+        // driver decides what a resend of a message it still holds means).
+        pair.break_link();
+        pair.connect();
+        assert_eq!(pair.client_messages().len(), 4);
+        let ids: Vec<_> = pair
+            .client_events
+            .iter()
+            .filter_map(|event| match event {
+                ClientEvent::Message(publish) => publish.packet_id.map(|id| (id, publish.qos)),
+                _ => None,
+            })
+            .skip(2)
+            .collect();
+        for (packet_id, qos) in &ids {
+            pair.client.acknowledge(*packet_id, *qos, pair.now);
+        }
+        pair.settle();
+        assert_eq!(
+            pair.server.session().outgoing.inflight_len(),
+            0,
+            "both acknowledged"
+        );
+
+        // A QoS 2 resend after the PUBREC (its id recorded) is acknowledged, not delivered.
+        pair.server.deliver(Publish::new("t", vec![3], QoS::ExactlyOnce));
+        pair.server_to_client();
+        let (packet_id, qos) = match pair.client_events.last() {
+            Some(ClientEvent::Message(publish)) => (publish.packet_id.expect("QoS 2"), publish.qos),
+            other => panic!("expected the message, got {other:?}"),
+        };
+        pair.client.acknowledge(packet_id, qos, pair.now);
+        pair.lose_client_output();
+        pair.break_link();
+        pair.connect();
+        assert_eq!(
+            pair.client_messages().len(),
+            5,
+            "{version:?}: not delivered a second time"
+        );
+        assert_eq!(
+            pair.server.session().outgoing.inflight_len(),
+            0,
+            "the resend got its PUBREC"
+        );
+    }
+}
+
+#[test]
 fn qos1_publish_whose_puback_is_lost_is_resent_with_dup_on_reconnect() {
     for version in VERSIONS {
         let mut pair = connected(version);

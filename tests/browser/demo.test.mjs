@@ -133,7 +133,9 @@ test('a second tab is a follower relayed through the first', async () => {
   await nameDevice(first, 'two-tabs');
   const second = await openDemo(context);
   await second.waitForFunction(() => document.getElementById('role').textContent === 'relayed through another tab');
-  await second.waitForFunction(() => document.getElementById('state').textContent === 'connected, session resumed');
+  // The follower reports the leader's real session-present flag: a first visit is a new session.
+  await second.waitForFunction(() => document.getElementById('state').textContent === 'connected, new session');
+  assert.equal(await first.locator('#state').textContent(), 'connected, new session');
   assert.equal(await first.locator('#role').textContent(), 'holds the connection');
   assert.equal(await broker.metric('connections'), 1);
   await second.fill('#payload-input', 'from the second tab');

@@ -58,7 +58,10 @@ impl SessionWrites {
 
 /// The session a store holds: its messages (in any order) and its received QoS 2 ids.
 /// In-flight messages are restored in id (send) order, to be resent with DUP, then the queue.
-pub fn restore_session(mut messages: Vec<OutgoingMessage>, incoming: impl IntoIterator<Item = PacketId>) -> SessionFlows {
+pub fn restore_session(
+    mut messages: Vec<OutgoingMessage>,
+    incoming: impl IntoIterator<Item = PacketId>,
+) -> SessionFlows {
     let mut flows = SessionFlows::default();
     // Insertion by id keeps the send order (`restore_inflight` must precede `enqueue_as`).
     let mut sorted: Vec<OutgoingMessage> = Vec::with_capacity(messages.len());
@@ -72,7 +75,9 @@ pub fn restore_session(mut messages: Vec<OutgoingMessage>, incoming: impl IntoIt
     let mut queued = Vec::new();
     for message in sorted {
         match message.state {
-            Some(state) => flows.outgoing.restore_inflight(message.id, message.publish, state),
+            Some(state) => flows
+                .outgoing
+                .restore_inflight(message.id, message.publish, state),
             None => queued.push(message),
         }
     }

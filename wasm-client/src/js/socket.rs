@@ -1,76 +1,54 @@
-//! The WebSocket: opened with the `mqtt` subprotocol, binary frames, and its callbacks
-//! kept alive (and detached) with it.
+//! The WebSocket: opened with the `mqtt` subprotocol, binary frames. Its listeners are
+//! `gloo-events` listeners owned by the [`Socket`]: dropping it removes them, so no
+//! callback can outlive it.
 
+use gloo_events::EventListener;
 use js_sys::{ArrayBuffer, Uint8Array};
 use wasm_bindgen::JsCast;
-use wasm_bindgen::closure::Closure;
 use web_sys::{BinaryType, CloseEvent, MessageEvent, WebSocket};
 
-use crate::error::ClientError;
-
-/// What the socket reports.
-pub trait SocketEvents: 'static {
+/// What the socket reports, as it happens.
+pub enum SocketEvent {
     /// The connection is open.
-    fn opened(&self, generation: u64);
+    Opened,
     /// Bytes arrived.
-    fn received(&self, generation: u64, bytes: Vec<u8>);
-    /// The connection closed.
-    fn closed(&self, generation: u64, code: u16, reason: String);
+    Received(Vec<u8>),
+    /// The connection closed: code and reason.
+    Closed(u16, String),
 }
-
-/// The close code sent when a session state could not be saved. A page may only send
-/// 1000 or 3000–4999; the broker's 4000 means takeover, so this is another private code.
-pub const CLOSE_STORAGE_FAILURE: u16 = 4500;
 
 /// An open (or opening) WebSocket.
 pub struct Socket {
     ws: WebSocket,
-    generation: u64,
-    _on_open: Closure<dyn FnMut()>,
-    _on_message: Closure<dyn FnMut(MessageEvent)>,
-    _on_close: Closure<dyn FnMut(CloseEvent)>,
+    _listeners: [EventListener; 3],
 }
 
 impl Socket {
-    /// Opens `url`; `generation` tells this socket's events from an older one's.
-    pub fn open(
-        url: &str,
-        generation: u64,
-        events: std::rc::Rc<dyn SocketEvents>,
-    ) -> Result<Self, ClientError> {
-        let ws = WebSocket::new_with_str(url, "mqtt")
-            .map_err(|e| ClientError::Request(crate::error::js_message(&e)))?;
+    /// Opens `url`; `on_event` hears what happens until the socket is dropped.
+    pub fn open(url: &str, on_event: impl Fn(SocketEvent) + Clone + 'static) -> Result<Self, String> {
+        let ws = WebSocket::new_with_str(url, "mqtt").map_err(|error| super::convert::js_message(&error))?;
         ws.set_binary_type(BinaryType::Arraybuffer);
-        let on_open = {
-            let events = events.clone();
-            Closure::<dyn FnMut()>::new(move || events.opened(generation))
+        let opened = {
+            let on_event = on_event.clone();
+            EventListener::new(&ws, "open", move |_| on_event(SocketEvent::Opened))
         };
-        let on_message = {
-            let events = events.clone();
-            Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
-                if let Ok(buffer) = event.data().dyn_into::<ArrayBuffer>() {
-                    events.received(generation, Uint8Array::new(&buffer).to_vec());
+        let received = {
+            let on_event = on_event.clone();
+            EventListener::new(&ws, "message", move |event| {
+                let data = event.unchecked_ref::<MessageEvent>().data();
+                if let Ok(buffer) = data.dyn_into::<ArrayBuffer>() {
+                    on_event(SocketEvent::Received(Uint8Array::new(&buffer).to_vec()));
                 }
             })
         };
-        let on_close = Closure::<dyn FnMut(CloseEvent)>::new(move |event: CloseEvent| {
-            events.closed(generation, event.code(), event.reason());
+        let closed = EventListener::new(&ws, "close", move |event| {
+            let event = event.unchecked_ref::<CloseEvent>();
+            on_event(SocketEvent::Closed(event.code(), event.reason()));
         });
-        ws.set_onopen(Some(on_open.as_ref().unchecked_ref()));
-        ws.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
-        ws.set_onclose(Some(on_close.as_ref().unchecked_ref()));
         Ok(Self {
             ws,
-            generation,
-            _on_open: on_open,
-            _on_message: on_message,
-            _on_close: on_close,
+            _listeners: [opened, received, closed],
         })
-    }
-
-    /// This socket's generation.
-    pub fn generation(&self) -> u64 {
-        self.generation
     }
 
     /// Sends one binary frame.
@@ -80,7 +58,7 @@ impl Socket {
         }
     }
 
-    /// Starts closing; `closed` follows.
+    /// Starts closing; the close event follows.
     pub fn close(&self, code: u16, reason: &str) {
         let _ = self.ws.close_with_code_and_reason(code, reason);
     }
@@ -88,9 +66,6 @@ impl Socket {
 
 impl Drop for Socket {
     fn drop(&mut self) {
-        self.ws.set_onopen(None);
-        self.ws.set_onmessage(None);
-        self.ws.set_onclose(None);
         if self.ws.ready_state() < WebSocket::CLOSING {
             let _ = self.ws.close();
         }

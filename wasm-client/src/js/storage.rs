@@ -9,6 +9,7 @@ use tabmq_protocol::flow::{MessageId, SessionFlows};
 use wasm_bindgen::JsValue;
 
 use crate::error::ClientError;
+use crate::lease::{Lease, TTL_MS, may_claim};
 use crate::mirror::{SessionWrites, restore_session};
 use crate::record::{RecordError, decode_packet_ids, decode_record, encode_packet_ids, encode_record};
 
@@ -80,6 +81,53 @@ impl Storage {
     pub async fn set_device_id(&self, device_id: Option<&str>) -> Result<(), ClientError> {
         self.set(DEVICE_ID_KEY, device_id.map(JsValue::from_str).as_ref())
             .await
+    }
+
+    /// Takes or renews the lease of `client_id` for `tab` (see [`crate::lease`]) in one
+    /// read-write transaction; whether this tab holds it now.
+    pub async fn claim_lease(&self, client_id: &str, tab: &str, now_ms: f64) -> Result<bool, ClientError> {
+        self.write_lease(client_id, tab, now_ms, now_ms + TTL_MS).await
+    }
+
+    /// Gives up the lease of `client_id` if `tab` holds it (it expires at once), so
+    /// another tab may take it without waiting.
+    pub async fn release_lease(&self, client_id: &str, tab: &str, now_ms: f64) -> Result<(), ClientError> {
+        self.write_lease(client_id, tab, now_ms, 0.0).await.map(drop)
+    }
+
+    /// Sets the lease to `[tab, expires_ms]` if `tab` may take it at `now_ms`.
+    async fn write_lease(
+        &self,
+        client_id: &str,
+        tab: &str,
+        now_ms: f64,
+        expires_ms: f64,
+    ) -> Result<bool, ClientError> {
+        let transaction = self
+            .db
+            .transaction(&[STORE], TransactionMode::ReadWrite)
+            .map_err(storage_error)?;
+        let store = transaction.object_store(STORE).map_err(storage_error)?;
+        let key = JsValue::from_str(&lease_key(client_id));
+        let stored = store
+            .get(key.clone())
+            .map_err(storage_error)?
+            .await
+            .map_err(storage_error)?
+            .and_then(|value| {
+                let pair = Array::from(&value);
+                Some(Lease {
+                    owner: pair.get(0).as_string()?,
+                    expires_ms: pair.get(1).as_f64()?,
+                })
+            });
+        let claimed = may_claim(stored.as_ref(), tab, now_ms);
+        if claimed {
+            let value = Array::of2(&tab.into(), &JsValue::from_f64(expires_ms));
+            put_or_delete(&store, &key, Some(&value.into()))?;
+        }
+        commit(transaction).await?;
+        Ok(claimed)
     }
 
     /// The stored session of `client_id`: in-flight messages restored in send order
@@ -189,6 +237,10 @@ fn message_range(client_id: &JsValue, first: f64, last: f64) -> Result<Query, Cl
     )
     .map(Query::KeyRange)
     .map_err(storage_error)
+}
+
+fn lease_key(client_id: &str) -> String {
+    format!("lease:{client_id}")
 }
 
 fn incoming_key(client_id: &str) -> String {

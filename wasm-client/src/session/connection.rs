@@ -215,10 +215,13 @@ impl Session {
         if let Some(lasted_ms) = lasted_ms {
             self.link.backoff.connection_ended(lasted_ms);
         }
-        let taken_over = code == CLOSE_SESSION_TAKEN_OVER || cause.as_ref().is_some_and(DisconnectCause::is_takeover);
+        let taken_over =
+            code == CLOSE_SESSION_TAKEN_OVER || cause.as_ref().is_some_and(DisconnectCause::is_takeover);
         let ending = match (taken_over, lasted_ms) {
             (true, _) => Ending::TakenOver,
-            (false, Some(lasted_ms)) if !matches!(cause, Some(DisconnectCause::Local)) => Ending::Dropped { lasted_ms },
+            (false, Some(lasted_ms)) if !matches!(cause, Some(DisconnectCause::Local)) => {
+                Ending::Dropped { lasted_ms }
+            }
             _ => Ending::Other,
         };
         if let Verdict::Takeover { confirmed } = self.link.detector.judge(ending) {
@@ -264,7 +267,9 @@ impl Session {
 
 fn disconnect_event(cause: Option<&DisconnectCause>, code: u16, close_reason: String) -> Event {
     let reason_code = match cause {
-        Some(DisconnectCause::ServerDisconnect { reason, .. } | DisconnectCause::Refused(reason)) => Some(reason.byte()),
+        Some(DisconnectCause::ServerDisconnect { reason, .. } | DisconnectCause::Refused(reason)) => {
+            Some(reason.byte())
+        }
         _ => None,
     };
     let reason = match cause {

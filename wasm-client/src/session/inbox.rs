@@ -83,7 +83,11 @@ impl Inbox {
             .filter(|_| publish.qos != QoS::AtMostOnce)
             .map(|id| (id, publish.qos));
         if let Some((packet_id, qos)) = ack {
-            if self.entries.iter().any(|entry| entry.ack == Some((packet_id, qos))) {
+            if self
+                .entries
+                .iter()
+                .any(|entry| entry.ack == Some((packet_id, qos)))
+            {
                 return;
             }
             if let Some(index) = self.acked_late.iter().position(|id| *id == packet_id)
@@ -111,7 +115,11 @@ impl Inbox {
 
     /// The next message to hand to the app, unless one is being handled.
     pub fn next_delivery(&mut self) -> Option<(DeliveryId, Received)> {
-        if self.entries.iter().any(|entry| matches!(entry.stage, Stage::Handling)) {
+        if self
+            .entries
+            .iter()
+            .any(|entry| matches!(entry.stage, Stage::Handling))
+        {
             return None;
         }
         let entry = self
@@ -235,7 +243,11 @@ mod tests {
         resend.dup = true;
         inbox.receive(resend);
         assert!(inbox.next_delivery().is_none(), "not handed over again");
-        assert_eq!(inbox.take_acks(), [(id(3), QoS::AtLeastOnce)], "acknowledged again");
+        assert_eq!(
+            inbox.take_acks(),
+            [(id(3), QoS::AtLeastOnce)],
+            "acknowledged again"
+        );
     }
 
     #[test]
@@ -255,8 +267,14 @@ mod tests {
         let mut resend = original.clone();
         resend.dup = true;
         assert_eq!(message_id(&original), message_id(&resend));
-        assert_ne!(message_id(&original), message_id(&publish(9, QoS::ExactlyOnce, "other")));
-        assert_ne!(message_id(&original), message_id(&publish(10, QoS::ExactlyOnce, "hello")));
+        assert_ne!(
+            message_id(&original),
+            message_id(&publish(9, QoS::ExactlyOnce, "other"))
+        );
+        assert_ne!(
+            message_id(&original),
+            message_id(&publish(10, QoS::ExactlyOnce, "hello"))
+        );
         assert_eq!(message_id(&original).len(), 16);
     }
 }

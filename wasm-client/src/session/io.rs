@@ -114,6 +114,12 @@ pub enum Input {
         /// The client id whose lock it is.
         client_id: String,
     },
+    /// This tab lost the tab lock it held (a lease another tab took after this one was
+    /// frozen): it ends its connection and follows.
+    LockLost {
+        /// The client id whose lock it was.
+        client_id: String,
+    },
     /// Another tab of the same client id posted a message.
     Tab(TabMessage),
     /// `navigator.onLine` became true.

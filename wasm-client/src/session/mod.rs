@@ -88,7 +88,13 @@ pub struct Session {
 impl Session {
     /// A client of `options` in the tab `tab_id`, with the stored `device_id`; `seed`
     /// (random) spreads the reconnect delays of clients that dropped together.
-    pub fn new(options: Options, version: ProtocolVersion, tab_id: String, device_id: Option<String>, seed: u64) -> Self {
+    pub fn new(
+        options: Options,
+        version: ProtocolVersion,
+        tab_id: String,
+        device_id: Option<String>,
+        seed: u64,
+    ) -> Self {
         let backoff = Backoff::new(options.backoff);
         let mut session = Self {
             link: Link::new(backoff, TakeoverDetector::new(3000.0, 3), seed),
@@ -214,6 +220,7 @@ impl Session {
                 self.inbox.handled(delivery, connected);
             }
             Input::LockGranted { client_id } => self.lock_granted(client_id),
+            Input::LockLost { client_id } => self.lock_lost(client_id),
             Input::Tab(message) => self.tab_message(message),
             Input::Online => {
                 self.link.online = true;
@@ -251,7 +258,8 @@ impl Session {
         self.flush();
         if let Some((delivery, message)) = self.inbox.next_delivery() {
             if self.role == Some(Role::Leader) && self.followers_seen {
-                self.actions.push_back(Action::Post(TabMessage::Message(message.clone())));
+                self.actions
+                    .push_back(Action::Post(TabMessage::Message(message.clone())));
             }
             self.actions.push_back(Action::Deliver { delivery, message });
         }
@@ -335,7 +343,8 @@ impl Session {
                     self.settle(caller, outcome);
                 }
             }
-            ClientEvent::Subscribed { packet_id, reasons } | ClientEvent::Unsubscribed { packet_id, reasons } => {
+            ClientEvent::Subscribed { packet_id, reasons }
+            | ClientEvent::Unsubscribed { packet_id, reasons } => {
                 if let Some(caller) = self.requests.remove(packet_id.get()) {
                     let codes = reasons.iter().map(|reason| reason.byte()).collect();
                     self.settle(caller, Ok(Reply::Reasons(codes)));
@@ -348,7 +357,8 @@ impl Session {
     /// Raises `event` here and, for a leader with followers, in every other tab.
     fn emit(&mut self, event: Event) {
         if self.role == Some(Role::Leader) && self.followers_seen && is_relayed(&event) {
-            self.actions.push_back(Action::Post(TabMessage::Event(event.clone())));
+            self.actions
+                .push_back(Action::Post(TabMessage::Event(event.clone())));
         }
         self.actions.push_back(Action::Emit(event));
     }
@@ -437,7 +447,9 @@ impl Session {
         if self.device_change.is_some() {
             return self.settle(
                 caller,
-                Err(ClientError::Request("a device id change is already in progress".into())),
+                Err(ClientError::Request(
+                    "a device id change is already in progress".into(),
+                )),
             );
         }
         self.device_change = Some((op, device_id.clone()));
@@ -462,6 +474,19 @@ impl Session {
     /// Leaves everything of the current client id (connection, lock, channel, requests)
     /// and joins the tabs of the new one. The app calls `connect` again to connect.
     fn switch_device_id(&mut self, device_id: Option<String>) {
+        self.step_down();
+        if self.joined {
+            self.actions.push_back(Action::LeaveTabs);
+            self.joined = false;
+        }
+        // No connection until the app asks for one under the new id.
+        self.app_wants = false;
+        self.use_device_id(device_id);
+    }
+
+    /// Ends this tab's part in the current client id's connection: disconnects, and
+    /// tells every request still open that it will not complete here.
+    fn step_down(&mut self) {
         self.disconnect();
         for (caller, _) in std::mem::take(&mut self.waiting) {
             self.settle(caller, Err(ClientError::Disconnected));
@@ -469,12 +494,12 @@ impl Session {
         let publishes: Vec<Caller> = self.publishes.drain().map(|(_, caller)| caller).collect();
         let requests: Vec<Caller> = self.requests.drain().map(|(_, caller)| caller).collect();
         let calls: Vec<OpId> = self.follower.calls.drain().map(|(op, _)| op).collect();
-        for caller in publishes.into_iter().chain(requests).chain(calls.into_iter().map(Caller::App)) {
+        for caller in publishes
+            .into_iter()
+            .chain(requests)
+            .chain(calls.into_iter().map(Caller::App))
+        {
             self.settle(caller, Err(ClientError::Disconnected));
-        }
-        if self.joined {
-            self.actions.push_back(Action::LeaveTabs);
-            self.joined = false;
         }
         self.client = None;
         self.saves = Saves::default();
@@ -482,11 +507,8 @@ impl Session {
         self.follower = FollowerView::default();
         self.followers_seen = false;
         // The old socket stays until its close is reported: a new one opens only after.
-        // No role until the tabs of the new client id have decided; no connection until
-        // the app asks for one under the new id.
+        // No role until the tabs have decided again.
         self.role = None;
-        self.app_wants = false;
-        self.use_device_id(device_id);
     }
 
     fn use_device_id(&mut self, device_id: Option<String>) {
@@ -504,7 +526,10 @@ impl Session {
     }
 
     fn loaded(&mut self, client_id: String, result: Result<tabmq_protocol::flow::SessionFlows, String>) {
-        if Some(&client_id) != self.client_id().as_ref() || self.role != Some(Role::Leader) || self.client.is_some() {
+        if Some(&client_id) != self.client_id().as_ref()
+            || self.role != Some(Role::Leader)
+            || self.client.is_some()
+        {
             return;
         }
         match result {

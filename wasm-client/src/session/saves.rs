@@ -148,7 +148,9 @@ mod tests {
     use super::*;
 
     fn queue_one(flows: &mut SessionFlows, topic: &str) {
-        flows.outgoing.enqueue(Publish::new(topic, &b"x"[..], QoS::AtLeastOnce));
+        flows
+            .outgoing
+            .enqueue(Publish::new(topic, &b"x"[..], QoS::AtLeastOnce));
     }
 
     #[test]
@@ -203,7 +205,10 @@ mod tests {
         assert!(rewrite.writes.replace_all);
         assert_eq!(rewrite.writes.put.len(), 1);
         assert!(now.is_none());
-        assert!(saves.committed(rewrite.id, Some(2)).release.is_empty(), "A was dropped");
+        assert!(
+            saves.committed(rewrite.id, Some(2)).release.is_empty(),
+            "A was dropped"
+        );
     }
 
     #[test]
@@ -212,6 +217,11 @@ mod tests {
         let mut saves = Saves::of(&flows);
         queue_one(&mut flows, "a");
         let (save, _) = saves.after_turn(&flows, 1, Some(b"A".to_vec()));
-        assert!(saves.committed(save.expect("issued").id, Some(2)).release.is_empty());
+        assert!(
+            saves
+                .committed(save.expect("issued").id, Some(2))
+                .release
+                .is_empty()
+        );
     }
 }

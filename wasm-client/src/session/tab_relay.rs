@@ -58,8 +58,21 @@ impl Session {
         waiting.append(&mut self.waiting);
         self.waiting = waiting;
         self.follower = FollowerView::default();
-        self.actions.push_back(Action::Post(TabMessage::Leader(self.leader_state(true))));
+        self.actions
+            .push_back(Action::Post(TabMessage::Leader(self.leader_state(true))));
         self.actions.push_back(Action::Load { client_id });
+    }
+
+    /// Another tab holds the lock now: this one ends its connection, quietly, and follows.
+    pub(super) fn lock_lost(&mut self, client_id: String) {
+        if Some(&client_id) != self.client_id().as_ref() || self.role != Some(Role::Leader) {
+            return;
+        }
+        let wants = self.app_wants;
+        self.step_down();
+        self.app_wants = wants;
+        let tab = self.tab_id.clone();
+        self.actions.push_back(Action::Post(TabMessage::Hello { tab }));
     }
 
     /// A request of this tab's app while another tab leads.
@@ -75,6 +88,13 @@ impl Session {
             request: request.clone(),
         }));
         self.follower.calls.insert(op, request);
+    }
+
+    /// The leader answered one of this tab's calls.
+    fn answered(&mut self, call: OpId, outcome: super::Outcome) {
+        if self.follower.calls.remove(call).is_some() {
+            self.actions.push_back(Action::Settle { op: call, outcome });
+        }
     }
 
     fn become_follower(&mut self) {
@@ -104,7 +124,8 @@ impl Session {
                 if state.elected {
                     // The new leader may not know this tab, nor its unsettled calls.
                     let tab = self.tab_id.clone();
-                    self.actions.push_back(Action::Post(TabMessage::Hello { tab: tab.clone() }));
+                    self.actions
+                        .push_back(Action::Post(TabMessage::Hello { tab: tab.clone() }));
                     let calls: Vec<(OpId, Request)> = self
                         .follower
                         .calls
@@ -113,7 +134,8 @@ impl Session {
                         .collect();
                     for (call, request) in calls {
                         let tab = tab.clone();
-                        self.actions.push_back(Action::Post(TabMessage::Call { tab, call, request }));
+                        self.actions
+                            .push_back(Action::Post(TabMessage::Call { tab, call, request }));
                     }
                 }
             }
@@ -126,9 +148,7 @@ impl Session {
                 }
             }
             TabMessage::Result { tab, call, outcome } if !leader && tab == self.tab_id => {
-                if self.follower.calls.remove(call).is_some() {
-                    self.actions.push_back(Action::Settle { op: call, outcome });
-                }
+                self.answered(call, outcome);
             }
             TabMessage::Event(event) if !leader => {
                 self.become_follower();

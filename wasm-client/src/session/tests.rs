@@ -150,14 +150,16 @@ impl World {
                 }
                 Action::Save { save, writes, .. } => self.work.push_back(Work::Commit(save, writes)),
                 Action::StoreDeviceId { .. } => {
-                    self.page.handle(Input::DeviceIdStored { result: Ok(()) }, self.now);
+                    self.page
+                        .handle(Input::DeviceIdStored { result: Ok(()) }, self.now);
                 }
                 Action::Load { client_id } => {
                     let result = Ok(self.store.session());
                     self.page.handle(Input::Loaded { client_id, result }, self.now);
                 }
                 Action::Deliver { delivery, message } => {
-                    self.app_seen.push(String::from_utf8_lossy(&message.publish.payload).into());
+                    self.app_seen
+                        .push(String::from_utf8_lossy(&message.publish.payload).into());
                     self.work.push_back(Work::Handle(delivery));
                 }
                 Action::Emit(event) => self.events.push(event),
@@ -174,20 +176,32 @@ impl World {
 
     /// The broker's side of the connection: stores what it must, answers.
     fn broker(&mut self) {
-        let Some((socket, server)) = self.server.as_mut() else { return };
+        let Some((socket, server)) = self.server.as_mut() else {
+            return;
+        };
         let socket = *socket;
         while let Some(event) = server.poll_event() {
             match event {
                 ServerEvent::Connect(connect) => match self.refuse_with {
                     Some(reason) => server.refuse(reason),
                     None => {
-                        let stored = if connect.clean_start { None } else { self.broker_session.take() };
+                        let stored = if connect.clean_start {
+                            None
+                        } else {
+                            self.broker_session.take()
+                        };
                         let present = stored.is_some();
-                        server.accept(present, stored.unwrap_or_default(), Properties::default(), self.now);
+                        server.accept(
+                            present,
+                            stored.unwrap_or_default(),
+                            Properties::default(),
+                            self.now,
+                        );
                     }
                 },
                 ServerEvent::Publish(publish) => {
-                    self.broker_received.push(String::from_utf8_lossy(&publish.payload).into());
+                    self.broker_received
+                        .push(String::from_utf8_lossy(&publish.payload).into());
                     if let Some(id) = publish.packet_id {
                         server.acknowledge(id, ReasonCode::Success);
                     }
@@ -282,19 +296,33 @@ impl World {
     }
 
     fn outcome(&self, op: OpId) -> Option<&Outcome> {
-        self.settled.iter().find(|(settled, _)| *settled == op).map(|(_, outcome)| outcome)
+        self.settled
+            .iter()
+            .find(|(settled, _)| *settled == op)
+            .map(|(_, outcome)| outcome)
     }
 }
 
 fn new_page() -> Session {
-    Session::new(options(), ProtocolVersion::V5, "tab-1".into(), Some("desk".into()), 42)
+    Session::new(
+        options(),
+        ProtocolVersion::V5,
+        "tab-1".into(),
+        Some("desk".into()),
+        42,
+    )
 }
 
 fn connected_world() -> World {
     let mut world = World::new();
     let op = world.request(Request::Connect);
     world.settle();
-    assert_eq!(world.outcome(op), Some(&Ok(Reply::Connected { session_present: false })));
+    assert_eq!(
+        world.outcome(op),
+        Some(&Ok(Reply::Connected {
+            session_present: false
+        }))
+    );
     world
 }
 
@@ -310,7 +338,11 @@ fn a_received_message_reaches_the_app_before_its_acknowledgement_leaves() {
         // Run everything but the app's handler.
         loop {
             world.broker();
-            let Some(index) = world.work.iter().position(|work| !matches!(work, Work::Handle(_))) else {
+            let Some(index) = world
+                .work
+                .iter()
+                .position(|work| !matches!(work, Work::Handle(_)))
+            else {
                 break;
             };
             let work = world.work.remove(index).expect("exists");
@@ -318,11 +350,23 @@ fn a_received_message_reaches_the_app_before_its_acknowledgement_leaves() {
             world.step();
         }
         assert_eq!(world.app_seen, ["m0"]);
-        let Some((_, server)) = world.server.as_ref() else { panic!("connected") };
-        assert_eq!(server.session().outgoing.inflight_len(), 1, "not acknowledged yet");
+        let Some((_, server)) = world.server.as_ref() else {
+            panic!("connected")
+        };
+        assert_eq!(
+            server.session().outgoing.inflight_len(),
+            1,
+            "not acknowledged yet"
+        );
         world.settle();
-        let Some((_, server)) = world.server.as_ref() else { panic!("connected") };
-        assert_eq!(server.session().outgoing.inflight_len(), 0, "acknowledged once handled");
+        let Some((_, server)) = world.server.as_ref() else {
+            panic!("connected")
+        };
+        assert_eq!(
+            server.session().outgoing.inflight_len(),
+            0,
+            "acknowledged once handled"
+        );
     }
 }
 
@@ -361,8 +405,14 @@ fn a_reload_at_any_step_of_incoming_traffic_loses_nothing() {
                     assert!(times <= 2);
                 }
             }
-            let Some((_, server)) = world.server.as_ref() else { panic!("reconnected") };
-            assert_eq!(server.session().outgoing.inflight_len(), 0, "everything acknowledged");
+            let Some((_, server)) = world.server.as_ref() else {
+                panic!("reconnected")
+            };
+            assert_eq!(
+                server.session().outgoing.inflight_len(),
+                0,
+                "everything acknowledged"
+            );
         }
     }
 }
@@ -450,7 +500,9 @@ fn final_refusals_stop_after_one_attempt_and_reject_connect() {
         let op = world.request(Request::Connect);
         world.settle();
         assert_eq!(world.outcome(op), Some(&Err(ClientError::Refused(reason.byte()))));
-        assert!(world.events.contains(&Event::Refused { reason_code: reason.byte() }));
+        assert!(world.events.contains(&Event::Refused {
+            reason_code: reason.byte()
+        }));
         assert_eq!(world.page.poll_timeout(), None, "no retry scheduled");
         world.advance(120_000);
         world.settle();
@@ -501,19 +553,28 @@ fn transient_refusals_retry_with_a_growing_backoff() {
     for pair in delays.windows(2) {
         assert!(pair[1] >= pair[0] || pair[1] >= 500, "delays grow: {delays:?}");
     }
-    assert!(delays.iter().all(|delay| *delay >= 50 && *delay <= 1_000), "{delays:?}");
+    assert!(
+        delays.iter().all(|delay| *delay >= 50 && *delay <= 1_000),
+        "{delays:?}"
+    );
 }
 
 #[test]
 fn a_takeover_is_reported_once_and_stops_reconnecting() {
     let mut world = connected_world();
-    let Some((socket, server)) = world.server.as_mut() else { panic!("connected") };
+    let Some((socket, server)) = world.server.as_mut() else {
+        panic!("connected")
+    };
     let socket = *socket;
     server.close(ReasonCode::SessionTakenOver);
     let bytes = server.poll_transmit().expect("DISCONNECT");
     world.input(Input::Received { socket, bytes });
     world.settle();
-    world.input(Input::Closed { socket, code: 4000, reason: "session taken over".into() });
+    world.input(Input::Closed {
+        socket,
+        code: 4000,
+        reason: "session taken over".into(),
+    });
     world.settle();
     assert!(world.events.contains(&Event::Takeover { confirmed: true }));
     assert_eq!(world.page.poll_timeout(), None);
@@ -524,28 +585,78 @@ fn a_takeover_is_reported_once_and_stops_reconnecting() {
 
 #[test]
 fn requests_made_before_the_session_is_loaded_wait_for_it_in_order() {
-    let mut page = Session::new(options(), ProtocolVersion::V5, "tab".into(), Some("desk".into()), 1);
+    let mut page = Session::new(
+        options(),
+        ProtocolVersion::V5,
+        "tab".into(),
+        Some("desk".into()),
+        1,
+    );
     let now = Timestamp::from_millis(1);
     while page.poll_action().is_some() {}
-    page.handle(Input::Request { op: 1, request: Request::Publish(Publish::new("t", &b"a"[..], QoS::AtLeastOnce)) }, now);
-    page.handle(Input::Request { op: 2, request: Request::Connect }, now);
+    page.handle(
+        Input::Request {
+            op: 1,
+            request: Request::Publish(Publish::new("t", &b"a"[..], QoS::AtLeastOnce)),
+        },
+        now,
+    );
+    page.handle(
+        Input::Request {
+            op: 2,
+            request: Request::Connect,
+        },
+        now,
+    );
     assert!(page.poll_action().is_none(), "nothing happens without a role");
-    page.handle(Input::LockGranted { client_id: "app-desk".into() }, now);
+    page.handle(
+        Input::LockGranted {
+            client_id: "app-desk".into(),
+        },
+        now,
+    );
     let actions: Vec<Action> = std::iter::from_fn(|| page.poll_action()).collect();
-    assert!(actions.contains(&Action::Load { client_id: "app-desk".into() }));
-    page.handle(Input::Loaded { client_id: "app-desk".into(), result: Ok(SessionFlows::default()) }, now);
+    assert!(actions.contains(&Action::Load {
+        client_id: "app-desk".into()
+    }));
+    page.handle(
+        Input::Loaded {
+            client_id: "app-desk".into(),
+            result: Ok(SessionFlows::default()),
+        },
+        now,
+    );
     let actions: Vec<Action> = std::iter::from_fn(|| page.poll_action()).collect();
-    assert!(actions.iter().any(|action| matches!(action, Action::Save { writes, .. } if writes.put.len() == 1)));
+    assert!(
+        actions
+            .iter()
+            .any(|action| matches!(action, Action::Save { writes, .. } if writes.put.len() == 1))
+    );
     assert!(actions.iter().any(|action| matches!(action, Action::Open { .. })));
-    assert!(!actions.iter().any(|action| matches!(action, Action::Send { .. })), "nothing sent before the commit");
+    assert!(
+        !actions.iter().any(|action| matches!(action, Action::Send { .. })),
+        "nothing sent before the commit"
+    );
 }
 
 #[test]
 fn a_follower_relays_requests_and_reports_the_leaders_session_present() {
-    let mut follower = Session::new(options(), ProtocolVersion::V5, "tab-2".into(), Some("desk".into()), 1);
+    let mut follower = Session::new(
+        options(),
+        ProtocolVersion::V5,
+        "tab-2".into(),
+        Some("desk".into()),
+        1,
+    );
     let now = Timestamp::from_millis(1);
     while follower.poll_action().is_some() {}
-    follower.handle(Input::Request { op: 7, request: Request::Connect }, now);
+    follower.handle(
+        Input::Request {
+            op: 7,
+            request: Request::Connect,
+        },
+        now,
+    );
     follower.handle(
         Input::Tab(TabMessage::Leader(crate::tabs::LeaderState {
             elected: false,
@@ -557,37 +668,89 @@ fn a_follower_relays_requests_and_reports_the_leaders_session_present() {
     );
     let actions: Vec<Action> = std::iter::from_fn(|| follower.poll_action()).collect();
     assert!(actions.contains(&Action::Emit(Event::Role(Role::Follower))));
-    assert!(actions.contains(&Action::Post(TabMessage::Call { tab: "tab-2".into(), call: 7, request: Request::Connect })));
+    assert!(actions.contains(&Action::Post(TabMessage::Call {
+        tab: "tab-2".into(),
+        call: 7,
+        request: Request::Connect
+    })));
     follower.handle(
         Input::Tab(TabMessage::Result {
             tab: "tab-2".into(),
             call: 7,
-            outcome: Ok(Reply::Connected { session_present: false }),
+            outcome: Ok(Reply::Connected {
+                session_present: false,
+            }),
         }),
         now,
     );
     assert_eq!(
         follower.poll_action(),
-        Some(Action::Settle { op: 7, outcome: Ok(Reply::Connected { session_present: false }) })
+        Some(Action::Settle {
+            op: 7,
+            outcome: Ok(Reply::Connected {
+                session_present: false
+            })
+        })
     );
     assert!(follower.connected());
 }
 
 #[test]
 fn a_follower_that_becomes_leader_performs_its_unanswered_calls_and_connects() {
-    let mut tab = Session::new(options(), ProtocolVersion::V5, "tab-2".into(), Some("desk".into()), 1);
+    let mut tab = Session::new(
+        options(),
+        ProtocolVersion::V5,
+        "tab-2".into(),
+        Some("desk".into()),
+        1,
+    );
     let now = Timestamp::from_millis(1);
-    tab.handle(Input::Tab(TabMessage::Event(Event::Connect { session_present: true })), now);
-    tab.handle(Input::Request { op: 1, request: Request::Connect }, now);
-    tab.handle(Input::Request { op: 2, request: Request::Publish(Publish::new("t", &b"x"[..], QoS::AtLeastOnce)) }, now);
+    tab.handle(
+        Input::Tab(TabMessage::Event(Event::Connect {
+            session_present: true,
+        })),
+        now,
+    );
+    tab.handle(
+        Input::Request {
+            op: 1,
+            request: Request::Connect,
+        },
+        now,
+    );
+    tab.handle(
+        Input::Request {
+            op: 2,
+            request: Request::Publish(Publish::new("t", &b"x"[..], QoS::AtLeastOnce)),
+        },
+        now,
+    );
     while tab.poll_action().is_some() {}
     // The leader's page went away before answering.
-    tab.handle(Input::LockGranted { client_id: "app-desk".into() }, now);
-    tab.handle(Input::Loaded { client_id: "app-desk".into(), result: Ok(SessionFlows::default()) }, now);
+    tab.handle(
+        Input::LockGranted {
+            client_id: "app-desk".into(),
+        },
+        now,
+    );
+    tab.handle(
+        Input::Loaded {
+            client_id: "app-desk".into(),
+            result: Ok(SessionFlows::default()),
+        },
+        now,
+    );
     let actions: Vec<Action> = std::iter::from_fn(|| tab.poll_action()).collect();
     assert!(actions.contains(&Action::Emit(Event::Role(Role::Leader))));
-    assert!(actions.iter().any(|action| matches!(action, Action::Save { writes, .. } if writes.put.len() == 1)));
-    assert!(actions.iter().any(|action| matches!(action, Action::Open { .. })), "{actions:?}");
+    assert!(
+        actions
+            .iter()
+            .any(|action| matches!(action, Action::Save { writes, .. } if writes.put.len() == 1))
+    );
+    assert!(
+        actions.iter().any(|action| matches!(action, Action::Open { .. })),
+        "{actions:?}"
+    );
 }
 
 #[test]
@@ -599,10 +762,18 @@ fn changing_the_device_id_releases_the_lock_and_ends_the_connection() {
     assert_eq!(world.left_tabs, 1, "the old client id's lock is released");
     assert_eq!(world.page.client_id().as_deref(), Some("app-other"));
     assert!(world.server.is_none(), "the old connection ended");
-    assert!(world.events.iter().any(|event| matches!(event, Event::Disconnect { .. })));
+    assert!(
+        world
+            .events
+            .iter()
+            .any(|event| matches!(event, Event::Disconnect { .. }))
+    );
     assert_eq!(world.connects, 1, "the new id connects when the app asks");
     let connect = world.request(Request::Connect);
     world.settle();
-    assert!(matches!(world.outcome(connect), Some(Ok(Reply::Connected { .. }))));
+    assert!(matches!(
+        world.outcome(connect),
+        Some(Ok(Reply::Connected { .. }))
+    ));
     assert_eq!(world.connects, 2);
 }
