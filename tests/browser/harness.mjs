@@ -16,13 +16,16 @@ export const CHROMIUM_ARGS = [
   '--disable-component-update', '--disable-sync', '--disable-quic', '--no-first-run',
 ];
 
-/** Starts a broker serving the harness (with `config`, a TOML file, if given), and a browser. */
-export async function setUp({ config = null } = {}) {
+/**
+ * Starts a broker serving the harness (with `config`, a TOML file, if given), and a browser
+ * launched with `CHROMIUM_ARGS` and `args`.
+ */
+export async function setUp({ config = null, args = [] } = {}) {
   rmSync(path.join(www, 'pkg'), { recursive: true, force: true });
   cpSync(path.join(here, '../../www/pkg'), path.join(www, 'pkg'), { recursive: true });
   const broker = await startBroker({ www, config });
   const executablePath = execFileSync('which', ['chromium']).toString().trim();
-  const browser = await chromium.launch({ executablePath, args: CHROMIUM_ARGS });
+  const browser = await chromium.launch({ executablePath, args: [...CHROMIUM_ARGS, ...args] });
   return { broker, browser };
 }
 
@@ -39,15 +42,18 @@ export async function persistentContext() {
   return context;
 }
 
-/** A new page (tab) in `context` with the harness loaded and console errors collected. */
-export async function openHarness(context, broker) {
+/**
+ * A new page (tab) in `context` with the harness loaded (from `origin`, the broker's own
+ * by default) and console errors collected.
+ */
+export async function openHarness(context, broker, origin = broker.httpUrl) {
   const page = await context.newPage();
   page.errors = [];
   page.on('pageerror', (error) => page.errors.push(String(error)));
   page.on('console', (message) => {
     if (message.type() === 'error') page.errors.push(message.text());
   });
-  await page.goto(`${broker.httpUrl}/harness.html`);
+  await page.goto(`${origin}/harness.html`);
   await page.waitForFunction(() => window.harnessReady === true);
   return page;
 }
@@ -56,12 +62,12 @@ export async function openHarness(context, broker) {
  * Creates a client in the page as `window.client`, with `deviceId` set (unless null),
  * recording every event in `window.events`.
  */
-export async function createClient(page, broker, { namespace = 'test', deviceId = 'device-a', version = '5.0', record = false, ...rest } = {}) {
+export async function createClient(page, broker, { namespace = 'test', deviceId = 'device-a', version = '5.0', record = false, url = broker.wsUrl, ...rest } = {}) {
   await page.evaluate(async ({ url, namespace, deviceId, version, record, rest }) => {
     window.events = [];
     window.messages = [];
     const client = await window.tabmq.createClient({ url, namespace, version, backoff: { initialMs: 100, maxMs: 1000 }, ...rest });
-    for (const name of ['connect', 'disconnect', 'reconnecting', 'takeover', 'offline', 'online', 'error', 'device-id-needed']) {
+    for (const name of ['connect', 'disconnect', 'reconnecting', 'takeover', 'refused', 'offline', 'online', 'error', 'device-id-needed']) {
       client.on(name, (detail) => window.events.push({ name, detail: detail ?? null }));
     }
     client.on('message', (m) => window.messages.push({ topic: m.topic, text: m.text, qos: m.qos, retain: m.retain }));
@@ -75,7 +81,7 @@ export async function createClient(page, broker, { namespace = 'test', deviceId 
     }
     if (deviceId !== null) await client.setDeviceId(deviceId);
     window.client = client;
-  }, { url: broker.wsUrl, namespace, deviceId, version, record, rest });
+  }, { url, namespace, deviceId, version, record, rest });
 }
 
 /** Waits until the page has received `count` messages; returns them. */

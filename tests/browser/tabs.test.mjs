@@ -111,3 +111,90 @@ test('with three tabs, the follower left after a leader change still receives an
   await context.close();
   await otherContext.close();
 });
+
+/** Two tabs of one browser with device id `desk` in `namespace`, both connected and subscribed to `filter`. */
+async function twoTabs(namespace, filter) {
+  const context = await browser.newContext();
+  const tabs = [];
+  for (let index = 0; index < 2; index++) {
+    const tab = await openHarness(context, broker);
+    await createClient(tab, broker, { namespace, deviceId: 'desk' });
+    await tab.evaluate(async (filter) => {
+      await window.client.connect();
+      await window.client.subscribe(filter, { qos: 1 });
+    }, filter);
+    tabs.push(tab);
+  }
+  assert.deepEqual(await Promise.all(tabs.map((tab) => tab.evaluate(() => window.client.role))), ['leader', 'follower']);
+  return { context, leader: tabs[0], follower: tabs[1] };
+}
+
+test('a follower that changes its device id, then the leader closing, raises no error anywhere', async () => {
+  const { context, leader, follower } = await twoTabs('handover-1', 'h1/#');
+  await follower.evaluate(() => window.client.setDeviceId('other'));
+  await follower.waitForFunction(() => window.client.role === 'leader', null, { timeout: 10_000 });
+  await leader.close();
+  const connack = await follower.evaluate(() => window.client.connect());
+  assert.equal(connack.sessionPresent, false, 'a new id is a new session');
+  assert.equal(await follower.evaluate(() => window.client.clientId()), 'handover-1-other');
+  await follower.evaluate(() => window.client.publish('h1/x', 'still works', { qos: 1 }));
+  assert.deepEqual(follower.errors, []);
+  await context.close();
+});
+
+test('a leader that changes its device id hands the old id to the follower, which connects and publishes', async () => {
+  const { context, leader, follower } = await twoTabs('handover-2', 'h2/#');
+  await leader.evaluate(() => window.client.setDeviceId('other'));
+  await follower.waitForFunction(() => window.client.role === 'leader' && window.client.connected, null, { timeout: 10_000 });
+  const published = await follower.evaluate(() => Promise.race([
+    window.client.publish('h2/x', 'from the new leader', { qos: 1 }).then(() => 'acknowledged'),
+    new Promise((resolve) => setTimeout(() => resolve('still pending after 10 s'), 10_000)),
+  ]));
+  assert.equal(published, 'acknowledged');
+  await waitForConnections(1);
+  assert.equal(await leader.evaluate(() => window.client.connected), false, 'the old leader waits for connect() under its new id');
+  await leader.evaluate(() => window.client.connect());
+  await waitForConnections(2);
+  assert.deepEqual([...leader.errors, ...follower.errors], []);
+  await context.close();
+});
+
+test('a leader page that crashes hands the connection to the follower, with nothing lost', async () => {
+  const { context, leader, follower } = await twoTabs('handover-3', 'h3/#');
+  const cdp = await context.newCDPSession(leader);
+  // The renderer dies at once; the command itself never gets an answer.
+  cdp.send('Page.crash').catch(() => {});
+  await follower.waitForFunction(() => window.client.role === 'leader' && window.client.connected, null, { timeout: 15_000 });
+  const { context: otherContext, page: other } = await phoneSays('handover-3', 'h3/#', 'h3/1', 'after the crash');
+  const [message] = await waitForMessages(follower, 1);
+  assert.equal(message.text, 'after the crash');
+  await follower.evaluate(() => window.client.publish('h3/2', 'from the survivor', { qos: 1 }));
+  const seen = (await waitForMessages(other, 2)).map((m) => m.text);
+  assert.equal(seen[1], 'from the survivor');
+  await waitForConnections(2);
+  assert.deepEqual(follower.errors, []);
+  await context.close();
+  await otherContext.close();
+});
+
+test('close() releases the lock: the follower leads at once', async () => {
+  const { context, leader, follower } = await twoTabs('handover-4', 'h4/#');
+  await leader.evaluate(() => window.client.close());
+  await follower.waitForFunction(() => window.client.role === 'leader' && window.client.connected, null, { timeout: 10_000 });
+  const refused = await leader.evaluate(() => window.client.publish('h4/x', 'late').then(() => 'sent', (e) => e.kind));
+  assert.equal(refused, 'request');
+  await waitForConnections(1);
+  assert.deepEqual([...leader.errors, ...follower.errors], []);
+  await context.close();
+});
+
+/** Waits until the broker holds `count` connections. */
+async function waitForConnections(count) {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const now = await broker.metric('connections');
+    if (now === count) return;
+    if (Date.now() > deadline) assert.equal(now, count, 'connections at the broker');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}

@@ -19,6 +19,10 @@ export interface ClientOptions {
   password?: string;
   /** Published by the broker if this client goes away without disconnecting. */
   will?: { topic: string; payload: string; qos?: 0 | 1 | 2; retain?: boolean; delaySeconds?: number };
+  /** QoS 1/2 messages the broker may send ahead of the app's handler (MQTT 5 receive maximum), default 100. */
+  receiveMaximum?: number;
+  /** Wait before the one retry after a flap-guard refusal (CONNACK 0x9F), default 30000 ms. */
+  flapCooldownMs?: number;
   /** Reconnect backoff: exponential from `initialMs` to `maxMs` with jitter, reset after `stableMs` connected. */
   backoff?: { initialMs?: number; maxMs?: number; stableMs?: number };
 }
@@ -47,6 +51,10 @@ export interface SubscribeOptions {
 
 /** A received message (`message` event). */
 export interface Message {
+  /** The same for every redelivery of this message (see the package README): deduplicate with it. */
+  id: string;
+  /** The broker's DUP flag: this may be a redelivery of a message handed over before. */
+  duplicate: boolean;
   topic: string;
   payload: Uint8Array;
   /** The payload decoded as UTF-8. */
@@ -77,6 +85,9 @@ export interface ClientEvents {
   online: undefined;
   /** Another connection took this session over; reconnecting has stopped. */
   takeover: { confirmed: boolean };
+  /** The broker refused the connection for a reason retrying cannot fix; reconnecting has stopped. */
+  refused: { reasonCode: number };
+  role: { role: 'leader' | 'follower' };
   pending: { count: number };
   'device-id-needed': { kind: 'device-id-needed' };
   error: { kind: string; message: string };

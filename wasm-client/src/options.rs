@@ -45,6 +45,9 @@ pub struct Options {
     pub password: Option<String>,
     /// Will message.
     pub will: Option<WillOptions>,
+    /// How many QoS 1/2 messages the broker may send before the app has handled the
+    /// first (MQTT 5 receive maximum; default 100).
+    pub receive_maximum: u16,
     /// Reconnect backoff.
     pub backoff: BackoffOptions,
     /// How long to wait before the one retry after a flap-guard refusal (CONNACK 0x9F):
@@ -102,6 +105,14 @@ impl Options {
             username: object.string("username")?,
             password: object.string("password")?,
             will,
+            receive_maximum: object
+                .integer(
+                    "receiveMaximum",
+                    u16::MAX.into(),
+                    "a whole number from 1 to 65535",
+                )?
+                .filter(|n| *n > 0)
+                .map_or(100, |n| n as u16),
             backoff,
             flap_cooldown_ms: object
                 .integer("flapCooldownMs", u32::MAX, MILLISECONDS)?
@@ -149,6 +160,7 @@ impl Options {
             // Background tabs run timers late (Chromium: once a minute after five minutes
             // hidden); pinging at half the keep-alive keeps within the broker's 1.5×.
             ping_divisor: 2,
+            receive_maximum: self.receive_maximum,
             ..ClientConfig::new(client_id)
         }
     }

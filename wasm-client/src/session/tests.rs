@@ -26,6 +26,7 @@ fn options() -> Options {
         username: None,
         password: None,
         will: None,
+        receive_maximum: 100,
         backoff: BackoffOptions {
             initial_ms: 100,
             max_ms: 1_000,
