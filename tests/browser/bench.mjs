@@ -1,8 +1,10 @@
 // Browser-side benchmark: tabmq's wasm client against MQTT.js (npm `mqtt`, its browser
 // bundle) in the same headless Chromium page, against the same tabmq broker. Measures
 // QoS 1 publish throughput (all acknowledged, 50 awaiting acknowledgement at a time) and
-// QoS 1 receive throughput (a Node MQTT.js feeder publishes the same way), alternating the
-// two clients, and prints medians and bundle sizes.
+// QoS 1 receive throughput live (a Node MQTT.js feeder publishes the same way: that feeder
+// and the broker bound it) and catching up (the messages queued for the page's persistent
+// session while it was away: the client alone bounds it), alternating the two clients, and
+// prints medians and bundle sizes.
 //
 // Run by `cargo xtask bench` (TABMQ_BIN set to the release broker). Options:
 //   node bench.mjs [--messages 5000] [--repeat 3] [--out file.md]
@@ -128,8 +130,75 @@ async function receiveRate(kind, id) {
   return (MESSAGES - 1) / seconds;
 }
 
+/**
+ * QoS 1 messages per second received by a page catching up: its persistent session was
+ * subscribed, then offline while a feeder queued the messages at the broker; timed from
+ * `connect` to the last message. Unlike the live rate, no publisher limits it.
+ */
+async function catchUpRate(kind, id) {
+  const context = await browser.newContext();
+  const page = await openHarness(context, broker);
+  const topic = `bench/browser-catch-up/${id}`;
+  await page.evaluate(async ({ kind, id, url, topic }) => {
+    if (kind === 'MQTT.js') {
+      await new Promise((resolve, reject) => {
+        const script = document.createElement('script');
+        script.src = 'mqtt.min.js';
+        script.onload = resolve;
+        script.onerror = reject;
+        document.head.append(script);
+      });
+    }
+    const options = { protocolVersion: 5, clientId: `catch-up-${id}`, clean: false, properties: { sessionExpiryInterval: 3600 } };
+    window.catchUp = async (count) => {
+      let seen = 0;
+      let done;
+      const finished = new Promise((resolve) => { done = resolve; });
+      const started = performance.now();
+      const onMessage = () => { seen += 1; if (seen === count) done((performance.now() - started) / 1000); };
+      if (kind === 'tabmq') {
+        window.catchUpClient.on('message', onMessage);
+        await window.catchUpClient.connect();
+      } else {
+        const client = window.mqtt.connect(url, options);
+        client.on('message', onMessage);
+      }
+      return finished;
+    };
+    if (kind === 'tabmq') {
+      const client = await window.tabmq.createClient({ url, namespace: `catch-up-${id}` });
+      await client.setDeviceId('bench');
+      await client.connect();
+      await client.subscribe(topic, { qos: 1 });
+      await client.disconnect();
+      window.catchUpClient = client;
+    } else {
+      const client = window.mqtt.connect(url, options);
+      await new Promise((resolve) => client.once('connect', resolve));
+      await client.subscribeAsync(topic, { qos: 1 });
+      await client.endAsync();
+    }
+  }, { kind, id, url: broker.wsUrl, topic });
+  const feeder = await mqtt.connectAsync(broker.wsUrl, { protocolVersion: 5, clientId: `catch-up-feeder-${id}` });
+  let next = 0;
+  const lane = async () => {
+    while (next < MESSAGES) {
+      next += 1;
+      await feeder.publishAsync(topic, PAYLOAD, { qos: 1 });
+    }
+  };
+  await Promise.all(Array.from({ length: IN_FLIGHT }, lane));
+  await feeder.endAsync();
+  const seconds = await page.evaluate((count) => Promise.race([
+    window.catchUp(count),
+    new Promise((resolve, reject) => setTimeout(() => reject(new Error('not every message arrived within 120 s')), 120_000)),
+  ]), MESSAGES);
+  await context.close();
+  return MESSAGES / seconds;
+}
+
 const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
-const rates = { tabmq: { publish: [], receive: [] }, 'MQTT.js': { publish: [], receive: [] } };
+const rates = { tabmq: { publish: [], receive: [], catchUp: [] }, 'MQTT.js': { publish: [], receive: [], catchUp: [] } };
 let run = 0;
 for (let round = 0; round < REPEAT; round++) {
   const order = round % 2 === 0 ? ['tabmq', 'MQTT.js'] : ['MQTT.js', 'tabmq'];
@@ -137,6 +206,7 @@ for (let round = 0; round < REPEAT; round++) {
     process.stderr.write(`\rbrowser bench: round ${round + 1}/${REPEAT}, ${kind}        `);
     rates[kind].publish.push(await publishRate(kind, `${run++}`));
     rates[kind].receive.push(await receiveRate(kind, `${run++}`));
+    rates[kind].catchUp.push(await catchUpRate(kind, `${run++}`));
   }
 }
 process.stderr.write('\n');
@@ -145,12 +215,12 @@ const gzip = (files) => files.reduce((sum, file) => sum + gzipSync(readFileSync(
 const pkg = path.join(here, 'www/pkg');
 const ours = gzip([path.join(pkg, 'index.js'), path.join(pkg, 'dist/tabmq_client.js'), path.join(pkg, 'dist/tabmq_client_bg.wasm')]);
 const theirs = gzip([mqttBundle]);
-const row = (kind, size) => `| ${kind} | ${median(rates[kind].publish).toFixed(0)} | ${median(rates[kind].receive).toFixed(0)} | ${(size / 1024).toFixed(1)} KiB |`;
+const row = (kind, size) => `| ${kind} | ${median(rates[kind].publish).toFixed(0)} | ${median(rates[kind].receive).toFixed(0)} | ${median(rates[kind].catchUp).toFixed(0)} | ${(size / 1024).toFixed(1)} KiB |`;
 const report = [
   `Chromium ${browser.version()}, ${MESSAGES} QoS 1 messages of 64 B per run (${IN_FLIGHT} awaiting PUBACK at a time), median of ${REPEAT} runs per client, alternating.`,
   '',
-  '| client | publish msg/s (acknowledged) | receive msg/s | bundle, gzip -9 |',
-  '|---|---|---|---|',
+  '| client | publish msg/s (acknowledged) | receive msg/s, live | receive msg/s, catching up | bundle, gzip -9 |',
+  '|---|---|---|---|---|',
   row('tabmq', ours),
   row('MQTT.js', theirs),
   '',

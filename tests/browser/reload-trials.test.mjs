@@ -15,7 +15,7 @@ before(async () => { ({ broker, browser } = await setUp()); });
 after(async () => { await browser?.close(); await broker?.stop(); });
 
 const TRIALS = 20;
-const COUNT = 100;
+const COUNT = 300;
 
 /** Creates the client, records every message durably (as an app would) and connects. */
 async function startReader(page, options) {
@@ -43,11 +43,11 @@ for (const qos of [1, 2]) {
       await startReader(page, options);
       await page.evaluate((qos) => window.client.subscribe('trial/#', { qos }), qos);
       const publisher = await mqtt.connectAsync(broker.wsUrl, { protocolVersion: 5, clientId: `${namespace}-pub`, reconnectPeriod: 0 });
-      const tally = { trials: 0, missing: 0, duplicates: 0, reloadsAfter: [] };
+      const tally = { trials: 0, midStream: 0, missing: 0, duplicates: 0, reloadsAfter: [] };
       try {
         for (let trial = 0; trial < TRIALS; trial++) {
           const prefix = `t${trial}-`;
-          const reloadAfter = 1 + Math.floor(Math.random() * (COUNT / 2));
+          const reloadAfter = 1 + Math.floor(Math.random() * (COUNT / 3));
           const sent = Promise.all(Array.from({ length: COUNT }, (_, n) =>
             publisher.publishAsync('trial/x', `${prefix}${n}`, { qos })));
           await page.waitForFunction(([prefix, k]) =>
@@ -66,6 +66,7 @@ for (const qos of [1, 2]) {
           tally.trials += 1;
           tally.missing += COUNT - texts.size;
           tally.reloadsAfter.push(before);
+          if (before < COUNT) tally.midStream += 1;
           const firstAt = new Map();
           seen.forEach(([text, id, duplicate], index) => {
             if (!firstAt.has(text)) return firstAt.set(text, { index, id });
@@ -84,6 +85,7 @@ for (const qos of [1, 2]) {
       console.log(`# QoS ${qos}, ${inFlight} in flight: ${JSON.stringify({ ...tally, reloadsAfter: tally.reloadsAfter.join(',') })}`);
       assert.equal(tally.missing, 0, `messages missing at the app over ${tally.trials} trials`);
       assert.equal(tally.trials, TRIALS);
+      assert.ok(tally.midStream >= TRIALS / 2, `only ${tally.midStream} of ${TRIALS} reloads fell in the middle of the traffic`);
     });
   }
 }

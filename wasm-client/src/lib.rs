@@ -22,6 +22,7 @@ pub mod mirror;
 pub mod options;
 pub mod record;
 pub mod session;
+pub mod session_log;
 pub mod tabs;
 pub mod takeover;
 

@@ -37,6 +37,9 @@ fn now() -> Timestamp {
 #[derive(Default)]
 struct Adapters {
     socket: Option<(SocketId, Socket)>,
+    /// Bytes for the socket, sent as one WebSocket message when the driver runs out of
+    /// inputs (or before a close): one frame for a whole burst of acknowledgements.
+    unsent: Vec<u8>,
     channel: Option<Channel>,
     lock: Option<TabLock>,
     timer: Option<(Timestamp, Timeout)>,
@@ -161,8 +164,20 @@ impl Driver {
                 break;
             }
         }
+        self.send_unsent();
         self.arm_timer();
         self.0.running.set(false);
+    }
+
+    fn send_unsent(&self) {
+        let mut adapters = self.0.adapters.borrow_mut();
+        if adapters.unsent.is_empty() {
+            return;
+        }
+        let bytes = std::mem::take(&mut adapters.unsent);
+        if let Some((_, ws)) = &adapters.socket {
+            ws.send(&bytes);
+        }
     }
 
     fn arm_timer(&self) {
@@ -202,13 +217,13 @@ impl Driver {
         match action {
             Action::Open { socket } => self.open(socket),
             Action::Send { socket, bytes } => {
-                if let Some((open, ws)) = &self.0.adapters.borrow().socket
-                    && *open == socket
-                {
-                    ws.send(&bytes);
+                let mut adapters = self.0.adapters.borrow_mut();
+                if adapters.socket.as_ref().is_some_and(|(open, _)| *open == socket) {
+                    adapters.unsent.extend_from_slice(&bytes);
                 }
             }
             Action::Close { socket, code, reason } => {
+                self.send_unsent();
                 if let Some((open, ws)) = &self.0.adapters.borrow().socket
                     && *open == socket
                 {
@@ -217,10 +232,11 @@ impl Driver {
             }
             Action::Save {
                 save,
+                seq,
                 client_id,
                 writes,
             } => self.spawn(
-                async move { storage.write_session(&client_id, &writes).await },
+                async move { storage.write_session(&client_id, seq, &writes).await },
                 move |result| Input::Saved {
                     save,
                     result: result.map_err(|error| error.to_string()),
@@ -288,6 +304,7 @@ impl Driver {
                 SocketEvent::Closed(code, reason) => Input::Closed { socket, code, reason },
             })
         });
+        self.send_unsent();
         match Socket::open(&self.0.url, on_event) {
             Ok(ws) => self.0.adapters.borrow_mut().socket = Some((socket, ws)),
             Err(reason) => self.0.queue.borrow_mut().push_back(Input::Closed {

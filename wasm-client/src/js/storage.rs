@@ -1,23 +1,24 @@
-//! IndexedDB through the `idb` crate: the device id, and each client id's pending
-//! session state: one record per queued or in-flight message (see [`crate::record`])
-//! in the `messages` store under `[clientId, messageId]`, and the incoming QoS 2 ids
-//! awaiting PUBREL under `incoming:{clientId}` in the `kv` store.
+//! IndexedDB through the `idb` crate: in the `kv` store the device id and the tab leases;
+//! in the `log` store each client id's session as a log of save entries under
+//! `[clientId, seq]` (see [`crate::session_log`]).
 
 use idb::{Database, DatabaseEvent, Factory, KeyRange, ObjectStoreParams, Query, TransactionMode};
 use js_sys::{Array, Uint8Array};
-use tabmq_protocol::flow::{MessageId, SessionFlows};
+use tabmq_protocol::flow::SessionFlows;
 use wasm_bindgen::JsValue;
 
 use crate::error::ClientError;
 use crate::lease::{Lease, TTL_MS, may_claim};
-use crate::mirror::{SessionWrites, restore_session};
-use crate::record::{RecordError, decode_packet_ids, decode_record, encode_packet_ids, encode_record};
+use crate::mirror::SessionWrites;
+use crate::session_log::{StoredSession, decode_entry, encode_entry};
 
 const STORE: &str = "kv";
+const LOG: &str = "log";
+/// The per-message store of version 2, replaced by the log.
 const MESSAGES: &str = "messages";
 const DEVICE_ID_KEY: &str = "device-id";
-/// Version 2 added the `messages` store.
-const SCHEMA_VERSION: u32 = 2;
+/// Version 2 added the `messages` store; version 3 replaced it by the `log` store.
+const SCHEMA_VERSION: u32 = 3;
 
 /// One app namespace's database, `tabmq-{namespace}`.
 pub struct Storage {
@@ -38,10 +39,13 @@ impl Storage {
         request.on_upgrade_needed(|event| {
             if let Ok(db) = event.database() {
                 let existing = db.store_names();
-                for store in [STORE, MESSAGES] {
+                for store in [STORE, LOG] {
                     if !existing.iter().any(|name| name == store) {
                         let _ = db.create_object_store(store, ObjectStoreParams::new());
                     }
+                }
+                if existing.iter().any(|name| name == MESSAGES) {
+                    let _ = db.delete_object_store(MESSAGES);
                 }
             }
         });
@@ -130,55 +134,57 @@ impl Storage {
         Ok(claimed)
     }
 
-    /// The stored session of `client_id`: in-flight messages restored in send order
-    /// (to be resent with DUP), then the queue, then the incoming QoS 2 ids.
-    pub async fn session(&self, client_id: &str) -> Result<SessionFlows, ClientError> {
+    /// The stored session of `client_id` (its log entries applied in order), and the
+    /// key of its last entry.
+    pub async fn session(&self, client_id: &str) -> Result<(SessionFlows, u64), ClientError> {
         let transaction = self
             .db
-            .transaction(&[MESSAGES, STORE], TransactionMode::ReadOnly)
+            .transaction(&[LOG], TransactionMode::ReadOnly)
             .map_err(storage_error)?;
-        let messages = transaction.object_store(MESSAGES).map_err(storage_error)?;
+        let log = transaction.object_store(LOG).map_err(storage_error)?;
         let client = JsValue::from_str(client_id);
-        let records = messages
-            .get_all(Some(message_range(&client, 0.0, f64::INFINITY)?), None)
+        let range = entry_range(&client, f64::INFINITY)?;
+        let keys = log
+            .get_all_keys(Some(range), None)
             .map_err(storage_error)?
             .await
             .map_err(storage_error)?;
-        let kv = transaction.object_store(STORE).map_err(storage_error)?;
-        let incoming = kv
-            .get(JsValue::from_str(&incoming_key(client_id)))
+        let entries = log
+            .get_all(Some(entry_range(&client, f64::INFINITY)?), None)
             .map_err(storage_error)?
             .await
             .map_err(storage_error)?;
-
-        let messages = records
-            .into_iter()
-            .map(|record| decode_record(&Uint8Array::new(&record).to_vec()))
-            .collect::<Result<Vec<_>, RecordError>>()
-            .map_err(|error| ClientError::Storage(format!("a saved message is unreadable: {error}")))?;
-        let incoming = incoming
-            .filter(|value| !value.is_undefined())
-            .map(|ids| decode_packet_ids(&Uint8Array::new(&ids).to_vec()).collect::<Vec<_>>())
-            .unwrap_or_default();
-        let flows = restore_session(messages, incoming);
-        Ok(flows)
+        let mut stored = StoredSession::default();
+        for entry in entries {
+            let writes = decode_entry(&Uint8Array::new(&entry).to_vec()).map_err(|error| {
+                ClientError::Storage(format!("a saved session entry is unreadable: {error}"))
+            })?;
+            stored.apply(&writes);
+        }
+        let last_seq = keys
+            .last()
+            .and_then(|key| Array::from(key).get(1).as_f64())
+            .map_or(0, |seq| seq as u64);
+        Ok((stored.flows(), last_seq))
     }
 
-    /// Applies `writes` to the stored session of `client_id` in one transaction;
-    /// resolves once it is committed, so all of it or none of it is stored.
-    pub async fn write_session(&self, client_id: &str, writes: &SessionWrites) -> Result<(), ClientError> {
+    /// Stores the entry of one save under `seq` in one transaction (an entry that replaces
+    /// everything also deletes the entries before it); resolves once it is committed, so
+    /// all of it or none of it is stored.
+    pub async fn write_session(
+        &self,
+        client_id: &str,
+        seq: u64,
+        writes: &SessionWrites,
+    ) -> Result<(), ClientError> {
         // Encoded before the transaction opens: a failure then leaves nothing half written.
-        let records = writes
-            .put
-            .iter()
-            .map(|message| Ok((message.id, encode_record(message)?)))
-            .collect::<Result<Vec<_>, RecordError>>()
+        let entry = encode_entry(writes)
             .map_err(|error| ClientError::Storage(format!("a message cannot be saved: {error}")))?;
         let transaction = self
             .db
-            .transaction(&[MESSAGES, STORE], TransactionMode::ReadWrite)
+            .transaction(&[LOG], TransactionMode::ReadWrite)
             .map_err(storage_error)?;
-        let queued = queue_writes(&transaction, client_id, &records, writes);
+        let queued = queue_entry(&transaction, client_id, seq, &entry, writes.replace_all);
         if let Err(error) = queued {
             // A transaction commits by itself once its requests are done: abort what was queued.
             let _ = web_sys::IdbTransaction::from(transaction).abort();
@@ -188,50 +194,36 @@ impl Storage {
     }
 }
 
-/// Queues the requests of one save on `transaction`: the records to put (already encoded,
-/// by message id), the runs to delete and the incoming QoS 2 ids.
-fn queue_writes(
+/// Queues one save's requests on `transaction`.
+fn queue_entry(
     transaction: &idb::Transaction,
     client_id: &str,
-    records: &[(MessageId, Vec<u8>)],
-    writes: &SessionWrites,
+    seq: u64,
+    entry: &[u8],
+    replaces: bool,
 ) -> Result<(), ClientError> {
-    let messages = transaction.object_store(MESSAGES).map_err(storage_error)?;
+    let log = transaction.object_store(LOG).map_err(storage_error)?;
     let client = JsValue::from_str(client_id);
-    if writes.replace_all {
-        messages
-            .delete(message_range(&client, 0.0, f64::INFINITY)?)
+    if replaces && seq > 0 {
+        log.delete(entry_range(&client, (seq - 1) as f64)?)
             .map_err(storage_error)?;
     }
-    for (id, record) in records {
-        // An ArrayBuffer: Chromium stores it faster than a Uint8Array view of one.
-        let value: JsValue = Uint8Array::from(record.as_slice()).buffer().into();
-        put_or_delete(&messages, &message_key(&client, *id as f64), Some(&value))?;
-    }
-    for run in &writes.delete {
-        let range = message_range(&client, *run.start() as f64, *run.end() as f64)?;
-        messages.delete(range).map_err(storage_error)?;
-    }
-    if let Some(ids) = &writes.incoming {
-        let kv = transaction.object_store(STORE).map_err(storage_error)?;
-        let value: JsValue = Uint8Array::from(encode_packet_ids(ids).as_slice()).into();
-        let key = JsValue::from_str(&incoming_key(client_id));
-        put_or_delete(&kv, &key, (!ids.is_empty()).then_some(&value))?;
-    }
-    Ok(())
+    // An ArrayBuffer: Chromium stores it faster than a Uint8Array view of one.
+    let value: JsValue = Uint8Array::from(entry).buffer().into();
+    put_or_delete(&log, &entry_key(&client, seq as f64), Some(&value))
 }
 
-/// The key of one message record: `[clientId, messageId]`, so that one key range
-/// reads a client id's messages in id (send) order.
-fn message_key(client_id: &JsValue, id: f64) -> JsValue {
-    Array::of2(client_id, &JsValue::from_f64(id)).into()
+/// The key of one log entry: `[clientId, seq]`, so one key range reads a client id's
+/// entries in order.
+fn entry_key(client_id: &JsValue, seq: f64) -> JsValue {
+    Array::of2(client_id, &JsValue::from_f64(seq)).into()
 }
 
-/// The message records of `client_id` with ids from `first` to `last`, both included.
-fn message_range(client_id: &JsValue, first: f64, last: f64) -> Result<Query, ClientError> {
+/// The log entries of `client_id` up to `last`, included.
+fn entry_range(client_id: &JsValue, last: f64) -> Result<Query, ClientError> {
     KeyRange::bound(
-        &message_key(client_id, first),
-        &message_key(client_id, last),
+        &entry_key(client_id, 0.0),
+        &entry_key(client_id, last),
         None,
         None,
     )
@@ -241,10 +233,6 @@ fn message_range(client_id: &JsValue, first: f64, last: f64) -> Result<Query, Cl
 
 fn lease_key(client_id: &str) -> String {
     format!("lease:{client_id}")
-}
-
-fn incoming_key(client_id: &str) -> String {
-    format!("incoming:{client_id}")
 }
 
 fn put_or_delete(

@@ -101,8 +101,8 @@ pub enum Input {
     Loaded {
         /// The client id it belongs to.
         client_id: String,
-        /// The session, or why it could not be read.
-        result: Result<SessionFlows, String>,
+        /// The session and the key of its last log entry, or why it could not be read.
+        result: Result<(SessionFlows, u64), String>,
     },
     /// The app's handlers of a delivered message have settled.
     Handled {
@@ -156,6 +156,8 @@ pub enum Action {
     Save {
         /// Its sequence number.
         save: SaveId,
+        /// The key of its entry in the session's log.
+        seq: u64,
         /// The client id whose session it is.
         client_id: String,
         /// What to write.

@@ -277,6 +277,7 @@ impl Session {
         if let Some(save) = save {
             self.actions.push_back(Action::Save {
                 save: save.id,
+                seq: save.seq,
                 client_id,
                 writes: save.writes,
             });
@@ -525,7 +526,11 @@ impl Session {
         }
     }
 
-    fn loaded(&mut self, client_id: String, result: Result<tabmq_protocol::flow::SessionFlows, String>) {
+    fn loaded(
+        &mut self,
+        client_id: String,
+        result: Result<(tabmq_protocol::flow::SessionFlows, u64), String>,
+    ) {
         if Some(&client_id) != self.client_id().as_ref()
             || self.role != Some(Role::Leader)
             || self.client.is_some()
@@ -533,10 +538,10 @@ impl Session {
             return;
         }
         match result {
-            Ok(flows) => {
+            Ok((flows, last_seq)) => {
                 let mut config = self.options.client_config(self.version, client_id);
                 config.manual_acks = true;
-                self.saves = Saves::of(&flows);
+                self.saves = Saves::of(&flows, last_seq);
                 self.client = Some(Client::new(config, flows));
                 self.link.wanted |= self.app_wants;
                 for (caller, request) in std::mem::take(&mut self.waiting) {

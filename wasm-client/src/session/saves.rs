@@ -14,6 +14,7 @@ use tabmq_protocol::flow::SessionFlows;
 
 use super::io::{SaveId, SocketId};
 use crate::mirror::{SessionMirror, SessionWrites};
+use crate::session_log::COMPACT_EVERY;
 
 /// How many saves may be waiting for their commit at once.
 pub const MAX_SAVES_IN_FLIGHT: usize = 2;
@@ -23,6 +24,8 @@ pub const MAX_SAVES_IN_FLIGHT: usize = 2;
 pub struct Save {
     /// Its sequence number.
     pub id: SaveId,
+    /// Its entry's key in the session's log (after the entries already stored).
+    pub seq: u64,
     /// What to write.
     pub writes: SessionWrites,
 }
@@ -32,8 +35,13 @@ pub struct Save {
 pub struct Saves {
     /// What the store holds once every issued save has committed.
     stored: SessionMirror,
-    /// The store's state is unknown (a save failed): the next save writes everything.
+    /// The store's state is unknown (a save failed), or the log is long: the next save
+    /// writes everything, and replaces the entries before it.
     rewrite: bool,
+    /// The key of the last entry stored before this page's first save.
+    base_seq: u64,
+    /// Saves since the last one that wrote everything.
+    since_rewrite: u64,
     issued: SaveId,
     committed: SaveId,
     /// Issued saves, oldest first, with whether each changes outgoing messages.
@@ -52,10 +60,12 @@ pub struct Committed {
 }
 
 impl Saves {
-    /// The pipeline of a session as it was just read from the store.
-    pub fn of(flows: &SessionFlows) -> Self {
+    /// The pipeline of a session as it was just read from the store, whose last log
+    /// entry has the key `last_seq`.
+    pub fn of(flows: &SessionFlows, last_seq: u64) -> Self {
         Self {
             stored: SessionMirror::of(flows),
+            base_seq: last_seq,
             ..Self::default()
         }
     }
@@ -69,6 +79,7 @@ impl Saves {
         socket: SocketId,
         bytes: Option<Vec<u8>>,
     ) -> (Option<Save>, Option<Vec<u8>>) {
+        self.rewrite |= self.since_rewrite >= COMPACT_EVERY;
         let (writes, next) = if self.rewrite {
             SessionMirror::rewrite(flows)
         } else {
@@ -77,12 +88,18 @@ impl Saves {
         let changed = !writes.is_empty();
         let mut save = None;
         if changed && self.in_flight.len() < MAX_SAVES_IN_FLIGHT {
+            self.since_rewrite = if writes.replace_all {
+                0
+            } else {
+                self.since_rewrite + 1
+            };
             self.rewrite = false;
             self.stored = next;
             self.issued += 1;
             self.in_flight.push_back((self.issued, writes.changes_outgoing()));
             save = Some(Save {
                 id: self.issued,
+                seq: self.base_seq + self.issued,
                 writes,
             });
         }
@@ -156,7 +173,7 @@ mod tests {
     #[test]
     fn bytes_wait_for_the_save_of_their_state_and_leave_in_order() {
         let mut flows = SessionFlows::default();
-        let mut saves = Saves::of(&flows);
+        let mut saves = Saves::of(&flows, 0);
         queue_one(&mut flows, "a");
         let (save, now) = saves.after_turn(&flows, 1, Some(b"A".to_vec()));
         let first = save.expect("a save for the new message");
@@ -173,29 +190,36 @@ mod tests {
     }
 
     #[test]
-    fn at_most_two_saves_run_and_the_third_change_waits_for_a_slot() {
+    fn at_most_max_saves_run_and_the_next_change_waits_for_a_slot() {
         let mut flows = SessionFlows::default();
-        let mut saves = Saves::of(&flows);
+        let mut saves = Saves::of(&flows, 0);
         let mut issued = Vec::new();
-        for topic in ["a", "b", "c"] {
+        let topics: Vec<String> = (0..=MAX_SAVES_IN_FLIGHT).map(|n| format!("t{n}")).collect();
+        for topic in &topics {
             queue_one(&mut flows, topic);
             let (save, _) = saves.after_turn(&flows, 1, Some(topic.as_bytes().to_vec()));
             issued.extend(save.map(|save| save.id));
         }
-        assert_eq!(issued, [1, 2]);
+        assert_eq!(issued, (1..=MAX_SAVES_IN_FLIGHT as u64).collect::<Vec<_>>());
         let released = saves.committed(1, Some(1)).release;
-        assert_eq!(released, [(1, b"a".to_vec())]);
+        assert_eq!(released, [(1, topics[0].as_bytes().to_vec())]);
         let (save, _) = saves.after_turn(&flows, 1, None);
-        let third = save.expect("the slot is free again");
-        assert_eq!(third.writes.put.len(), 1, "only the third message is new");
-        assert_eq!(saves.committed(2, Some(1)).release, [(1, b"b".to_vec())]);
-        assert_eq!(saves.committed(third.id, Some(1)).release, [(1, b"c".to_vec())]);
+        let last = save.expect("the slot is free again");
+        assert_eq!(last.writes.put.len(), 1, "only the last message is new");
+        for id in 2..=MAX_SAVES_IN_FLIGHT as u64 {
+            let released = saves.committed(id, Some(1)).release;
+            assert_eq!(released, [(1, topics[id as usize - 1].as_bytes().to_vec())]);
+        }
+        assert_eq!(
+            saves.committed(last.id, Some(1)).release,
+            [(1, topics[MAX_SAVES_IN_FLIGHT].as_bytes().to_vec())]
+        );
     }
 
     #[test]
     fn after_a_failed_save_nothing_held_leaves_and_the_next_save_rewrites_all() {
         let mut flows = SessionFlows::default();
-        let mut saves = Saves::of(&flows);
+        let mut saves = Saves::of(&flows, 0);
         queue_one(&mut flows, "a");
         let (save, _) = saves.after_turn(&flows, 1, Some(b"A".to_vec()));
         saves.failed(save.expect("issued").id);
@@ -212,9 +236,28 @@ mod tests {
     }
 
     #[test]
+    fn entries_follow_the_stored_log_and_every_so_often_one_holds_everything() {
+        let mut flows = SessionFlows::default();
+        let mut saves = Saves::of(&flows, 40);
+        let mut rewrites = Vec::new();
+        for n in 0..(2 * COMPACT_EVERY + 2) {
+            queue_one(&mut flows, "t");
+            let (save, _) = saves.after_turn(&flows, 1, None);
+            let save = save.expect("one save per change");
+            assert_eq!(save.seq, 41 + n);
+            if save.writes.replace_all {
+                rewrites.push(n);
+                assert_eq!(save.writes.put.len() as u64, n + 1, "the whole session");
+            }
+            saves.committed(save.id, Some(1));
+        }
+        assert_eq!(rewrites, [COMPACT_EVERY, 2 * COMPACT_EVERY + 1]);
+    }
+
+    #[test]
     fn bytes_of_a_closed_socket_are_dropped_at_release() {
         let mut flows = SessionFlows::default();
-        let mut saves = Saves::of(&flows);
+        let mut saves = Saves::of(&flows, 0);
         queue_one(&mut flows, "a");
         let (save, _) = saves.after_turn(&flows, 1, Some(b"A".to_vec()));
         assert!(

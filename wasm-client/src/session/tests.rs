@@ -5,15 +5,16 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use tabmq_protocol::flow::{OutgoingMessage, SessionFlows};
+use tabmq_protocol::flow::SessionFlows;
 use tabmq_protocol::packet::Publish;
 use tabmq_protocol::server::{Connection, ServerConfig, ServerEvent};
-use tabmq_protocol::{PacketId, Properties, ProtocolVersion, QoS, ReasonCode, Timestamp};
+use tabmq_protocol::{Properties, ProtocolVersion, QoS, ReasonCode, Timestamp};
 
 use super::*;
 use crate::backoff::BackoffOptions;
-use crate::mirror::{SessionWrites, restore_session};
+use crate::mirror::SessionWrites;
 use crate::options::Options;
+use crate::session_log::{StoredSession, decode_entry, encode_entry};
 
 fn options() -> Options {
     Options {
@@ -36,39 +37,46 @@ fn options() -> Options {
     }
 }
 
-/// IndexedDB as the tests keep it: what committed saves wrote.
+/// IndexedDB as the tests keep it: the log entries committed saves wrote, each encoded
+/// and decoded as the browser stores it.
 #[derive(Debug, Default, Clone)]
 struct Store {
-    messages: Vec<OutgoingMessage>,
-    incoming: Vec<PacketId>,
+    entries: Vec<(u64, Vec<u8>)>,
 }
 
 impl Store {
-    fn apply(&mut self, writes: &SessionWrites) {
+    fn apply(&mut self, seq: u64, writes: &SessionWrites) {
         if writes.replace_all {
-            self.messages.clear();
+            self.entries.retain(|(stored, _)| *stored >= seq);
         }
-        for run in &writes.delete {
-            self.messages.retain(|message| !run.contains(&message.id));
-        }
-        for message in &writes.put {
-            self.messages.retain(|stored| stored.id != message.id);
-            self.messages.push(message.clone());
-        }
-        if let Some(ids) = &writes.incoming {
-            self.incoming = ids.clone();
-        }
+        let entry = encode_entry(writes).expect("encodes");
+        assert!(
+            self.entries.last().is_none_or(|(last, _)| *last < seq),
+            "entries in key order"
+        );
+        self.entries.push((seq, entry));
     }
 
-    fn session(&self) -> SessionFlows {
-        restore_session(self.messages.clone(), self.incoming.clone())
+    fn stored(&self) -> StoredSession {
+        let mut stored = StoredSession::default();
+        for (_, entry) in &self.entries {
+            stored.apply(&decode_entry(entry).expect("decodes"));
+        }
+        stored
+    }
+
+    fn session(&self) -> (SessionFlows, u64) {
+        (
+            self.stored().flows(),
+            self.entries.last().map_or(0, |(seq, _)| *seq),
+        )
     }
 }
 
 /// One thing in transit, done by [`World::step`] in order.
 #[derive(Debug)]
 enum Work {
-    Commit(SaveId, SessionWrites),
+    Commit(SaveId, u64, SessionWrites),
     Handle(DeliveryId),
     ToBroker(SocketId, Vec<u8>),
     ToPage(SocketId, Vec<u8>),
@@ -149,7 +157,9 @@ impl World {
                     self.broker_connection_lost();
                     self.work.push_back(Work::ClosedAtPage(socket, code));
                 }
-                Action::Save { save, writes, .. } => self.work.push_back(Work::Commit(save, writes)),
+                Action::Save {
+                    save, seq, writes, ..
+                } => self.work.push_back(Work::Commit(save, seq, writes)),
                 Action::StoreDeviceId { .. } => {
                     self.page
                         .handle(Input::DeviceIdStored { result: Ok(()) }, self.now);
@@ -229,8 +239,8 @@ impl World {
             return false;
         };
         match work {
-            Work::Commit(save, writes) => {
-                self.store.apply(&writes);
+            Work::Commit(save, seq, writes) => {
+                self.store.apply(seq, &writes);
                 self.input(Input::Saved { save, result: Ok(()) });
             }
             Work::Handle(delivery) => self.input(Input::Handled { delivery }),
@@ -441,7 +451,8 @@ fn a_reload_at_any_step_of_outgoing_traffic_loses_nothing_accepted_and_qos2_arri
             // Accepted: acknowledged to the app, or stored in IndexedDB.
             let stored: Vec<String> = world
                 .store
-                .messages
+                .stored()
+                .messages()
                 .iter()
                 .map(|message| String::from_utf8_lossy(&message.publish.payload).into())
                 .collect();
@@ -623,7 +634,7 @@ fn requests_made_before_the_session_is_loaded_wait_for_it_in_order() {
     page.handle(
         Input::Loaded {
             client_id: "app-desk".into(),
-            result: Ok(SessionFlows::default()),
+            result: Ok((SessionFlows::default(), 0)),
         },
         now,
     );
@@ -737,7 +748,7 @@ fn a_follower_that_becomes_leader_performs_its_unanswered_calls_and_connects() {
     tab.handle(
         Input::Loaded {
             client_id: "app-desk".into(),
-            result: Ok(SessionFlows::default()),
+            result: Ok((SessionFlows::default(), 0)),
         },
         now,
     );
