@@ -106,9 +106,13 @@ struct World {
 
 impl World {
     fn new() -> Self {
+        Self::speaking(ProtocolVersion::V5)
+    }
+
+    fn speaking(version: ProtocolVersion) -> Self {
         let mut world = Self {
             now: Timestamp::from_millis(1_000),
-            page: new_page(),
+            page: Session::new(options(), version, "tab-1".into(), Some("desk".into()), 42),
             store: Store::default(),
             work: VecDeque::new(),
             server: None,
@@ -524,6 +528,25 @@ fn final_refusals_stop_after_one_attempt_and_reject_connect() {
         let again = world.request(Request::Connect);
         world.settle();
         assert!(matches!(world.outcome(again), Some(Ok(Reply::Connected { .. }))));
+    }
+}
+
+#[test]
+fn mqtt_311_return_codes_2_4_and_5_stop_the_client_too() {
+    for (reason, return_code) in [
+        (ReasonCode::ClientIdentifierNotValid, 2),
+        (ReasonCode::BadUserNameOrPassword, 4),
+        (ReasonCode::NotAuthorized, 5),
+    ] {
+        assert_eq!(reason.to_v311_connack(), return_code);
+        let mut world = World::speaking(ProtocolVersion::V311);
+        world.refuse_with = Some(reason);
+        let op = world.request(Request::Connect);
+        world.settle();
+        assert_eq!(world.outcome(op), Some(&Err(ClientError::Refused(reason.byte()))));
+        world.advance(120_000);
+        world.settle();
+        assert_eq!(world.connects, 1, "return code {return_code}: one attempt only");
     }
 }
 
