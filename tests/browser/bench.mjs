@@ -47,6 +47,7 @@ const { broker, browser } = await setUp({ config });
 async function openClient(kind, id) {
   const context = await browser.newContext();
   const page = await openHarness(context, broker);
+  if (kind === 'MQTT.js') await page.addScriptTag({ url: 'mqtt.min.js' });
   await page.evaluate(async ({ kind, id, url }) => {
     if (kind === 'tabmq') {
       const client = await window.tabmq.createClient({ url, namespace: `bench-${id}` });
@@ -58,13 +59,6 @@ async function openClient(kind, id) {
         onMessage: (handler) => client.on('message', handler),
       };
     } else {
-      await new Promise((resolve, reject) => {
-        const script = document.createElement('script');
-        script.src = 'mqtt.min.js';
-        script.onload = resolve;
-        script.onerror = reject;
-        document.head.append(script);
-      });
       const client = window.mqtt.connect(url, { protocolVersion: 5, clientId: `bench-${id}`, clean: true });
       await new Promise((resolve) => client.once('connect', resolve));
       window.benchClient = {
@@ -96,6 +90,18 @@ async function publishRate(kind, id) {
   return MESSAGES / seconds;
 }
 
+/** Publishes MESSAGES QoS 1 messages to `topic` from Node, IN_FLIGHT awaiting PUBACK at a time. */
+async function feed(feeder, topic) {
+  let next = 0;
+  const lane = async () => {
+    while (next < MESSAGES) {
+      next += 1;
+      await feeder.publishAsync(topic, PAYLOAD, { qos: 1 });
+    }
+  };
+  await Promise.all(Array.from({ length: IN_FLIGHT }, lane));
+}
+
 /** QoS 1 messages per second received by the page from a Node MQTT.js publisher. */
 async function receiveRate(kind, id) {
   const { page, context } = await openClient(kind, id);
@@ -113,14 +119,7 @@ async function receiveRate(kind, id) {
     await window.benchClient.subscribe(topic);
   }, { topic, count: MESSAGES });
   const feeder = await mqtt.connectAsync(broker.wsUrl, { protocolVersion: 5, clientId: `feeder-${id}` });
-  let next = 0;
-  const lane = async () => {
-    while (next < MESSAGES) {
-      next += 1;
-      await feeder.publishAsync(topic, PAYLOAD, { qos: 1 });
-    }
-  };
-  await Promise.all(Array.from({ length: IN_FLIGHT }, lane));
+  await feed(feeder, topic);
   const seconds = await page.evaluate(() => Promise.race([
     window.received,
     new Promise((resolve, reject) => setTimeout(() => reject(new Error('not every message arrived within 120 s')), 120_000)),
@@ -139,16 +138,8 @@ async function catchUpRate(kind, id) {
   const context = await browser.newContext();
   const page = await openHarness(context, broker);
   const topic = `bench/browser-catch-up/${id}`;
+  if (kind === 'MQTT.js') await page.addScriptTag({ url: 'mqtt.min.js' });
   await page.evaluate(async ({ kind, id, url, topic }) => {
-    if (kind === 'MQTT.js') {
-      await new Promise((resolve, reject) => {
-        const script = document.createElement('script');
-        script.src = 'mqtt.min.js';
-        script.onload = resolve;
-        script.onerror = reject;
-        document.head.append(script);
-      });
-    }
     const options = { protocolVersion: 5, clientId: `catch-up-${id}`, clean: false, properties: { sessionExpiryInterval: 3600 } };
     window.catchUp = async (count) => {
       let seen = 0;
@@ -180,14 +171,7 @@ async function catchUpRate(kind, id) {
     }
   }, { kind, id, url: broker.wsUrl, topic });
   const feeder = await mqtt.connectAsync(broker.wsUrl, { protocolVersion: 5, clientId: `catch-up-feeder-${id}` });
-  let next = 0;
-  const lane = async () => {
-    while (next < MESSAGES) {
-      next += 1;
-      await feeder.publishAsync(topic, PAYLOAD, { qos: 1 });
-    }
-  };
-  await Promise.all(Array.from({ length: IN_FLIGHT }, lane));
+  await feed(feeder, topic);
   await feeder.endAsync();
   const seconds = await page.evaluate((count) => Promise.race([
     window.catchUp(count),

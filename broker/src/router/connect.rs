@@ -253,7 +253,10 @@ impl Router {
         reason: DetachReason,
         batch: &mut Batch,
     ) {
-        let orphans = self.orphans.remove(&connection).unwrap_or_default();
+        // Deliveries that missed the connection: those it refused after closing its inbox
+        // (earlier batches), then those of this batch, routed before this detach.
+        let mut orphans = self.orphans.remove(&connection).unwrap_or_default();
+        orphans.extend(batch.take_deliveries_to(connection));
         if self.link_of(client_id, connection).is_none() {
             return;
         }

@@ -50,6 +50,25 @@ impl Batch {
     fn send(&mut self, link: &ConnectionLink, message: ToConnection) {
         self.sends.push((link.clone(), message));
     }
+
+    /// Takes back what this batch was to send to a connection that has ended: its
+    /// deliveries, in order, go back into the session (the rest no longer matters).
+    fn take_deliveries_to(
+        &mut self,
+        connection: ConnectionId,
+    ) -> Vec<(u64, tabmq_protocol::packet::Publish)> {
+        let mut taken = Vec::new();
+        let mut kept = Vec::with_capacity(self.sends.len());
+        for (link, message) in self.sends.drain(..) {
+            match message {
+                ToConnection::Deliver { seq, publish } if link.id == connection => taken.push((seq, publish)),
+                _ if link.id == connection => {}
+                message => kept.push((link, message)),
+            }
+        }
+        self.sends = kept;
+        taken
+    }
 }
 
 /// The router's state.

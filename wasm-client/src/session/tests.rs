@@ -341,6 +341,36 @@ fn connected_world() -> World {
     world
 }
 
+/// For every step at which the page could die: a connected world that runs `start`, then
+/// that many steps, handed to `check` with what `start` returned and the step.
+fn at_every_step<T>(start: impl Fn(&mut World) -> T, mut check: impl FnMut(World, T, usize)) {
+    let total_steps = {
+        let mut world = connected_world();
+        start(&mut world);
+        let mut steps = 0;
+        while world.step() {
+            steps += 1;
+        }
+        steps
+    };
+    for reload_at in 0..=total_steps {
+        let mut world = connected_world();
+        let started = start(&mut world);
+        for _ in 0..reload_at {
+            world.step();
+        }
+        check(world, started, reload_at);
+    }
+}
+
+/// QoS 1/2 messages the broker has sent the page and not had acknowledged.
+fn unacknowledged_at_broker(world: &World) -> usize {
+    let Some((_, server)) = world.server.as_ref() else {
+        panic!("connected")
+    };
+    server.session().outgoing.inflight_len()
+}
+
 fn count(list: &[String], text: &str) -> usize {
     list.iter().filter(|seen| *seen == text).count()
 }
@@ -365,127 +395,85 @@ fn a_received_message_reaches_the_app_before_its_acknowledgement_leaves() {
             world.step();
         }
         assert_eq!(world.app_seen, ["m0"]);
-        let Some((_, server)) = world.server.as_ref() else {
-            panic!("connected")
-        };
-        assert_eq!(
-            server.session().outgoing.inflight_len(),
-            1,
-            "not acknowledged yet"
-        );
+        assert_eq!(unacknowledged_at_broker(&world), 1, "not acknowledged yet");
         world.settle();
-        let Some((_, server)) = world.server.as_ref() else {
-            panic!("connected")
-        };
-        assert_eq!(
-            server.session().outgoing.inflight_len(),
-            0,
-            "acknowledged once handled"
-        );
+        assert_eq!(unacknowledged_at_broker(&world), 0, "acknowledged once handled");
     }
 }
 
 #[test]
 fn a_reload_at_any_step_of_incoming_traffic_loses_nothing() {
     for qos in [QoS::AtLeastOnce, QoS::ExactlyOnce] {
-        let total_steps = {
-            let mut world = connected_world();
-            world.broker_sends("m", 5, qos);
-            let mut steps = 0;
-            while world.step() {
-                steps += 1;
-            }
-            steps
-        };
-        for reload_at in 0..=total_steps {
-            let mut world = connected_world();
-            world.broker_sends("m", 5, qos);
-            for _ in 0..reload_at {
-                world.step();
-            }
-            let seen_before = world.app_seen.clone();
-            world.reload();
-            world.settle();
-            for n in 0..5 {
-                let text = format!("m{n}");
-                let times = count(&world.app_seen, &text);
-                assert!(times >= 1, "{qos:?}: {text} lost by a reload at step {reload_at}");
-                if qos == QoS::ExactlyOnce {
-                    // A second time only if the page died during its handler or before the
-                    // commit that follows it: it was handed over before the reload.
-                    assert!(
-                        times == 1 || count(&seen_before, &text) == 1,
-                        "{text} handed over twice after a reload at step {reload_at}"
-                    );
-                    assert!(times <= 2);
+        at_every_step(
+            |world| world.broker_sends("m", 5, qos),
+            |mut world, (), reload_at| {
+                let seen_before = world.app_seen.clone();
+                world.reload();
+                world.settle();
+                for n in 0..5 {
+                    let text = format!("m{n}");
+                    let times = count(&world.app_seen, &text);
+                    assert!(times >= 1, "{qos:?}: {text} lost by a reload at step {reload_at}");
+                    if qos == QoS::ExactlyOnce {
+                        // A second time only if the page died during its handler or before
+                        // the commit that follows it: it was handed over before the reload.
+                        assert!(
+                            times == 1 || count(&seen_before, &text) == 1,
+                            "{text} handed over twice after a reload at step {reload_at}"
+                        );
+                        assert!(times <= 2);
+                    }
                 }
-            }
-            let Some((_, server)) = world.server.as_ref() else {
-                panic!("reconnected")
-            };
-            assert_eq!(
-                server.session().outgoing.inflight_len(),
-                0,
-                "everything acknowledged"
-            );
-        }
+                assert_eq!(unacknowledged_at_broker(&world), 0, "everything acknowledged");
+            },
+        );
     }
 }
 
 #[test]
 fn a_reload_at_any_step_of_outgoing_traffic_loses_nothing_accepted_and_qos2_arrives_once() {
     for qos in [QoS::AtLeastOnce, QoS::ExactlyOnce] {
-        let total_steps = {
-            let mut world = connected_world();
-            for n in 0..5 {
-                world.publish(&format!("p{n}"), qos);
-            }
-            let mut steps = 0;
-            while world.step() {
-                steps += 1;
-            }
-            steps
-        };
-        for reload_at in 0..=total_steps {
-            let mut world = connected_world();
-            let ops: Vec<OpId> = (0..5).map(|n| world.publish(&format!("p{n}"), qos)).collect();
-            for _ in 0..reload_at {
-                world.step();
-            }
-            // Accepted: acknowledged to the app, or stored in IndexedDB.
-            let stored: Vec<String> = world
-                .store
-                .stored()
-                .messages()
-                .iter()
-                .map(|message| String::from_utf8_lossy(&message.publish.payload).into())
-                .collect();
-            let accepted: Vec<String> = (0..5)
-                .filter(|n| {
-                    let text = format!("p{n}");
-                    world.outcome(ops[*n]).is_some() || stored.contains(&text)
-                })
-                .map(|n| format!("p{n}"))
-                .collect();
-            world.reload();
-            world.settle();
-            for text in &accepted {
-                assert!(
-                    world.broker_received.contains(text),
-                    "{qos:?}: {text} lost by a reload at step {reload_at}"
-                );
-            }
-            if qos == QoS::ExactlyOnce {
-                for n in 0..5 {
-                    let text = format!("p{n}");
+        at_every_step(
+            |world| -> Vec<OpId> { (0..5).map(|n| world.publish(&format!("p{n}"), qos)).collect() },
+            |mut world, ops, reload_at| {
+                // Accepted: acknowledged to the app, or stored in IndexedDB.
+                let stored: Vec<String> = world
+                    .store
+                    .stored()
+                    .messages()
+                    .iter()
+                    .map(|message| String::from_utf8_lossy(&message.publish.payload).into())
+                    .collect();
+                let accepted: Vec<String> = (0..5)
+                    .map(|n| format!("p{n}"))
+                    .filter(|text| stored.contains(text))
+                    .chain(
+                        ops.iter()
+                            .enumerate()
+                            .filter(|(_, op)| world.outcome(**op).is_some())
+                            .map(|(n, _)| format!("p{n}")),
+                    )
+                    .collect();
+                world.reload();
+                world.settle();
+                for text in &accepted {
                     assert!(
-                        count(&world.broker_received, &text) <= 1,
-                        "{text} reached the broker twice (reload at step {reload_at})"
+                        world.broker_received.contains(text),
+                        "{qos:?}: {text} lost by a reload at step {reload_at}"
                     );
                 }
-            }
-            assert!(world.page.pending().is_empty(), "everything completed");
-        }
+                if qos == QoS::ExactlyOnce {
+                    for n in 0..5 {
+                        let text = format!("p{n}");
+                        assert!(
+                            count(&world.broker_received, &text) <= 1,
+                            "{text} reached the broker twice (reload at step {reload_at})"
+                        );
+                    }
+                }
+                assert!(world.page.pending().is_empty(), "everything completed");
+            },
+        );
     }
 }
 
