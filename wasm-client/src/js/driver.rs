@@ -42,7 +42,8 @@ struct Adapters {
     unsent: Vec<u8>,
     channel: Option<Channel>,
     lock: Option<TabLock>,
-    timer: Option<(Timestamp, Timeout)>,
+    /// The one timer: its deadline, whether it has fired, and the timeout itself.
+    timer: Option<(Timestamp, Rc<Cell<bool>>, Timeout)>,
     ops: IdMap<OpId, (Function, Function)>,
     next_op: OpId,
     _online: Option<[EventListener; 2]>,
@@ -183,16 +184,29 @@ impl Driver {
     fn arm_timer(&self) {
         let deadline = self.view(Session::poll_timeout);
         let mut adapters = self.0.adapters.borrow_mut();
-        if adapters.timer.as_ref().map(|(at, _)| *at) == deadline {
+        if let Some((at, fired, _)) = &adapters.timer
+            && Some(*at) == deadline
+            && !fired.get()
+        {
             return;
         }
         adapters.timer = deadline.map(|at| {
             let delay = at.as_millis().saturating_sub(now().as_millis());
-            let fire = self.submitter(|()| Some(Input::Timeout));
-            // Background tabs run timers late; firing early is harmless, the machine re-checks.
+            let fired = Rc::new(Cell::new(false));
+            let fire = {
+                let fired = fired.clone();
+                let submit = self.submitter(|()| Some(Input::Timeout));
+                move || {
+                    fired.set(true);
+                    submit(());
+                }
+            };
+            // Background tabs run timers late, and a timer may fire a millisecond early:
+            // the machine re-checks, and a deadline not yet reached is armed again.
             (
                 at,
-                Timeout::new(delay.min(u64::from(u32::MAX)) as u32, move || fire(())),
+                fired,
+                Timeout::new(delay.min(u64::from(u32::MAX)) as u32, fire),
             )
         });
     }
