@@ -344,12 +344,10 @@ impl Driver {
         };
         let lock = TabLock::request(&client_id, &self.0.tab_id, self.0.storage.clone(), on_lock);
         let mut adapters = self.0.adapters.borrow_mut();
-        match (channel, lock) {
-            (Ok(channel), Ok(lock)) => {
-                adapters.channel = Some(channel);
-                adapters.lock = Some(lock);
-            }
-            (Err(error), _) | (_, Err(error)) => {
+        adapters.lock = Some(lock);
+        match channel {
+            Ok(channel) => adapters.channel = Some(channel),
+            Err(error) => {
                 let message = format!("cannot coordinate tabs: {}", convert::js_message(&error));
                 drop(adapters);
                 let error = crate::error::ClientError::Request(message);

@@ -92,12 +92,17 @@ impl TabLock {
         tab: &str,
         storage: Rc<Storage>,
         on_event: impl Fn(LockEvent) + 'static,
-    ) -> Result<Self, JsValue> {
+    ) -> Self {
+        let on_event = Rc::new(on_event);
         if web_locks_available() {
-            Self::web_lock(client_id, on_event)
-        } else {
-            Ok(Self::lease(client_id, tab, storage, on_event))
+            let granted = on_event.clone();
+            // A page may have Web Locks and still be refused them (a sandboxed frame):
+            // the lease works wherever IndexedDB does.
+            if let Ok(lock) = Self::web_lock(client_id, move |event| granted(event)) {
+                return lock;
+            }
         }
+        Self::lease(client_id, tab, storage, move |event| on_event(event))
     }
 
     fn web_lock(client_id: &str, on_event: impl Fn(LockEvent) + 'static) -> Result<Self, JsValue> {
