@@ -302,6 +302,17 @@ impl Driver {
                 adapters.lock = None;
                 adapters.channel = None;
             }
+            Action::CheckLock => {
+                let held = self.0.adapters.borrow().lock.as_ref().map(TabLock::check);
+                match held {
+                    Some(check) => self.spawn(check, |held| Input::LockChecked { held }),
+                    None => self
+                        .0
+                        .queue
+                        .borrow_mut()
+                        .push_back(Input::LockChecked { held: false }),
+                }
+            }
             Action::Post(message) => {
                 if let Some(channel) = &self.0.adapters.borrow().channel {
                     channel.post(&message);
@@ -337,7 +348,7 @@ impl Driver {
             self.submitter(move |event| {
                 let client_id = client_id.clone();
                 Some(match event {
-                    LockEvent::Granted => Input::LockGranted { client_id },
+                    LockEvent::Granted { lease } => Input::LockGranted { client_id, lease },
                     LockEvent::Lost => Input::LockLost { client_id },
                 })
             })

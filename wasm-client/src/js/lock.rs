@@ -35,7 +35,10 @@ pub fn web_locks_available() -> bool {
 /// What the lock tells its owner.
 pub enum LockEvent {
     /// This tab holds the lock.
-    Granted,
+    Granted {
+        /// It is an IndexedDB lease, not a Web Lock.
+        lease: bool,
+    },
     /// This tab lost the lock it held (a lease taken over after its tab was frozen).
     Lost,
 }
@@ -120,7 +123,7 @@ impl TabLock {
                 Promise::new(&mut |resolve, _reject| {
                     release.set(Some(resolve));
                     if let Some(on_event) = on_event.take() {
-                        on_event(LockEvent::Granted);
+                        on_event(LockEvent::Granted { lease: false });
                     }
                 })
             })
@@ -171,7 +174,7 @@ impl TabLock {
                         return state.release();
                     }
                     match (state.leader.replace(claimed), claimed) {
-                        (false, true) => on_event(LockEvent::Granted),
+                        (false, true) => on_event(LockEvent::Granted { lease: true }),
                         (true, false) => on_event(LockEvent::Lost),
                         _ => {}
                     }
@@ -189,6 +192,27 @@ impl TabLock {
             _renew: renew,
             _pagehide: pagehide,
             state,
+        }
+    }
+}
+
+impl TabLock {
+    /// Whether this tab still holds the lock: a Web Lock is held until released; a lease
+    /// is renewed now if it is still this tab's (or free), and reported lost otherwise.
+    pub fn check(&self) -> impl std::future::Future<Output = bool> + 'static {
+        let lease = match self {
+            Self::WebLock { .. } => None,
+            Self::Lease { state, .. } => Some(state.clone()),
+        };
+        async move {
+            let Some(state) = lease else { return true };
+            let held = state
+                .storage
+                .claim_lease(&state.client_id, &state.tab, js_sys::Date::now())
+                .await
+                .unwrap_or(false);
+            state.leader.set(held);
+            held
         }
     }
 }

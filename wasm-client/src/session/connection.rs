@@ -37,6 +37,10 @@ pub struct Link {
     pub(super) session_present: bool,
     /// The one retry after a flap-guard refusal is used up.
     flap_retried: bool,
+    /// This tab leads by an IndexedDB lease, not a Web Lock.
+    pub(super) lease: bool,
+    /// A takeover waiting for the lease check: whether the broker said so.
+    takeover_unchecked: Option<bool>,
     backoff: Backoff,
     detector: TakeoverDetector,
     random: u64,
@@ -55,6 +59,8 @@ impl Link {
             last_cause: None,
             session_present: false,
             flap_retried: false,
+            lease: false,
+            takeover_unchecked: None,
             backoff,
             detector,
             random: seed | 1,
@@ -225,6 +231,13 @@ impl Session {
             _ => Ending::Other,
         };
         if let Verdict::Takeover { confirmed } = self.link.detector.judge(ending) {
+            if self.link.lease {
+                // The taker may be another tab of this browser that took the lease while
+                // this one was frozen: ask before telling the app.
+                self.link.takeover_unchecked = Some(confirmed);
+                self.actions.push_back(Action::CheckLock);
+                return;
+            }
             return self.stop(ClientError::TakenOver, Event::Takeover { confirmed });
         }
         if let Some(DisconnectCause::Refused(reason)) = cause {
@@ -245,6 +258,20 @@ impl Session {
         let jitter = self.link.jitter();
         let delay_ms = self.link.backoff.next_delay(jitter);
         self.schedule_reconnect(delay_ms);
+    }
+
+    /// The lease check after a takeover: still held means another device took the session;
+    /// lost means another tab of this browser leads now, and this one follows it quietly.
+    pub(super) fn lock_checked(&mut self, held: bool) {
+        let Some(confirmed) = self.link.takeover_unchecked.take() else {
+            return;
+        };
+        if held {
+            return self.stop(ClientError::TakenOver, Event::Takeover { confirmed });
+        }
+        if let Some(client_id) = self.client_id() {
+            self.lock_lost(client_id);
+        }
     }
 
     fn schedule_reconnect(&mut self, delay_ms: u32) {

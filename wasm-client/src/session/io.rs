@@ -113,6 +113,14 @@ pub enum Input {
     LockGranted {
         /// The client id whose lock it is.
         client_id: String,
+        /// Whether the lock is an IndexedDB lease (no Web Locks in this context): another
+        /// tab of this browser may take it from a tab that was frozen too long.
+        lease: bool,
+    },
+    /// The answer to [`Action::CheckLock`].
+    LockChecked {
+        /// Whether this tab still holds its lease.
+        held: bool,
     },
     /// This tab lost the tab lock it held (a lease another tab took after this one was
     /// frozen): it ends its connection and follows.
@@ -196,6 +204,8 @@ pub enum Action {
     },
     /// Leave the tabs joined last: release the lock, close the channel.
     LeaveTabs,
+    /// Check (and renew) this tab's lease, then report [`Input::LockChecked`].
+    CheckLock,
     /// Post to the other tabs of the client id.
     Post(TabMessage),
 }

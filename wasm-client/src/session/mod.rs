@@ -219,7 +219,8 @@ impl Session {
                 let connected = self.client_connected();
                 self.inbox.handled(delivery, connected);
             }
-            Input::LockGranted { client_id } => self.lock_granted(client_id),
+            Input::LockGranted { client_id, lease } => self.lock_granted(client_id, lease),
+            Input::LockChecked { held } => self.lock_checked(held),
             Input::LockLost { client_id } => self.lock_lost(client_id),
             Input::Tab(message) => self.tab_message(message),
             Input::Online => {

@@ -44,10 +44,11 @@ impl Session {
         }
     }
 
-    pub(super) fn lock_granted(&mut self, client_id: String) {
+    pub(super) fn lock_granted(&mut self, client_id: String, lease: bool) {
         if Some(&client_id) != self.client_id().as_ref() || self.role == Some(Role::Leader) || self.closed {
             return;
         }
+        self.link.lease = lease;
         self.set_role(Role::Leader);
         // The calls this tab relayed are now its own to perform, after the load.
         let calls: Vec<(OpId, Request)> = self.follower.calls.drain().collect();

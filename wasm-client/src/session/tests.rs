@@ -102,6 +102,9 @@ struct World {
     next_op: OpId,
     connects: u32,
     left_tabs: u32,
+    /// The page leads by a lease (no Web Locks).
+    lease: bool,
+    lock_checks: u32,
 }
 
 impl World {
@@ -110,6 +113,15 @@ impl World {
     }
 
     fn speaking(version: ProtocolVersion) -> Self {
+        Self::build(version, false)
+    }
+
+    /// A world whose page has no Web Locks: it leads by an IndexedDB lease.
+    fn leasing() -> Self {
+        Self::build(ProtocolVersion::V5, true)
+    }
+
+    fn build(version: ProtocolVersion, lease: bool) -> Self {
         let mut world = Self {
             now: Timestamp::from_millis(1_000),
             page: Session::new(options(), version, "tab-1".into(), Some("desk".into()), 42),
@@ -125,6 +137,8 @@ impl World {
             next_op: 0,
             connects: 0,
             left_tabs: 0,
+            lease,
+            lock_checks: 0,
         };
         world.actions();
         world
@@ -181,9 +195,16 @@ impl World {
                 Action::Settle { op, outcome } => self.settled.push((op, outcome)),
                 Action::JoinTabs { client_id } => {
                     // The only tab: the lock is granted at once.
-                    self.page.handle(Input::LockGranted { client_id }, self.now);
+                    self.page.handle(
+                        Input::LockGranted {
+                            client_id,
+                            lease: self.lease,
+                        },
+                        self.now,
+                    );
                 }
                 Action::LeaveTabs => self.left_tabs += 1,
+                Action::CheckLock => self.lock_checks += 1,
                 Action::Post(_) => {}
             }
         }
@@ -585,6 +606,23 @@ fn transient_refusals_retry_with_a_growing_backoff() {
 #[test]
 fn a_takeover_is_reported_once_and_stops_reconnecting() {
     let mut world = connected_world();
+    take_over(&mut world);
+    assert_eq!(
+        world
+            .events
+            .iter()
+            .filter(|e| matches!(e, Event::Takeover { .. }))
+            .count(),
+        1
+    );
+    assert_eq!(world.page.poll_timeout(), None);
+    world.advance(60_000);
+    world.settle();
+    assert_eq!(world.connects, 1);
+}
+
+/// The broker tells the page's connection that another one took its session over.
+fn take_over(world: &mut World) {
     let Some((socket, server)) = world.server.as_mut() else {
         panic!("connected")
     };
@@ -599,11 +637,42 @@ fn a_takeover_is_reported_once_and_stops_reconnecting() {
         reason: "session taken over".into(),
     });
     world.settle();
+}
+
+#[test]
+fn without_web_locks_a_takeover_by_a_tab_that_took_the_lease_is_followed_not_reported() {
+    for still_held in [false, true] {
+        let mut world = World::leasing();
+        let op = world.request(Request::Connect);
+        world.settle();
+        assert!(world.outcome(op).is_some());
+        take_over(&mut world);
+        assert_eq!(world.lock_checks, 1, "the lease is checked first");
+        assert!(!world.events.iter().any(|e| matches!(e, Event::Takeover { .. })));
+        world.input(Input::LockChecked { held: still_held });
+        world.settle();
+        let reported = world.events.contains(&Event::Takeover { confirmed: true });
+        if still_held {
+            assert!(
+                reported,
+                "the lease is still ours: another device took the session"
+            );
+        } else {
+            assert!(!reported, "another tab of this browser leads now");
+            assert_eq!(world.page.role(), None, "waiting to hear the new leader");
+        }
+        world.advance(60_000);
+        world.settle();
+        assert_eq!(world.connects, 1, "no reconnect either way");
+    }
+}
+
+#[test]
+fn with_web_locks_a_takeover_is_reported_at_once() {
+    let mut world = connected_world();
+    take_over(&mut world);
+    assert_eq!(world.lock_checks, 0);
     assert!(world.events.contains(&Event::Takeover { confirmed: true }));
-    assert_eq!(world.page.poll_timeout(), None);
-    world.advance(60_000);
-    world.settle();
-    assert_eq!(world.connects, 1);
 }
 
 #[test]
@@ -634,6 +703,7 @@ fn requests_made_before_the_session_is_loaded_wait_for_it_in_order() {
     assert!(page.poll_action().is_none(), "nothing happens without a role");
     page.handle(
         Input::LockGranted {
+            lease: false,
             client_id: "app-desk".into(),
         },
         now,
@@ -752,6 +822,7 @@ fn a_follower_that_becomes_leader_performs_its_unanswered_calls_and_connects() {
     // The leader's page went away before answering.
     tab.handle(
         Input::LockGranted {
+            lease: false,
             client_id: "app-desk".into(),
         },
         now,
