@@ -9,12 +9,16 @@
 //!
 //! - [`inbox`]: received messages, handed to the app before they are acknowledged;
 //! - [`saves`]: bytes held until the state they depend on is in IndexedDB;
+//! - [`requests`]: the app's requests, performed here or relayed to the leader;
+//! - [`identity`]: the device id, and loading the session of a client id;
 //! - [`connection`]: opening, closing, reconnecting, takeovers and refusals;
 //! - [`tab_relay`]: leader and follower tabs.
 
 pub mod connection;
+pub mod identity;
 pub mod inbox;
 mod io;
+pub mod requests;
 pub mod saves;
 pub mod tab_relay;
 
@@ -370,194 +374,6 @@ impl Session {
             Caller::App(op) => Action::Settle { op, outcome },
             Caller::Tab { tab, call } => Action::Post(TabMessage::Result { tab, call, outcome }),
         });
-    }
-
-    fn request(&mut self, caller: Caller, request: Request) {
-        if let Caller::App(_) = caller {
-            match request {
-                Request::Connect => self.app_wants = true,
-                Request::Disconnect => self.app_wants = false,
-                _ => {}
-            }
-        }
-        match request {
-            Request::SetDeviceId(device_id) => return self.set_device_id(caller, device_id),
-            Request::Close => {
-                self.closed = true;
-                self.switch_device_id(None);
-                return self.settle(caller, Ok(Reply::Done));
-            }
-            _ => {}
-        }
-        if self.closed {
-            return self.settle(caller, Err(ClientError::Request("the client is closed".into())));
-        }
-        if self.device_id.is_none() {
-            if request == Request::Connect {
-                self.emit(Event::DeviceIdNeeded);
-            }
-            return self.settle(caller, Err(ClientError::DeviceIdNeeded));
-        }
-        match (self.role, &self.client) {
-            (Some(Role::Leader), Some(_)) => self.perform(caller, request),
-            (Some(Role::Follower), _) => self.relay(caller, request),
-            _ => self.waiting.push((caller, request)),
-        }
-    }
-
-    /// Performs a request on this tab's connection (a leader with its session loaded).
-    fn perform(&mut self, caller: Caller, request: Request) {
-        let now = self.now;
-        let Some(client) = self.client.as_mut() else {
-            return self.settle(caller, Err(ClientError::DeviceIdNeeded));
-        };
-        match request {
-            Request::Connect => self.connect(caller),
-            Request::Disconnect => {
-                self.disconnect();
-                self.settle(caller, Ok(Reply::Done));
-            }
-            Request::Publish(publish) => match client.publish(publish, now) {
-                Ok(id) => self.publishes.insert(id, caller),
-                Err(error) => self.settle(caller, Err(ClientError::Request(error.to_string()))),
-            },
-            Request::Subscribe(subscriptions) => {
-                let result = client.subscribe(subscriptions, Default::default(), now);
-                self.track_request(caller, result);
-            }
-            Request::Unsubscribe(filters) => {
-                let result = client.unsubscribe(filters, now);
-                self.track_request(caller, result);
-            }
-            Request::SetDeviceId(_) | Request::Close => {}
-        }
-    }
-
-    fn track_request(
-        &mut self,
-        caller: Caller,
-        result: Result<tabmq_protocol::PacketId, tabmq_protocol::client::RequestError>,
-    ) {
-        match result {
-            Ok(packet_id) => self.requests.insert(packet_id.get(), caller),
-            Err(error) => self.settle(caller, Err(ClientError::Request(error.to_string()))),
-        }
-    }
-
-    fn set_device_id(&mut self, caller: Caller, device_id: Option<String>) {
-        let Caller::App(op) = caller else { return };
-        if self.device_change.is_some() {
-            return self.settle(
-                caller,
-                Err(ClientError::Request(
-                    "a device id change is already in progress".into(),
-                )),
-            );
-        }
-        self.device_change = Some((op, device_id.clone()));
-        self.actions.push_back(Action::StoreDeviceId { device_id });
-    }
-
-    /// The device id was stored (or not): switch to it.
-    fn device_id_stored(&mut self, result: Result<(), String>) {
-        if let Some((op, device_id)) = self.device_change.take() {
-            match result {
-                Ok(()) => {
-                    if device_id != self.device_id {
-                        self.switch_device_id(device_id);
-                    }
-                    self.settle(Caller::App(op), Ok(Reply::Done));
-                }
-                Err(error) => self.settle(Caller::App(op), Err(ClientError::Storage(error))),
-            }
-        }
-    }
-
-    /// Leaves everything of the current client id (connection, lock, channel, requests)
-    /// and joins the tabs of the new one. The app calls `connect` again to connect.
-    fn switch_device_id(&mut self, device_id: Option<String>) {
-        self.step_down();
-        if self.joined {
-            self.actions.push_back(Action::LeaveTabs);
-            self.joined = false;
-        }
-        // No connection until the app asks for one under the new id.
-        self.app_wants = false;
-        self.use_device_id(device_id);
-    }
-
-    /// Ends this tab's part in the current client id's connection: disconnects, and
-    /// tells every request still open that it will not complete here.
-    fn step_down(&mut self) {
-        self.disconnect();
-        for (caller, _) in std::mem::take(&mut self.waiting) {
-            self.settle(caller, Err(ClientError::Disconnected));
-        }
-        let publishes: Vec<Caller> = self.publishes.drain().map(|(_, caller)| caller).collect();
-        let requests: Vec<Caller> = self.requests.drain().map(|(_, caller)| caller).collect();
-        let calls: Vec<OpId> = self.follower.calls.drain().map(|(op, _)| op).collect();
-        for caller in publishes
-            .into_iter()
-            .chain(requests)
-            .chain(calls.into_iter().map(Caller::App))
-        {
-            self.settle(caller, Err(ClientError::Disconnected));
-        }
-        self.client = None;
-        self.saves = Saves::default();
-        self.inbox = Inbox::default();
-        self.follower = FollowerView::default();
-        self.followers_seen = false;
-        // The old socket stays until its close is reported: a new one opens only after.
-        // No role until the tabs have decided again.
-        self.role = None;
-    }
-
-    fn use_device_id(&mut self, device_id: Option<String>) {
-        self.device_id = device_id;
-        if self.closed {
-            return;
-        }
-        if let Some(client_id) = self.client_id() {
-            self.joined = true;
-            self.actions.push_back(Action::JoinTabs { client_id });
-            self.actions.push_back(Action::Post(TabMessage::Hello {
-                tab: self.tab_id.clone(),
-            }));
-        }
-    }
-
-    fn loaded(
-        &mut self,
-        client_id: String,
-        result: Result<(tabmq_protocol::flow::SessionFlows, u64), String>,
-    ) {
-        if Some(&client_id) != self.client_id().as_ref()
-            || self.role != Some(Role::Leader)
-            || self.client.is_some()
-        {
-            return;
-        }
-        match result {
-            Ok((flows, last_seq)) => {
-                let mut config = self.options.client_config(self.version, client_id);
-                config.manual_acks = true;
-                self.saves = Saves::of(&flows, last_seq);
-                self.client = Some(Client::new(config, flows));
-                self.link.wanted |= self.app_wants;
-                for (caller, request) in std::mem::take(&mut self.waiting) {
-                    self.perform(caller, request);
-                }
-                self.open_if_wanted();
-            }
-            Err(error) => {
-                let error = ClientError::Storage(error);
-                self.emit(Event::Error(error.clone()));
-                for (caller, _) in std::mem::take(&mut self.waiting) {
-                    self.settle(caller, Err(error.clone()));
-                }
-            }
-        }
     }
 }
 
