@@ -2,11 +2,11 @@
 //!
 //! Each turn of the session machine may change the session and produce bytes. The bytes
 //! are held, tagged with the save that covers the state they were produced from, and
-//! released in order once that save has committed. Up to [`MAX_SAVES_IN_FLIGHT`] saves run
-//! at once (IndexedDB commits read-write transactions on one store in the order they were
-//! opened), so publishing overlaps storage with the network. Bytes that need no new
-//! state (a PUBACK, a PINGREQ) wait only for the saves already issued, to keep the
-//! packets in order.
+//! released in order once that save has committed; the changes made meanwhile go into the
+//! next save, so under load each save carries a whole batch. Up to [`MAX_SAVES_IN_FLIGHT`]
+//! saves wait for their commit at once (IndexedDB commits read-write transactions on one
+//! store in the order they were opened). Bytes that need no new state (a PUBACK, a
+//! PINGREQ) wait only for the saves already issued, to keep the packets in order.
 
 use std::collections::VecDeque;
 
@@ -16,8 +16,10 @@ use super::io::{SaveId, SocketId};
 use crate::mirror::{SessionMirror, SessionWrites};
 use crate::session_log::COMPACT_EVERY;
 
-/// How many saves may be waiting for their commit at once.
-pub const MAX_SAVES_IN_FLIGHT: usize = 2;
+/// How many saves may be waiting for their commit at once. One: IndexedDB runs them one
+/// at a time anyway, and fewer, larger saves publish faster (in Chromium, publishing QoS 1
+/// with 50 in flight: 5,000-5,800 msg/s with one, 4,200-4,500 with two, 3,400-3,800 with three).
+pub const MAX_SAVES_IN_FLIGHT: usize = 1;
 
 /// A save to issue.
 #[derive(Debug)]
