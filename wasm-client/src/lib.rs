@@ -163,7 +163,7 @@ impl TabMqClient {
     /// Messages accepted and not yet acknowledged: `{ topic, qos, state, bytes }`, in flight
     /// first. A follower tab reports the leader's list.
     pub fn pending(&self) -> Array {
-        convert::pending(&self.driver.pending())
+        convert::pending(&self.driver.view(Session::pending))
     }
 
     /// Whether the connection (this tab's, or the leader's for a follower) is up.
@@ -175,7 +175,7 @@ impl TabMqClient {
     /// `"leader"` (this tab holds the connection), `"follower"`, or `undefined` before it is known.
     #[wasm_bindgen(getter)]
     pub fn role(&self) -> Option<String> {
-        self.driver.role().map(|role| role.name().to_owned())
+        self.driver.view(Session::role).map(|role| role.name().to_owned())
     }
 
     /// Adds an event handler. Events: `connect`, `message`, `disconnect`, `reconnecting`,

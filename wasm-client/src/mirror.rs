@@ -78,21 +78,13 @@ impl SessionWrites {
 /// The session a store holds: its messages (in any order) and its received QoS 2 ids.
 /// In-flight messages are restored in id (send) order, to be resent with DUP, then the queue.
 pub fn restore_session(
-    mut messages: Vec<OutgoingMessage>,
+    messages: Vec<OutgoingMessage>,
     incoming: impl IntoIterator<Item = PacketId>,
 ) -> SessionFlows {
     let mut flows = SessionFlows::default();
-    // Insertion by id keeps the send order (`restore_inflight` must precede `enqueue_as`).
-    let mut sorted: Vec<OutgoingMessage> = Vec::with_capacity(messages.len());
-    for message in messages.drain(..) {
-        let at = sorted
-            .iter()
-            .rposition(|earlier| earlier.id < message.id)
-            .map_or(0, |index| index + 1);
-        sorted.insert(at, message);
-    }
+    // By id, which is send order (`restore_inflight` must precede `enqueue_as`).
     let mut queued = Vec::new();
-    for message in sorted {
+    for message in sorted_by_id(messages, |message| message.id) {
         match message.state {
             Some(state) => flows
                 .outgoing
@@ -109,21 +101,25 @@ pub fn restore_session(
     flows
 }
 
-/// The session's messages by id. The flows hand them out in id order already (ids
-/// are given in queue order and leave the queue in order), so this insertion sort
-/// only checks that, in one pass; it stays correct, only slower, if that ever changes.
-/// (A library sort would add kilobytes of wasm for nothing.)
-fn sorted_messages(flows: &SessionFlows) -> Vec<&OutgoingMessage> {
-    let mut messages: Vec<&OutgoingMessage> =
-        Vec::with_capacity(flows.outgoing.inflight_len() + flows.outgoing.queued_len());
-    for message in flows.outgoing.iter() {
-        let at = messages
+/// `items` in ascending message id. The flows hand messages out in id order already (ids
+/// are given in queue order and leave the queue in order), so this insertion sort only
+/// checks that, in one pass; it stays correct, only slower, if that ever changes. (A
+/// library sort would add kilobytes of wasm for nothing.)
+fn sorted_by_id<T>(items: impl IntoIterator<Item = T>, id: impl Fn(&T) -> MessageId) -> Vec<T> {
+    let mut sorted: Vec<T> = Vec::new();
+    for item in items {
+        let at = sorted
             .iter()
-            .rposition(|earlier| earlier.id < message.id)
+            .rposition(|earlier| id(earlier) < id(&item))
             .map_or(0, |index| index + 1);
-        messages.insert(at, message);
+        sorted.insert(at, item);
     }
-    messages
+    sorted
+}
+
+/// The session's messages by id.
+fn sorted_messages(flows: &SessionFlows) -> Vec<&OutgoingMessage> {
+    sorted_by_id(flows.outgoing.iter(), |message| message.id)
 }
 
 /// Collects deleted ids, in stored order, into runs of consecutive stored records.

@@ -135,7 +135,8 @@ impl StoredSession {
         }
     }
 
-    /// The payloads of the messages it holds (for tests and diagnostics).
+    /// The messages it holds (for tests).
+    #[cfg(test)]
     pub fn messages(&self) -> &[OutgoingMessage] {
         &self.messages
     }

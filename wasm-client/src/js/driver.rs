@@ -26,7 +26,6 @@ use super::socket::{Socket, SocketEvent};
 use super::storage::Storage;
 use crate::id_map::IdMap;
 use crate::session::{Action, Input, OpId, Request, Session, SocketId};
-use crate::tabs::{PendingItem, Role};
 
 /// Milliseconds since the epoch, as the machine's clock.
 fn now() -> Timestamp {
@@ -366,15 +365,5 @@ impl Driver {
                 dispatch(&self.0.emitter.borrow().handlers(name), &detail);
             }
         }
-    }
-
-    /// The pending list as `pending()` returns it.
-    pub fn pending(&self) -> Vec<PendingItem> {
-        self.view(Session::pending)
-    }
-
-    /// This tab's role.
-    pub fn role(&self) -> Option<Role> {
-        self.view(Session::role)
     }
 }

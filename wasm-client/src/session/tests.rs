@@ -339,6 +339,19 @@ impl World {
     }
 }
 
+/// A tab of device `desk` whose first actions (joining the tabs) are already taken.
+fn bare_tab(tab_id: &str) -> Session {
+    let mut tab = Session::new(
+        options(),
+        ProtocolVersion::V5,
+        tab_id.into(),
+        Some("desk".into()),
+        1,
+    );
+    while tab.poll_action().is_some() {}
+    tab
+}
+
 fn new_page() -> Session {
     Session::new(
         options(),
@@ -677,15 +690,8 @@ fn with_web_locks_a_takeover_is_reported_at_once() {
 
 #[test]
 fn requests_made_before_the_session_is_loaded_wait_for_it_in_order() {
-    let mut page = Session::new(
-        options(),
-        ProtocolVersion::V5,
-        "tab".into(),
-        Some("desk".into()),
-        1,
-    );
+    let mut page = bare_tab("tab");
     let now = Timestamp::from_millis(1);
-    while page.poll_action().is_some() {}
     page.handle(
         Input::Request {
             op: 1,
@@ -734,15 +740,8 @@ fn requests_made_before_the_session_is_loaded_wait_for_it_in_order() {
 
 #[test]
 fn a_follower_relays_requests_and_reports_the_leaders_session_present() {
-    let mut follower = Session::new(
-        options(),
-        ProtocolVersion::V5,
-        "tab-2".into(),
-        Some("desk".into()),
-        1,
-    );
+    let mut follower = bare_tab("tab-2");
     let now = Timestamp::from_millis(1);
-    while follower.poll_action().is_some() {}
     follower.handle(
         Input::Request {
             op: 7,
@@ -790,13 +789,7 @@ fn a_follower_relays_requests_and_reports_the_leaders_session_present() {
 
 #[test]
 fn a_follower_that_becomes_leader_performs_its_unanswered_calls_and_connects() {
-    let mut tab = Session::new(
-        options(),
-        ProtocolVersion::V5,
-        "tab-2".into(),
-        Some("desk".into()),
-        1,
-    );
+    let mut tab = bare_tab("tab-2");
     let now = Timestamp::from_millis(1);
     tab.handle(
         Input::Tab(TabMessage::Event(Event::Connect {
