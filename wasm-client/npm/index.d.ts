@@ -1,5 +1,3 @@
-import type { TabMqClient } from './dist/tabmq_client.js';
-export type { TabMqClient };
 
 /** Options of `createClient`. */
 export interface ClientOptions {
@@ -104,3 +102,50 @@ export function createClient(options: ClientOptions): Promise<TabMqClient>;
 
 /** A readable device id to offer the user, such as `sunny-otter-42`. */
 export function suggestDeviceId(): Promise<string>;
+
+/** The browser MQTT client. Only one tab of a browser holds the connection of a client id
+ * (the leader); the others relay through it. */
+export class TabMqClient {
+  private constructor();
+  /** Opens the namespace's IndexedDB database, reads the device id and joins the other
+   * tabs of its client id. Does not connect. */
+  static create(options: ClientOptions): Promise<TabMqClient>;
+  /** A readable device id to offer the user, such as `sunny-otter-42` (after `createClient`). */
+  static suggestDeviceId(): string;
+  /** The stored device id, or `undefined` when the user has not chosen one yet. */
+  deviceId(): string | undefined;
+  /** The MQTT client id: `{namespace}-{deviceId}`. */
+  clientId(): string | undefined;
+  /** Validates and stores the device id, then uses it: the connection of the old id ends,
+   * its tab lock is released, and `connect` connects under the new one. */
+  setDeviceId(deviceId: string): Promise<void>;
+  /** Forgets the device id (and disconnects); `connect` then reports `device-id-needed`. */
+  clearDeviceId(): Promise<void>;
+  /** Connects (and keeps reconnecting with backoff). Rejects with kind `device-id-needed`,
+   * `refused` (with `reasonCode`) or `takeover`. */
+  connect(): Promise<{ sessionPresent: boolean }>;
+  /** Publishes `payload` to `topic`. The message is in IndexedDB before it is sent (and
+   * while offline); the promise resolves once acknowledged per its QoS. */
+  publish(topic: string, payload: string | Uint8Array, options?: PublishOptions): Promise<void>;
+  /** Subscribes to one filter or an array of them; resolves with the reason code per filter. */
+  subscribe(filters: string | string[], options?: SubscribeOptions): Promise<number[]>;
+  /** Unsubscribes from one filter or an array of them. */
+  unsubscribe(filters: string | string[]): Promise<number[]>;
+  /** Disconnects on purpose; pending messages stay saved for the next `connect`. In a
+   * follower tab, only this tab stops wanting the shared connection. */
+  disconnect(): Promise<void>;
+  /** Disconnects and gives up this tab's part for good: its tab lock is released (the
+   * next tab leads) and later calls are refused. */
+  close(): Promise<void>;
+  /** Messages accepted and not yet acknowledged, in flight first (a follower: the leader's). */
+  pending(): PendingMessage[];
+  /** Whether the connection (this tab's, or the leader's for a follower) is up. */
+  readonly connected: boolean;
+  /** `"leader"` (this tab holds the connection), `"follower"`, or `undefined` before it is known. */
+  readonly role: 'leader' | 'follower' | undefined;
+  /** Adds an event handler. A `message` handler may return a promise: the message is
+   * acknowledged, and the next one handed over, once it settles. */
+  on<K extends keyof ClientEvents>(event: K, handler: (detail: ClientEvents[K]) => unknown): void;
+  /** Removes an event handler. */
+  off<K extends keyof ClientEvents>(event: K, handler: (detail: ClientEvents[K]) => unknown): void;
+}

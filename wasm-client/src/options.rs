@@ -1,4 +1,4 @@
-//! The options object given to `TabMqClient.create`.
+//! The client options (read and defaulted from the app's object by `npm/src/options.js`).
 
 use tabmq_protocol::client::ClientConfig;
 use tabmq_protocol::packet::Will;
@@ -6,8 +6,6 @@ use tabmq_protocol::{Properties, ProtocolVersion, QoS};
 
 use crate::backoff::BackoffOptions;
 use crate::error::ClientError;
-use crate::js_object::{FieldError, JsObject};
-use wasm_bindgen::JsValue;
 
 /// A will message, as given in options.
 #[derive(Debug, Clone)]
@@ -55,71 +53,7 @@ pub struct Options {
     pub flap_cooldown_ms: u32,
 }
 
-const SECONDS: &str = "a whole number of seconds";
-const MILLISECONDS: &str = "a whole number of milliseconds";
-
 impl Options {
-    /// Reads the options object given to `TabMqClient.create`.
-    pub fn from_js(value: &JsValue) -> Result<Self, FieldError> {
-        let object = JsObject::new(value, "")?;
-        let will = match object.object("will")? {
-            Some(will) => Some(WillOptions {
-                topic: will.required_string("topic")?,
-                payload: will.string("payload")?.unwrap_or_default(),
-                qos: will.qos("qos")?.unwrap_or(0),
-                retain: will.bool("retain")?.unwrap_or(false),
-                delay_seconds: will.integer("delaySeconds", u32::MAX, SECONDS)?,
-            }),
-            None => None,
-        };
-        let defaults = BackoffOptions::default();
-        let backoff = match object.object("backoff")? {
-            Some(backoff) => BackoffOptions {
-                initial_ms: backoff
-                    .integer("initialMs", u32::MAX, MILLISECONDS)?
-                    .unwrap_or(defaults.initial_ms),
-                max_ms: backoff
-                    .integer("maxMs", u32::MAX, MILLISECONDS)?
-                    .unwrap_or(defaults.max_ms),
-                stable_ms: backoff
-                    .integer("stableMs", u32::MAX, MILLISECONDS)?
-                    .unwrap_or(defaults.stable_ms),
-            },
-            None => defaults,
-        };
-        Ok(Self {
-            url: object.required_string("url")?,
-            namespace: object.required_string("namespace")?,
-            version: object.string("version")?.unwrap_or_else(|| "5.0".into()),
-            keep_alive: object
-                .integer(
-                    "keepAlive",
-                    u16::MAX.into(),
-                    "a whole number of seconds up to 65535",
-                )?
-                .map_or(60, |k| k as u16),
-            clean_start: object.bool("cleanStart")?.unwrap_or(false),
-            session_expiry: object
-                .integer("sessionExpiry", u32::MAX, SECONDS)?
-                .unwrap_or(86_400),
-            username: object.string("username")?,
-            password: object.string("password")?,
-            will,
-            receive_maximum: object
-                .integer(
-                    "receiveMaximum",
-                    u16::MAX.into(),
-                    "a whole number from 1 to 65535",
-                )?
-                .filter(|n| *n > 0)
-                .map_or(100, |n| n as u16),
-            backoff,
-            flap_cooldown_ms: object
-                .integer("flapCooldownMs", u32::MAX, MILLISECONDS)?
-                .unwrap_or(30_000),
-        })
-    }
-
     /// Checks the values whose type alone does not make them valid.
     pub fn validate(&self) -> Result<ProtocolVersion, ClientError> {
         let invalid = |message: &str| Err(ClientError::InvalidOptions(message.to_owned()));

@@ -1,6 +1,6 @@
-//! Builds the npm package: the wasm client with the size profile, wasm-bindgen's JS glue
-//! and types, `wasm-opt -Oz`, the glue minified by terser, then `npm pack`. Also copies it to
-//! `www/pkg` for the demo.
+//! Builds the npm package: the wasm client with the size profile, wasm-bindgen's JS glue,
+//! `wasm-opt -Oz`, the glue and the JavaScript driver (`npm/src/`) minified by terser into
+//! `npm/dist/`, then `npm pack`. Also copies it to `www/pkg` for the demo.
 
 use std::path::{Path, PathBuf};
 
@@ -14,7 +14,7 @@ pub(crate) const PACKAGE_DIR: &str = "wasm-client/npm";
 pub(crate) struct PackageSizes {
     /// The optimised `.wasm`.
     pub(crate) wasm: u64,
-    /// The JS glue plus `index.js`.
+    /// The JS glue, the driver and `index.js`.
     pub(crate) js: u64,
     /// wasm + JS, gzipped.
     pub(crate) gzipped: u64,
@@ -67,6 +67,7 @@ pub(crate) fn build() -> Result<(PathBuf, PackageSizes), TaskError> {
         &[
             "--target",
             "web",
+            "--no-typescript",
             "--out-dir",
             &dist.to_string_lossy(),
             &wasm.to_string_lossy(),
@@ -91,22 +92,16 @@ pub(crate) fn build() -> Result<(PathBuf, PackageSizes), TaskError> {
             &bg.to_string_lossy(),
         ],
     ))?;
-    // Minified like the bundles it is compared with (8 KB -> 5 KB gzipped); the
-    // exported names, which index.js and the types use, are kept.
+    // Minified like the bundles it is compared with; exported names are kept.
+    let mut js = vec![package.join("index.js")];
     let glue = dist.join("tabmq_client.js");
-    let terser = package.join("node_modules/.bin/terser");
-    cmd::run(&mut cmd::command(
-        &terser.to_string_lossy(),
-        &[
-            &glue.to_string_lossy(),
-            "--module",
-            "--compress",
-            "--mangle",
-            "--output",
-            &glue.to_string_lossy(),
-        ],
-    ))?;
-    let js = [glue, package.join("index.js")];
+    minify(&package, &glue, &glue)?;
+    js.push(glue);
+    for source in driver_sources(&package)? {
+        let target = dist.join(source.file_name().unwrap_or_default());
+        minify(&package, &source, &target)?;
+        js.push(target);
+    }
     let sizes = PackageSizes {
         wasm: file_size(&bg),
         js: js.iter().map(|p| file_size(p)).sum(),
@@ -119,8 +114,8 @@ pub(crate) fn build() -> Result<(PathBuf, PackageSizes), TaskError> {
     }
     std::fs::create_dir_all(pkg.join("dist"))
         .map_err(|e| TaskError::Check(format!("cannot create www/pkg/dist: {e}")))?;
-    for file in ["tabmq_client.js", "tabmq_client.d.ts", "tabmq_client_bg.wasm"] {
-        copy(&dist.join(file), &pkg.join("dist").join(file))?;
+    for file in js.iter().skip(1).chain([&bg]) {
+        copy(file, &pkg.join("dist").join(file.file_name().unwrap_or_default()))?;
     }
     let mut pack = cmd::command(
         "npm",
@@ -143,6 +138,35 @@ pub(crate) fn build() -> Result<(PathBuf, PackageSizes), TaskError> {
         sizes.gzipped
     );
     Ok((tarball, sizes))
+}
+
+/// The driver's modules, `npm/src/*.js`.
+fn driver_sources(package: &Path) -> Result<Vec<PathBuf>, TaskError> {
+    let dir = package.join("src");
+    let entries = std::fs::read_dir(&dir)
+        .map_err(|e| TaskError::Check(format!("cannot read {}: {e}", dir.display())))?;
+    let mut sources: Vec<PathBuf> = entries
+        .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+        .filter(|path| path.extension().is_some_and(|ext| ext == "js"))
+        .collect();
+    sources.sort();
+    Ok(sources)
+}
+
+/// Minifies the ES module `source` into `target` with terser.
+fn minify(package: &Path, source: &Path, target: &Path) -> Result<(), TaskError> {
+    let terser = package.join("node_modules/.bin/terser");
+    cmd::run(&mut cmd::command(
+        &terser.to_string_lossy(),
+        &[
+            &source.to_string_lossy(),
+            "--module",
+            "--compress",
+            "--mangle",
+            "--output",
+            &target.to_string_lossy(),
+        ],
+    ))
 }
 
 fn copy(from: &Path, to: &Path) -> Result<(), TaskError> {

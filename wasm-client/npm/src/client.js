@@ -1,0 +1,128 @@
+// The app's API. Arguments are checked and written here; every request goes to the
+// session machine through the one driver.
+
+import init, { Machine } from './tabmq_client.js';
+import { Driver } from './driver.js';
+import { writeOptions, writePublish, writeSubscribe, writeUnsubscribe } from './options.js';
+import { Storage } from './storage.js';
+import { Reader, clientError, readPending } from './wire.js';
+
+let ready;
+
+/** Loads the WebAssembly module, once. */
+export function load() {
+  ready ??= init({ module_or_path: new URL('./tabmq_client_bg.wasm', import.meta.url) });
+  return ready;
+}
+
+const random = (bits) => Math.floor(Math.random() * 2 ** bits);
+
+/** The browser MQTT client. See index.d.ts. */
+export class TabMqClient {
+  /**
+   * Opens the namespace's IndexedDB database, reads the device id and joins the other
+   * tabs of its client id. Does not connect.
+   */
+  static async create(options) {
+    await load();
+    const [bytes, url] = writeOptions(options);
+    const tab = `tab-${random(52).toString(16)}`;
+    // Checked before the database is opened, as the options name it.
+    const invalid = Machine.checkOptions(bytes);
+    if (invalid) throw clientError('invalid-options', invalid);
+    let storage;
+    let deviceId;
+    try {
+      storage = await Storage.open(options.namespace);
+      deviceId = await storage.deviceId();
+    } catch (error) {
+      throw clientError('storage', `storage failure: ${error?.message ?? error}`);
+    }
+    const machine = new Machine(bytes, tab, deviceId, random(53));
+    return new TabMqClient(new Driver(machine, storage, url, tab));
+  }
+
+  /** A readable device id to offer the user, such as `sunny-otter-42`. */
+  static suggestDeviceId() {
+    return Machine.suggestDeviceId(Math.random(), Math.random(), Math.random());
+  }
+
+  constructor(driver) {
+    this.driver = driver;
+  }
+
+  /** The stored device id, or `undefined` when the user has not chosen one yet. */
+  deviceId() {
+    return this.driver.machine.deviceId();
+  }
+
+  /** The MQTT client id: `{namespace}-{deviceId}`. */
+  clientId() {
+    return this.driver.machine.clientId();
+  }
+
+  /** Validates and stores the device id, then uses it (the old id's connection ends). */
+  setDeviceId(deviceId) {
+    return this.driver.request((w) => w.u8(3).opt(String(deviceId), (x, id) => x.str(id)));
+  }
+
+  /** Forgets the device id (and disconnects). */
+  clearDeviceId() {
+    return this.driver.request((w) => w.u8(3).u8(0));
+  }
+
+  /** Connects, and keeps reconnecting with backoff; resolves with `{ sessionPresent }`. */
+  connect() {
+    return this.driver.request((w) => w.u8(0));
+  }
+
+  /** Publishes; the message is in IndexedDB before it is sent. */
+  publish(topic, payload, options) {
+    return this.driver.request((w) => writePublish(w, topic, payload, options));
+  }
+
+  /** Subscribes to one filter or an array of them; resolves with a reason code per filter. */
+  subscribe(filters, options) {
+    return this.driver.request((w) => writeSubscribe(w, filters, options));
+  }
+
+  /** Unsubscribes from one filter or an array of them. */
+  unsubscribe(filters) {
+    return this.driver.request((w) => writeUnsubscribe(w, filters));
+  }
+
+  /** Disconnects on purpose; pending messages stay saved for the next `connect`. */
+  disconnect() {
+    return this.driver.request((w) => w.u8(1));
+  }
+
+  /** Disconnects and gives up this tab's part for good (the next tab leads). */
+  close() {
+    return this.driver.request((w) => w.u8(2));
+  }
+
+  /** Messages accepted and not yet acknowledged, in flight first. */
+  pending() {
+    return readPending(new Reader(this.driver.machine.pending()));
+  }
+
+  /** Whether the connection (this tab's, or the leader's for a follower) is up. */
+  get connected() {
+    return this.driver.machine.connected();
+  }
+
+  /** `"leader"`, `"follower"`, or `undefined` before it is known. */
+  get role() {
+    return [undefined, 'leader', 'follower'][this.driver.machine.role()];
+  }
+
+  /** Adds an event handler. */
+  on(event, handler) {
+    this.driver.handlers.push([event, handler]);
+  }
+
+  /** Removes an event handler. */
+  off(event, handler) {
+    this.driver.handlers = this.driver.handlers.filter(([e, h]) => e !== event || h !== handler);
+  }
+}
