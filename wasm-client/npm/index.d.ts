@@ -110,8 +110,6 @@ export class TabMqClient {
   /** Opens the namespace's IndexedDB database, reads the device id and joins the other
    * tabs of its client id. Does not connect. */
   static create(options: ClientOptions): Promise<TabMqClient>;
-  /** A readable device id to offer the user, such as `sunny-otter-42` (after `createClient`). */
-  static suggestDeviceId(): string;
   /** The stored device id, or `undefined` when the user has not chosen one yet. */
   deviceId(): string | undefined;
   /** The MQTT client id: `{namespace}-{deviceId}`. */

@@ -1,5 +1,6 @@
 // tabmq: the browser MQTT client. Loads the WebAssembly module once, then creates clients.
-import { TabMqClient, load } from './dist/client.js';
+import { TabMqClient } from './dist/client.js';
+import { suggestDeviceId as suggest } from './dist/device-id.js';
 
 /** Loads the WebAssembly module (once) and creates a client. See index.d.ts. */
 export async function createClient(options) {
@@ -8,8 +9,7 @@ export async function createClient(options) {
 
 /** A readable device id to offer the user, such as `sunny-otter-42`. */
 export async function suggestDeviceId() {
-  await load();
-  return TabMqClient.suggestDeviceId();
+  return suggest();
 }
 
 export { TabMqClient };

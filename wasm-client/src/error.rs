@@ -1,5 +1,6 @@
-//! Errors reported to the app, each with a `kind` it can switch on. Pure data: the JS
-//! `Error` objects are made by [`crate::js::error`].
+//! Errors reported to the app, each with a `kind` it can switch on. Pure data: they
+//! cross to the driver as kind, message and reason code (`wire::values::write_error`),
+//! where the JS `Error` objects are made.
 
 use thiserror::Error;
 
@@ -9,12 +10,6 @@ pub enum ClientError {
     /// No device id is stored: ask the user for one (`setDeviceId`).
     #[error("a device id is needed before connecting")]
     DeviceIdNeeded,
-    /// The device id given is not acceptable.
-    #[error("invalid device id: {0}")]
-    InvalidDeviceId(#[from] crate::device_id::DeviceIdError),
-    /// The options object is not valid.
-    #[error("invalid options: {0}")]
-    InvalidOptions(String),
     /// IndexedDB failed (quota exceeded, private mode, ...); nothing was dropped silently.
     #[error("storage failure: {0}")]
     Storage(String),
@@ -47,8 +42,6 @@ impl ClientError {
     pub fn kind(&self) -> &str {
         match self {
             Self::DeviceIdNeeded => "device-id-needed",
-            Self::InvalidDeviceId(_) => "invalid-device-id",
-            Self::InvalidOptions(_) => "invalid-options",
             Self::Storage(_) => "storage",
             Self::Request(_) => "request",
             Self::Refused(_) => "refused",

@@ -4,7 +4,7 @@
 //!   timer, save committed, app request, tab message) in, actions (open, send, save,
 //!   deliver, emit, settle, post) out;
 //! - [`tabs`]: what tabs of one browser tell each other;
-//! - pure parts of the session: [`backoff`], [`takeover`], [`device_id`], and the stored
+//! - pure parts of the session: [`backoff`], [`takeover`], and the stored
 //!   session: one [`record`] per message in a [`session_log`], written when the
 //!   [`mirror`] finds it changed;
 //! - [`wire`]: the bytes inputs, actions and tab messages cross the JavaScript boundary in.
@@ -14,7 +14,6 @@
 //! `npm/src/`: its driver feeds inputs and runs the actions.
 
 pub mod backoff;
-pub mod device_id;
 pub mod error;
 pub mod id_map;
 pub mod mirror;
@@ -28,22 +27,13 @@ pub mod wire;
 
 use std::collections::VecDeque;
 
-use tabmq_protocol::ProtocolVersion;
 use wasm_bindgen::prelude::*;
 
-use crate::options::Options;
 use crate::session::{Input, Session};
 use crate::tabs::Role;
 use crate::wire::Writer;
 use crate::wire::bridge::{read_input, read_options, timestamp, write_action};
 use crate::wire::values::write_pending;
-
-/// The options `bytes` hold, and the protocol version they name; or why they are invalid.
-fn checked_options(bytes: &[u8]) -> Result<(Options, ProtocolVersion), String> {
-    let options = read_options(bytes).map_err(|error| format!("invalid options: unreadable: {error}"))?;
-    let version = options.validate().map_err(|error| error.to_string())?;
-    Ok((options, version))
-}
 
 /// One client's session machine, driven by `npm/src/driver.js`.
 #[wasm_bindgen]
@@ -56,14 +46,9 @@ pub struct Machine {
 
 #[wasm_bindgen]
 impl Machine {
-    /// Why the options bytes `options` are not valid, or `undefined` when they are.
-    #[wasm_bindgen(js_name = checkOptions)]
-    pub fn check_options(options: &[u8]) -> Option<String> {
-        checked_options(options).err()
-    }
-
-    /// A machine for the options bytes `options` (checked first with `checkOptions`) in
-    /// the tab `tab_id`, with the stored device id; `seed` spreads reconnect delays.
+    /// A machine for the options `options` (as `npm/src/options.js` wrote them) in the
+    /// tab `tab_id`, with the stored device id; `seed` spreads reconnect delays. Throws
+    /// on options the driver did not write.
     #[wasm_bindgen(constructor)]
     pub fn new(
         options: &[u8],
@@ -71,7 +56,8 @@ impl Machine {
         device_id: Option<String>,
         seed: f64,
     ) -> Result<Machine, String> {
-        let (options, version) = checked_options(options)?;
+        let (options, version) =
+            read_options(options).map_err(|error| format!("unreadable options: {error}"))?;
         Ok(Machine {
             session: Session::new(options, version, tab_id, device_id, seed as u64),
             echoes: VecDeque::new(),
@@ -144,10 +130,9 @@ impl Machine {
         write_pending(&mut writer, &self.session.pending());
         writer.finish()
     }
-
-    /// A readable device id to offer the user, from three random numbers in [0, 1).
-    #[wasm_bindgen(js_name = suggestDeviceId)]
-    pub fn suggest_device_id(a: f64, b: f64, c: f64) -> String {
-        device_id::suggest([a, b, c])
-    }
 }
+
+/// Talc instead of Rust's default dlmalloc: smaller in the package, and faster.
+#[cfg(all(target_family = "wasm", not(target_feature = "atomics")))]
+#[global_allocator]
+static ALLOCATOR: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();

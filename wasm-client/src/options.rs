@@ -1,11 +1,10 @@
-//! The client options (read and defaulted from the app's object by `npm/src/options.js`).
+//! The client options, as `npm/src/options.js` checked, defaulted and wrote them.
 
 use tabmq_protocol::client::ClientConfig;
 use tabmq_protocol::packet::Will;
 use tabmq_protocol::{Properties, ProtocolVersion, QoS};
 
 use crate::backoff::BackoffOptions;
-use crate::error::ClientError;
 
 /// A will message, as given in options.
 #[derive(Debug, Clone)]
@@ -25,12 +24,8 @@ pub struct WillOptions {
 /// Client options (JavaScript names in camelCase).
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// Broker URL, e.g. `ws://localhost:8080/mqtt`.
-    pub url: String,
     /// App namespace: names the IndexedDB database and prefixes the client id.
     pub namespace: String,
-    /// `"5.0"` (default) or `"3.1.1"`.
-    pub version: String,
     /// Keep-alive in seconds (default 60).
     pub keep_alive: u16,
     /// Discard the broker's stored session on connect (default false).
@@ -54,22 +49,6 @@ pub struct Options {
 }
 
 impl Options {
-    /// Checks the values whose type alone does not make them valid.
-    pub fn validate(&self) -> Result<ProtocolVersion, ClientError> {
-        let invalid = |message: &str| Err(ClientError::InvalidOptions(message.to_owned()));
-        if !(self.url.starts_with("ws://") || self.url.starts_with("wss://")) {
-            return invalid("url must start with ws:// or wss://");
-        }
-        if crate::device_id::validate(&self.namespace).is_err() {
-            return invalid("namespace must be a non-empty name of letters, digits, '-', '_' or '.'");
-        }
-        match self.version.as_str() {
-            "5.0" | "5" => Ok(ProtocolVersion::V5),
-            "3.1.1" | "4" => Ok(ProtocolVersion::V311),
-            _ => invalid("version must be \"5.0\" or \"3.1.1\""),
-        }
-    }
-
     /// The protocol client's settings for `client_id`.
     pub fn client_config(&self, version: ProtocolVersion, client_id: String) -> ClientConfig {
         let will = self.will.as_ref().map(|will| Will {

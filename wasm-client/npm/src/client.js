@@ -2,6 +2,7 @@
 // session machine through the one driver.
 
 import init, { Machine } from './tabmq_client.js';
+import { checkDeviceId } from './device-id.js';
 import { Driver } from './driver.js';
 import { writeOptions, writePublish, writeSubscribe, writeUnsubscribe } from './options.js';
 import { Storage } from './storage.js';
@@ -10,7 +11,7 @@ import { Reader, clientError, readPending } from './wire.js';
 let ready;
 
 /** Loads the WebAssembly module, once. */
-export function load() {
+function load() {
   ready ??= init({ module_or_path: new URL('./tabmq_client_bg.wasm', import.meta.url) });
   return ready;
 }
@@ -25,26 +26,18 @@ export class TabMqClient {
    */
   static async create(options) {
     await load();
-    const [bytes, url] = writeOptions(options);
+    const [bytes, url, namespace] = writeOptions(options);
     const tab = `tab-${random(52).toString(16)}`;
-    // Checked before the database is opened, as the options name it.
-    const invalid = Machine.checkOptions(bytes);
-    if (invalid) throw clientError('invalid-options', invalid);
     let storage;
     let deviceId;
     try {
-      storage = await Storage.open(options.namespace);
+      storage = await Storage.open(namespace);
       deviceId = await storage.deviceId();
     } catch (error) {
       throw clientError('storage', `storage failure: ${error?.message ?? error}`);
     }
     const machine = new Machine(bytes, tab, deviceId, random(53));
     return new TabMqClient(new Driver(machine, storage, url, tab));
-  }
-
-  /** A readable device id to offer the user, such as `sunny-otter-42`. */
-  static suggestDeviceId() {
-    return Machine.suggestDeviceId(Math.random(), Math.random(), Math.random());
   }
 
   constructor(driver) {
@@ -63,7 +56,7 @@ export class TabMqClient {
 
   /** Validates and stores the device id, then uses it (the old id's connection ends). */
   setDeviceId(deviceId) {
-    return this.driver.request((w) => w.u8(3).opt(String(deviceId), (x, id) => x.str(id)));
+    return this.driver.request((w) => w.u8(3).u8(1).str(checkDeviceId(deviceId)));
   }
 
   /** Forgets the device id (and disconnects). */

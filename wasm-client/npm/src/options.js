@@ -1,6 +1,7 @@
 // The app's arguments, checked field by field (errors name the field) and written for
 // the wasm module: the client options and the requests.
 
+import { isName } from './device-id.js';
 import { Writer, clientError } from './wire.js';
 
 const SECONDS = 'a whole number of seconds';
@@ -45,17 +46,20 @@ const invalidRequest = (message) => {
   throw clientError('request', `request refused: ${message}`);
 };
 
-/** The options of `createClient` as the module reads them, and the broker URL. */
+const VERSIONS = { '5.0': 5, 5: 5, '3.1.1': 4, 4: 4 };
+
+/** The options of `createClient` as the module reads them, the broker URL and the namespace. */
 export function writeOptions(options) {
   const o = fields(options, '', invalidOptions);
-  const url = o.str('url') ?? invalidOptions('url must be a string');
-  const namespace = o.str('namespace') ?? invalidOptions('namespace must be a string');
   const will = o.object('will');
   const backoff = o.object('backoff') ?? fields(undefined, 'backoff', invalidOptions);
-  const writer = new Writer()
-    .str(url)
+  const url = o.str('url') ?? invalidOptions('url must be a string');
+  if (!/^wss?:\/\//.test(url)) invalidOptions('url must start with ws:// or wss://');
+  const namespace = o.str('namespace') ?? invalidOptions('namespace must be a string');
+  if (!isName(namespace)) invalidOptions("namespace must be a name of letters, digits, '-', '_' or '.'");
+  const version = VERSIONS[o.str('version') ?? '5.0'] ?? invalidOptions('version must be "5.0" or "3.1.1"');
+  const writer = new Writer(version)
     .str(namespace)
-    .str(o.str('version') ?? '5.0')
     .n(o.int('keepAlive', 65535, 'a whole number of seconds up to 65535') ?? 60)
     .bool(o.bool('cleanStart') ?? false)
     .n(o.int('sessionExpiry', U32, SECONDS) ?? 86400)
@@ -73,7 +77,7 @@ export function writeOptions(options) {
     .n(backoff.int('maxMs', U32, MILLISECONDS) ?? 30000)
     .n(backoff.int('stableMs', U32, MILLISECONDS) ?? 10000)
     .n(o.int('flapCooldownMs', U32, MILLISECONDS) ?? 30000);
-  return [writer.done(), url];
+  return [writer.done(), url, namespace];
 }
 
 const encoder = new TextEncoder();

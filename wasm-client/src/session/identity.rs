@@ -14,10 +14,6 @@ use crate::tabs::{Role, TabMessage};
 impl Session {
     pub(super) fn set_device_id(&mut self, caller: Caller, device_id: Option<String>) {
         let Caller::App(op) = caller else { return };
-        let device_id = match device_id.as_deref().map(crate::device_id::validate).transpose() {
-            Ok(device_id) => device_id,
-            Err(error) => return self.settle(caller, Err(error.into())),
-        };
         if self.device_change.is_some() {
             return self.settle(
                 caller,

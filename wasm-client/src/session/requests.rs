@@ -28,7 +28,7 @@ impl Session {
             return self.settle(caller, Err(ClientError::Request("the client is closed".into())));
         }
         if self.device_id.is_none() {
-            if request == Request::Connect {
+            if matches!(request, Request::Connect) {
                 self.emit(Event::DeviceIdNeeded);
             }
             return self.settle(caller, Err(ClientError::DeviceIdNeeded));

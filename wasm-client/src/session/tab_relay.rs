@@ -79,7 +79,7 @@ impl Session {
     /// A request of this tab's app while another tab leads.
     pub(super) fn relay(&mut self, caller: Caller, request: Request) {
         let Caller::App(op) = caller else { return };
-        if request == Request::Disconnect {
+        if matches!(request, Request::Disconnect) {
             // The shared connection serves every tab: a follower only stops wanting it.
             return self.settle(caller, Ok(super::Reply::Done));
         }

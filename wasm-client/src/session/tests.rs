@@ -18,9 +18,7 @@ use crate::session_log::{StoredSession, decode_entry, encode_entry};
 
 fn options() -> Options {
     Options {
-        url: "ws://broker/mqtt".into(),
         namespace: "app".into(),
-        version: "5.0".into(),
         keep_alive: 60,
         clean_start: false,
         session_expiry: 86_400,

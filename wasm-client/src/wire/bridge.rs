@@ -2,7 +2,7 @@
 //! runs, and the client options. Each input and action is a tag, then its fields;
 //! `npm/src/driver.js` writes the inputs and reads the actions.
 
-use tabmq_protocol::Timestamp;
+use tabmq_protocol::{ProtocolVersion, Timestamp};
 
 use super::values::{
     decode_tab_message, encode_tab_message, read_request, write_event, write_outcome, write_received,
@@ -156,16 +156,19 @@ pub fn write_action(action: &Action) -> Result<Vec<u8>, (SaveId, String)> {
     Ok(writer.finish())
 }
 
-/// The options the driver read from the app's object (types checked, defaults filled):
-/// url, namespace, version, keep-alive, clean start, session expiry, user name?,
-/// password?, will? (topic, payload, QoS, retain, delay?), receive maximum, backoff
-/// initial, maximum and stable delays, flap cooldown.
-pub fn read_options(bytes: &[u8]) -> Result<Options, WireError> {
+/// The options the driver checked in the app's object and wrote (defaults filled):
+/// protocol level (4 or 5), namespace, keep-alive, clean start, session expiry, user
+/// name?, password?, will? (topic, payload, QoS, retain, delay?), receive maximum,
+/// backoff initial, maximum and stable delays, flap cooldown.
+pub fn read_options(bytes: &[u8]) -> Result<(Options, ProtocolVersion), WireError> {
     let mut reader = Reader::new(bytes);
+    let version = match reader.u8()? {
+        4 => ProtocolVersion::V311,
+        5 => ProtocolVersion::V5,
+        _ => return Err(WireError::Invalid),
+    };
     let options = Options {
-        url: reader.str()?,
         namespace: reader.str()?,
-        version: reader.str()?,
         keep_alive: reader.int()?,
         clean_start: reader.bool()?,
         session_expiry: reader.int()?,
@@ -189,7 +192,7 @@ pub fn read_options(bytes: &[u8]) -> Result<Options, WireError> {
         flap_cooldown_ms: reader.int()?,
     };
     reader.end()?;
-    Ok(options)
+    Ok((options, version))
 }
 
 /// Milliseconds since the epoch, as JavaScript gives them, as the machine's clock.

@@ -3,7 +3,7 @@
 
 use tabmq_protocol::flow::{InflightState, OutgoingMessage};
 use tabmq_protocol::packet::{Publish, RetainHandling, Subscription, SubscriptionOptions};
-use tabmq_protocol::{PacketId, Properties, QoS};
+use tabmq_protocol::{PacketId, Properties, ProtocolVersion, QoS};
 
 use super::bridge::{read_input, read_options, write_action};
 use super::values::{decode_tab_message, encode_tab_message};
@@ -282,9 +282,8 @@ fn inputs_the_driver_writes_are_read_and_unknown_ones_refused() {
 fn options_are_read_in_the_order_the_driver_writes_them() {
     let mut writer = Writer::default();
     writer
-        .str("ws://localhost/mqtt")
+        .u8(4)
         .str("app")
-        .str("3.1.1")
         .n(30)
         .bool(true)
         .n(600)
@@ -308,7 +307,9 @@ fn options_are_read_in_the_order_the_driver_writes_them() {
         .n(5_000)
         .n(1_000)
         .n(30_000);
-    let options = read_options(&writer.finish()).expect("readable");
+    let (options, version) = read_options(&writer.finish()).expect("readable");
+    assert_eq!(version, ProtocolVersion::V311);
+    assert_eq!(options.namespace, "app");
     assert_eq!(options.keep_alive, 30);
     assert_eq!(options.username.as_deref(), Some("user"));
     assert_eq!(options.password, None);
@@ -319,5 +320,6 @@ fn options_are_read_in_the_order_the_driver_writes_them() {
     assert_eq!(options.receive_maximum, 20);
     assert_eq!(options.backoff.max_ms, 5_000);
     assert_eq!(options.flap_cooldown_ms, 30_000);
-    assert!(read_options(&[0]).is_err());
+    assert!(read_options(&[3]).is_err(), "an unknown protocol level");
+    assert!(read_options(&[5]).is_err(), "truncated");
 }
