@@ -197,7 +197,7 @@ process.stderr.write('\n');
 
 const gzip = (files) => files.reduce((sum, file) => sum + gzipSync(readFileSync(file), { level: 9 }).length, 0);
 const pkg = path.join(here, 'www/pkg');
-const ours = gzip([path.join(pkg, 'index.js'), path.join(pkg, 'dist/tabmq_client.js'), path.join(pkg, 'dist/tabmq_client_bg.wasm')]);
+const ours = gzip([path.join(pkg, 'index.js'), path.join(pkg, 'tabmq_client_bg.wasm')]);
 const theirs = gzip([mqttBundle]);
 const row = (kind, size) => `| ${kind} | ${median(rates[kind].publish).toFixed(0)} | ${median(rates[kind].receive).toFixed(0)} | ${median(rates[kind].catchUp).toFixed(0)} | ${(size / 1024).toFixed(1)} KiB |`;
 const report = [

@@ -31,9 +31,9 @@ use wasm_bindgen::prelude::*;
 
 use crate::session::{Input, Session};
 use crate::tabs::Role;
-use crate::wire::Writer;
 use crate::wire::bridge::{read_input, read_options, timestamp, write_action};
 use crate::wire::values::write_pending;
+use crate::wire::{Reader, Writer};
 
 /// One client's session machine, driven by `npm/src/driver.js`.
 #[wasm_bindgen]
@@ -46,20 +46,17 @@ pub struct Machine {
 
 #[wasm_bindgen]
 impl Machine {
-    /// A machine for the options `options` (as `npm/src/options.js` wrote them) in the
-    /// tab `tab_id`, with the stored device id; `seed` spreads reconnect delays. Throws
-    /// on options the driver did not write.
-    #[wasm_bindgen(constructor)]
-    pub fn new(
-        options: &[u8],
-        tab_id: String,
-        device_id: Option<String>,
-        seed: f64,
-    ) -> Result<Machine, String> {
-        let (options, version) =
-            read_options(options).map_err(|error| format!("unreadable options: {error}"))?;
-        Ok(Machine {
-            session: Session::new(options, version, tab_id, device_id, seed as u64),
+    /// A machine for `setup`: the options as `npm/src/options.js` wrote them, then this
+    /// tab's id, the stored device id (optional) and a random seed that spreads
+    /// reconnect delays. `undefined` for bytes the driver did not write.
+    pub fn create(setup: &[u8]) -> Option<Machine> {
+        let (options, version, mut reader) = read_options(setup).ok()?;
+        let tab_id = reader.str().ok()?;
+        let device_id = reader.opt(Reader::str).ok()?;
+        let seed = reader.n().ok()?;
+        reader.end().ok()?;
+        Some(Machine {
+            session: Session::new(options, version, tab_id, device_id, seed),
             echoes: VecDeque::new(),
             now: 0.0,
         })
@@ -98,36 +95,26 @@ impl Machine {
             .map_or(-1.0, |at| at.as_millis() as f64)
     }
 
-    /// The device id in use.
-    #[wasm_bindgen(js_name = deviceId)]
-    pub fn device_id(&self) -> Option<String> {
-        self.session.device_id().map(str::to_owned)
-    }
-
-    /// The MQTT client id, `{namespace}-{deviceId}`.
-    #[wasm_bindgen(js_name = clientId)]
-    pub fn client_id(&self) -> Option<String> {
-        self.session.client_id()
-    }
-
-    /// Whether the connection (this tab's, or the leader's) is up.
-    pub fn connected(&self) -> bool {
-        self.session.connected()
-    }
-
-    /// 0 before the role is known, 1 leader, 2 follower.
-    pub fn role(&self) -> u8 {
-        match self.session.role() {
-            None => 0,
-            Some(Role::Leader) => 1,
-            Some(Role::Follower) => 2,
-        }
-    }
-
-    /// The pending list, in the wire format.
-    pub fn pending(&self) -> Vec<u8> {
+    /// What the app may read at any time: the device id (optional), the client id
+    /// (optional), whether the connection is up, the role (0 unknown, 1 leader, 2
+    /// follower) and the pending list.
+    pub fn view(&self) -> Vec<u8> {
+        let session = &self.session;
         let mut writer = Writer::default();
-        write_pending(&mut writer, &self.session.pending());
+        writer
+            .opt(session.device_id(), |w, id| {
+                w.str(id);
+            })
+            .opt(session.client_id(), |w, id| {
+                w.str(&id);
+            })
+            .bool(session.connected())
+            .u8(match session.role() {
+                None => 0,
+                Some(Role::Leader) => 1,
+                Some(Role::Follower) => 2,
+            });
+        write_pending(&mut writer, &session.pending());
         writer.finish()
     }
 }

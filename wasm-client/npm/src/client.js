@@ -1,12 +1,12 @@
 // The app's API. Arguments are checked and written here; every request goes to the
 // session machine through the one driver.
 
-import init, { Machine } from './tabmq_client.js';
+import init, { Machine } from '../dist/tabmq_client.js';
 import { checkDeviceId } from './device-id.js';
 import { Driver } from './driver.js';
 import { writeOptions, writePublish, writeSubscribe, writeUnsubscribe } from './options.js';
 import { Storage } from './storage.js';
-import { Reader, clientError, readPending } from './wire.js';
+import { Reader, Writer, clientError, readPending } from './wire.js';
 
 let ready;
 
@@ -16,7 +16,15 @@ function load() {
   return ready;
 }
 
+const ROLES = [undefined, 'leader', 'follower'];
 const random = (bits) => Math.floor(Math.random() * 2 ** bits);
+
+/** What `machine` says now: device id, client id, connected, role, pending list. */
+function view(machine) {
+  const r = new Reader(machine.view());
+  const str = (x) => x.str();
+  return { deviceId: r.opt(str), clientId: r.opt(str), connected: r.bool(), role: ROLES[r.u8()], pending: readPending(r) };
+}
 
 /** The browser MQTT client. See index.d.ts. */
 export class TabMqClient {
@@ -36,7 +44,8 @@ export class TabMqClient {
     } catch (error) {
       throw clientError('storage', `storage failure: ${error?.message ?? error}`);
     }
-    const machine = new Machine(bytes, tab, deviceId, random(53));
+    const setup = new Writer().rest(bytes).str(tab).opt(deviceId, (w, id) => w.str(id)).n(random(53));
+    const machine = Machine.create(setup.done());
     return new TabMqClient(new Driver(machine, storage, url, tab));
   }
 
@@ -46,12 +55,12 @@ export class TabMqClient {
 
   /** The stored device id, or `undefined` when the user has not chosen one yet. */
   deviceId() {
-    return this.driver.machine.deviceId();
+    return view(this.driver.machine).deviceId;
   }
 
   /** The MQTT client id: `{namespace}-{deviceId}`. */
   clientId() {
-    return this.driver.machine.clientId();
+    return view(this.driver.machine).clientId;
   }
 
   /** Validates and stores the device id, then uses it (the old id's connection ends). */
@@ -96,17 +105,17 @@ export class TabMqClient {
 
   /** Messages accepted and not yet acknowledged, in flight first. */
   pending() {
-    return readPending(new Reader(this.driver.machine.pending()));
+    return view(this.driver.machine).pending;
   }
 
   /** Whether the connection (this tab's, or the leader's for a follower) is up. */
   get connected() {
-    return this.driver.machine.connected();
+    return view(this.driver.machine).connected;
   }
 
   /** `"leader"`, `"follower"`, or `undefined` before it is known. */
   get role() {
-    return [undefined, 'leader', 'follower'][this.driver.machine.role()];
+    return view(this.driver.machine).role;
   }
 
   /** Adds an event handler. */

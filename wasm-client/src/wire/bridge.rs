@@ -159,8 +159,8 @@ pub fn write_action(action: &Action) -> Result<Vec<u8>, (SaveId, String)> {
 /// The options the driver checked in the app's object and wrote (defaults filled):
 /// protocol level (4 or 5), namespace, keep-alive, clean start, session expiry, user
 /// name?, password?, will? (topic, payload, QoS, retain, delay?), receive maximum,
-/// backoff initial, maximum and stable delays, flap cooldown.
-pub fn read_options(bytes: &[u8]) -> Result<(Options, ProtocolVersion), WireError> {
+/// backoff initial, maximum and stable delays, flap cooldown; and a reader of what follows.
+pub fn read_options(bytes: &[u8]) -> Result<(Options, ProtocolVersion, Reader<'_>), WireError> {
     let mut reader = Reader::new(bytes);
     let version = match reader.u8()? {
         4 => ProtocolVersion::V311,
@@ -191,8 +191,7 @@ pub fn read_options(bytes: &[u8]) -> Result<(Options, ProtocolVersion), WireErro
         },
         flap_cooldown_ms: reader.int()?,
     };
-    reader.end()?;
-    Ok((options, version))
+    Ok((options, version, reader))
 }
 
 /// Milliseconds since the epoch, as JavaScript gives them, as the machine's clock.

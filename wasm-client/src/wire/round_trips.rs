@@ -307,7 +307,14 @@ fn options_are_read_in_the_order_the_driver_writes_them() {
         .n(5_000)
         .n(1_000)
         .n(30_000);
-    let (options, version) = read_options(&writer.finish()).expect("readable");
+    writer.str("tab-1");
+    let bytes = writer.finish();
+    let (options, version, mut rest) = read_options(&bytes).expect("readable");
+    assert_eq!(
+        rest.str().as_deref(),
+        Ok("tab-1"),
+        "what follows the options is left to read"
+    );
     assert_eq!(version, ProtocolVersion::V311);
     assert_eq!(options.namespace, "app");
     assert_eq!(options.keep_alive, 30);

@@ -1,6 +1,6 @@
-// tabmq: the browser MQTT client. Loads the WebAssembly module once, then creates clients.
-import { TabMqClient } from './dist/client.js';
-import { suggestDeviceId as suggest } from './dist/device-id.js';
+// tabmq: the browser MQTT client, the package's entry (bundled into dist/index.js).
+import { TabMqClient } from './client.js';
+import { suggestDeviceId as suggest } from './device-id.js';
 
 /** Loads the WebAssembly module (once) and creates a client. See index.d.ts. */
 export async function createClient(options) {
