@@ -1,7 +1,7 @@
 // The app's API. Arguments are checked and written here; every request goes to the
 // session machine through the one driver.
 
-import init, { Machine } from '../dist/tabmq_client.js';
+import { Machine, initSync } from '../dist/tabmq_client.js';
 import { checkDeviceId } from './device-id.js';
 import { Driver } from './driver.js';
 import { writeOptions, writePublish, writeSubscribe, writeUnsubscribe } from './options.js';
@@ -12,7 +12,18 @@ let ready;
 
 /** Loads the WebAssembly module, once. */
 function load() {
-  ready ??= init({ module_or_path: new URL('./tabmq_client_bg.wasm', import.meta.url) });
+  ready ??= (async () => {
+    // Compiled here rather than by the glue's loader, whose fallbacks and warnings this
+    // package does not need: streaming where the server sends `application/wasm`.
+    const response = await fetch(new URL('./tabmq_client_bg.wasm', import.meta.url));
+    const module = await WebAssembly.compileStreaming(response.clone()).catch(async () =>
+      WebAssembly.compile(await response.arrayBuffer()),
+    );
+    initSync({ module });
+  })();
+  ready.catch(() => {
+    ready = undefined; // a failed load is tried again by the next createClient
+  });
   return ready;
 }
 
