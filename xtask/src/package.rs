@@ -11,6 +11,9 @@ use crate::setup;
 /// Where the package template and its build output live.
 pub(crate) const PACKAGE_DIR: &str = "wasm-client/npm";
 
+/// The package's promise (issue 11): wasm and JavaScript together, `gzip -9`, at most 64 KiB.
+pub(crate) const SIZE_BUDGET: u64 = 64 * 1024;
+
 /// Sizes of the built package, in bytes.
 pub(crate) struct PackageSizes {
     /// The optimised `.wasm`.
@@ -157,6 +160,17 @@ pub(crate) fn build() -> Result<(PathBuf, PackageSizes), TaskError> {
         sizes.gzipped
     );
     Ok((tarball, sizes))
+}
+
+/// Fails when the package is over [`SIZE_BUDGET`], naming both figures.
+pub(crate) fn check_budget(sizes: &PackageSizes) -> Result<(), TaskError> {
+    if sizes.gzipped > SIZE_BUDGET {
+        return Err(TaskError::Check(format!(
+            "the npm package is {} B gzipped, over its budget of {SIZE_BUDGET} B (64 KiB)",
+            sizes.gzipped
+        )));
+    }
+    Ok(())
 }
 
 fn copy(from: &Path, to: &Path) -> Result<(), TaskError> {

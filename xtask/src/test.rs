@@ -22,7 +22,8 @@ pub(crate) fn run() -> Result<(), TaskError> {
     ))?;
     cmd::run(&mut cmd::command("cargo", &["test", "--workspace"]))?;
     protocol_builds_for_wasm_without_io()?;
-    crate::package::build()?;
+    let (_, sizes) = crate::package::build()?;
+    crate::package::check_budget(&sizes)?;
     interop(&python)?;
     browser()?;
     crate::bench::smoke()?;
