@@ -2,14 +2,18 @@
 
 use std::path::PathBuf;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 
 use crate::config::{Config, ConfigError};
+use crate::passwd::PasswdArgs;
 
 /// tabmq: an MQTT 3.1.1/5.0 broker for browsers, over WebSocket and TCP.
 #[derive(Debug, Parser)]
 #[command(name = "tabmq", version, about)]
 pub struct Cli {
+    /// A subcommand instead of running the broker.
+    #[command(subcommand)]
+    pub command: Option<Command>,
     /// TOML configuration file (see tabmq.example.toml).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -28,6 +32,14 @@ pub struct Cli {
     /// Log filter (log.level), e.g. info or tabmq=debug.
     #[arg(long, value_name = "FILTER")]
     pub log: Option<String>,
+}
+
+/// What `tabmq` does other than run the broker.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Add a user to a password file (auth.password_file) or change their password;
+    /// the password is read from the terminal, or from standard input.
+    Passwd(PasswdArgs),
 }
 
 impl Cli {

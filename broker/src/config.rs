@@ -200,6 +200,28 @@ impl Default for Sessions {
     }
 }
 
+/// `[auth]`: who a client is.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Auth {
+    /// `user:hash` lines written by `tabmq passwd`; `""` configures none.
+    pub password_file: String,
+    /// Whether clients without credentials are let in. Unset: only when no credentials
+    /// are configured and every listener is on a loopback address.
+    pub allow_anonymous: Option<bool>,
+}
+
+/// `[authz]`: what a client may do.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Authz {
+    /// An ACL file in Mosquitto's syntax; `""`: every topic but `$` ones is open to all.
+    pub acl_file: String,
+    /// The shape of the client ids a user may use, `%u` for the user name and `*` for any
+    /// text, e.g. `"*-%u-*"`; `""`: any client id.
+    pub client_id_pattern: String,
+}
+
 /// `[log]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -226,6 +248,10 @@ pub struct Config {
     pub limits: Limits,
     /// `[sessions]`.
     pub sessions: Sessions,
+    /// `[auth]`.
+    pub auth: Auth,
+    /// `[authz]`.
+    pub authz: Authz,
     /// `[log]`.
     pub log: Log,
 }
@@ -299,6 +325,12 @@ impl Config {
         }
         if self.storage.flush_interval_ms == 0 {
             return invalid("storage.flush_interval_ms", "must be at least 1");
+        }
+        if !self.authz.client_id_pattern.is_empty()
+            && let Err(reason) =
+                crate::security::client_id::ClientIdPattern::parse(&self.authz.client_id_pattern)
+        {
+            return invalid("authz.client_id_pattern", reason);
         }
         if self.sessions.flap_max_takeovers == 0 {
             return invalid("sessions.flap_max_takeovers", "must be at least 1");

@@ -5,7 +5,9 @@
 //! - [`router`]: the single owner of sessions, subscriptions and retained messages;
 //! - [`store`]: durable storage behind a trait, redb by default, with group commit;
 //! - [`listener`]: accept loops, the HTTP side (WebSocket upgrade, `/metrics`, static files);
-//! - [`server`]: wiring and graceful shutdown; [`config`] and [`cli`]: settings.
+//! - [`security`]: authentication, the ACL, client-id ownership;
+//! - [`server`]: wiring and graceful shutdown; [`config`] and [`cli`]: settings;
+//!   [`passwd`]: the `tabmq passwd` subcommand.
 
 pub mod cli;
 pub mod clock;
@@ -13,6 +15,8 @@ pub mod config;
 pub mod connection;
 pub mod listener;
 pub mod metrics;
+pub mod passwd;
 pub mod router;
+pub mod security;
 pub mod server;
 pub mod store;

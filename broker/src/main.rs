@@ -3,11 +3,20 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use tabmq_broker::{cli, server};
+use tabmq_broker::{cli, passwd, server};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
+    if let Some(cli::Command::Passwd(args)) = &cli.command {
+        return match passwd::run(args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("tabmq passwd: {error}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let config = match cli.config() {
         Ok(config) => config,
         Err(error) => {

@@ -55,6 +55,10 @@ counters! {
     bytes_out_total: "counter",
     /// Connections closed for a protocol violation.
     protocol_errors_total: "counter",
+    /// CONNECTs refused for their credentials or client id.
+    auth_failures_total: "counter",
+    /// PUBLISHes, SUBSCRIBE filters and wills the ACL refused.
+    acl_denials_total: "counter",
     /// Connections replaced by a newer one with the same client id.
     takeovers_total: "counter",
     /// Connections refused by the flap guard.

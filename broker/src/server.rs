@@ -16,6 +16,7 @@ use crate::connection::Shared;
 use crate::listener::{self, Kind};
 use crate::metrics::Metrics;
 use crate::router::{Router, ToRouter};
+use crate::security::{Security, SecurityError};
 use crate::store::{RedbStore, Store, StoreError, StoreHandle};
 
 /// How long shutdown waits for connections to say goodbye.
@@ -27,6 +28,9 @@ pub enum StartupError {
     /// The data directory is unusable.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A password or ACL file is unusable.
+    #[error(transparent)]
+    Security(#[from] SecurityError),
     /// A listen address could not be bound.
     #[error("cannot listen on {address} ({option}): {source}")]
     Bind {
@@ -76,6 +80,8 @@ async fn bind(option: &'static str, address: &str) -> Result<Option<TcpListener>
 /// Runs the broker until a termination signal; returns after a clean shutdown.
 pub async fn run(config: Config) -> Result<(), StartupError> {
     let config = Arc::new(config);
+    let metrics = Arc::new(Metrics::default());
+    let security = Arc::new(Security::load(&config, metrics.clone())?);
     let store = RedbStore::open(&config.storage.data_dir)?;
     let snapshot = store.load()?;
     info!(
@@ -92,7 +98,6 @@ pub async fn run(config: Config) -> Result<(), StartupError> {
         config.storage.durability,
         config.flush_interval(),
     );
-    let metrics = Arc::new(Metrics::default());
     let (router_tx, router_rx) = mpsc::unbounded_channel();
     let router = Router::new(config.clone(), store.clone(), metrics.clone(), snapshot);
     let router_task = tokio::spawn(router.run(router_rx));
@@ -105,7 +110,9 @@ pub async fn run(config: Config) -> Result<(), StartupError> {
         metrics,
         clock: Clock::start(),
         next_id: AtomicU64::new(1),
+        security: security.clone(),
     });
+    let reloader = tokio::spawn(reload_on_hangup(security));
     let (alive, mut all_closed) = mpsc::channel::<()>(1);
     let mut accept_tasks = Vec::new();
     if let Some(listener) = ws {
@@ -150,6 +157,7 @@ pub async fn run(config: Config) -> Result<(), StartupError> {
     }
     ticker.abort();
     let _ = ticker.await;
+    reloader.abort();
     drop(router_tx);
     drop(shared);
     let _ = router_task.await;
@@ -167,6 +175,27 @@ async fn tick(router: mpsc::UnboundedSender<ToRouter>) {
             return;
         }
     }
+}
+
+/// Reads the password and ACL files again on each SIGHUP; a file that does not parse
+/// leaves the current policy in force.
+async fn reload_on_hangup(security: Arc<Security>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+            warn!("cannot listen for SIGHUP: the security files will not be reloaded");
+            return;
+        };
+        while hangups.recv().await.is_some() {
+            match security.reload() {
+                Ok(()) => info!("SIGHUP: security files reloaded"),
+                Err(error) => warn!(%error, "SIGHUP: reload failed; the previous files stay in force"),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    std::future::pending::<()>().await;
 }
 
 async fn termination_signal() {

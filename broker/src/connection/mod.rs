@@ -13,6 +13,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
+use tabmq_protocol::packet::Connect;
 use tabmq_protocol::server::{CloseCause, Connection, ConnectionPhase, ServerConfig, ServerEvent};
 use tabmq_protocol::topic::SharedFilter;
 use tabmq_protocol::{ProtocolVersion, ReasonCode};
@@ -25,6 +26,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::router::{ConnectionLink, DetachReason, ToConnection, ToRouter};
+use crate::security::{Identity, Security};
 use crate::store::{StoreHandle, StoreOp};
 
 /// Most router messages applied before the connection writes to its socket.
@@ -44,6 +46,8 @@ pub struct Shared {
     pub clock: Clock,
     /// The next connection id.
     pub next_id: AtomicU64,
+    /// Authentication and authorization.
+    pub security: Arc<Security>,
 }
 
 impl Shared {
@@ -73,6 +77,8 @@ impl Shared {
 /// A connection's state beyond the protocol machine.
 struct Session {
     client_id: Option<Arc<str>>,
+    /// Who the client authenticated as.
+    identity: Identity,
     persistent: bool,
     recorder: InflightRecorder,
     /// Store writes that must be durable before this round's bytes leave.
@@ -95,6 +101,7 @@ pub async fn run(shared: Arc<Shared>, mut transport: Transport, peer: SocketAddr
     let mut machine = Connection::new(shared.server_config(), clock.now());
     let mut state = Session {
         client_id: None,
+        identity: Identity::default(),
         persistent: false,
         recorder: InflightRecorder::default(),
         durable_ops: Vec::new(),
@@ -134,7 +141,19 @@ pub async fn run(shared: Arc<Shared>, mut transport: Transport, peer: SocketAddr
             },
             () = sleep_until(deadline) => machine.handle_timeout(clock.now()),
         }
-        handle_events(&shared, &link, &mut machine, &mut state, peer);
+        while let Some(connect) = handle_events(&shared, &link, &mut machine, &mut state, peer) {
+            // Events after the CONNECT wait in the machine until it is decided.
+            match shared.security.authenticate(&connect, peer.ip()).await {
+                Ok(identity) => {
+                    state.identity = identity;
+                    let _ = shared.router.send(ToRouter::Connect {
+                        link: link.clone(),
+                        connect,
+                    });
+                }
+                Err(reason) => machine.refuse(reason),
+            }
+        }
         if !persist(&shared, &mut machine, &mut state).await {
             break;
         }
@@ -220,27 +239,44 @@ fn apply(shared: &Shared, machine: &mut Connection, state: &mut Session, message
     }
 }
 
-/// Passes the state machine's events on to the router.
+/// Passes the state machine's events on to the router, up to a CONNECT, which it
+/// returns for authentication (the events after it stay queued in the machine).
 fn handle_events(
     shared: &Shared,
     link: &ConnectionLink,
     machine: &mut Connection,
     state: &mut Session,
     peer: SocketAddr,
-) {
+) -> Option<Box<Connect>> {
     while let Some(event) = machine.poll_event() {
         let to_router = match event {
-            ServerEvent::Connect(connect) => Some(ToRouter::Connect {
-                link: link.clone(),
-                connect,
-            }),
+            ServerEvent::Connect(connect) => return Some(connect),
             ServerEvent::Publish(publish) => {
                 if !shared.topic_within_limits(&publish.topic) {
                     info!(%peer, topic_length = publish.topic.len(), "closing connection: topic over the configured limits");
                     machine.close(ReasonCode::TopicNameInvalid);
                     continue;
                 }
-                state.client_id.clone().map(|client_id| ToRouter::Publish {
+                let Some(client_id) = state.client_id.clone() else {
+                    continue;
+                };
+                if !shared
+                    .security
+                    .may_publish(&state.identity, &client_id, &publish.topic)
+                {
+                    debug!(%peer, %client_id, topic = %publish.topic, "publish denied by the ACL");
+                    if let Some(packet_id) = publish.packet_id {
+                        // MQTT 5 says why; 3.1.1 has no way to, so it acknowledges and
+                        // discards the message (MQTT-3.3.5-2).
+                        let reason = match machine.version() {
+                            ProtocolVersion::V5 => ReasonCode::NotAuthorized,
+                            ProtocolVersion::V311 => ReasonCode::Success,
+                        };
+                        machine.acknowledge(packet_id, reason);
+                    }
+                    continue;
+                }
+                Some(ToRouter::Publish {
                     connection: link.id,
                     client_id,
                     publish,
@@ -256,10 +292,22 @@ fn handle_events(
                     machine.close(ReasonCode::TopicFilterInvalid);
                     continue;
                 }
-                state.client_id.clone().map(|client_id| ToRouter::Subscribe {
-                    connection: link.id,
-                    client_id,
-                    subscribe: *subscribe,
+                state.client_id.clone().map(|client_id| {
+                    let denied = subscribe
+                        .subscriptions
+                        .iter()
+                        .map(|s| {
+                            !shared
+                                .security
+                                .may_subscribe(&state.identity, &client_id, &s.filter)
+                        })
+                        .collect();
+                    ToRouter::Subscribe {
+                        connection: link.id,
+                        client_id,
+                        subscribe: *subscribe,
+                        denied,
+                    }
                 })
             }
             ServerEvent::Unsubscribe(unsubscribe) => {
@@ -291,6 +339,7 @@ fn handle_events(
             let _ = shared.router.send(message);
         }
     }
+    None
 }
 
 fn record_close(shared: &Shared, state: &mut Session, cause: CloseCause, peer: SocketAddr) {

@@ -68,6 +68,8 @@ pub enum ToRouter {
         client_id: Arc<str>,
         /// The packet.
         subscribe: Subscribe,
+        /// Per filter, whether the ACL refuses it (answered 0x87, not subscribed).
+        denied: Vec<bool>,
     },
     /// UNSUBSCRIBE; answered with `Unsuback`.
     Unsubscribe {

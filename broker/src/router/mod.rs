@@ -170,7 +170,8 @@ impl Router {
                 connection,
                 client_id,
                 subscribe,
-            } => self.subscribe(connection, &client_id, subscribe, batch),
+                denied,
+            } => self.subscribe(connection, &client_id, subscribe, &denied, batch),
             ToRouter::Unsubscribe {
                 connection,
                 client_id,

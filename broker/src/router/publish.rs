@@ -65,10 +65,8 @@ impl Router {
         Metrics::inc(self.metrics.messages_in(publish.qos));
         let packet_id = publish.packet_id;
         let qos = publish.qos;
-        let reason = if publish.topic.starts_with('$') {
-            // `$` topics belong to the server.
-            ReasonCode::NotAuthorized
-        } else if self.route(publish, Some(client_id), batch) {
+        // Who may publish where (`$` topics included) was decided by the connection.
+        let reason = if self.route(publish, Some(client_id), batch) {
             ReasonCode::Success
         } else {
             ReasonCode::NoMatchingSubscribers

@@ -18,6 +18,7 @@ impl Router {
         connection: ConnectionId,
         client_id: &Arc<str>,
         subscribe: Subscribe,
+        denied: &[bool],
         batch: &mut Batch,
     ) {
         let Some(link) = self.link_of(client_id, connection).cloned() else {
@@ -28,7 +29,12 @@ impl Router {
         let identifier = subscribe.properties.subscription_identifiers.first().copied();
         let mut reasons = Vec::with_capacity(subscribe.subscriptions.len());
         let mut retained = Vec::new();
-        for request in subscribe.subscriptions {
+        for (index, request) in subscribe.subscriptions.into_iter().enumerate() {
+            if denied.get(index).copied().unwrap_or(false) {
+                // 3.1.1's SUBACK carries it as 0x80, failure.
+                reasons.push(ReasonCode::NotAuthorized);
+                continue;
+            }
             let Some(session) = self.sessions.get_mut(client_id) else {
                 return;
             };

@@ -1,0 +1,311 @@
+//! Who may connect, as which client id, and to which topics.
+//!
+//! - [`passwords`]: the password file (`auth.password_file`, argon2id hashes);
+//! - [`acl`]: the ACL file (`authz.acl_file`, Mosquitto's syntax) and [`filters`], the
+//!   topic-filter algebra it needs;
+//! - [`client_id`]: client-id ownership (`authz.client_id_pattern`);
+//! - [`failures`]: slowing down repeated failures from one address.
+//!
+//! [`Security`] holds the current [`Policy`], built from the files at startup and again
+//! on SIGHUP (a file that does not parse then keeps the old policy, and says why).
+//! Connection tasks ask it at CONNECT ([`Security::authenticate`]) and for every PUBLISH
+//! and SUBSCRIBE ([`Security::may_publish`], [`Security::may_subscribe`]).
+
+pub mod acl;
+pub mod client_id;
+pub mod failures;
+pub mod filters;
+pub mod passwords;
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Instant;
+
+use tabmq_protocol::ReasonCode;
+use tabmq_protocol::packet::Connect;
+use tokio::sync::Semaphore;
+use tracing::{info, warn};
+
+use self::acl::{Acl, Subject};
+use self::client_id::ClientIdPattern;
+use self::failures::FailureLog;
+use self::passwords::PasswordFile;
+use crate::config::Config;
+use crate::metrics::Metrics;
+
+/// A security file that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum SecurityError {
+    /// The file could not be read.
+    #[error("cannot read {option} file {path}: {source}")]
+    Read {
+        /// The config option naming the file.
+        option: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file does not parse.
+    #[error("{option} file {path}, {reason}")]
+    Parse {
+        /// The config option naming the file.
+        option: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, with the line.
+        reason: String,
+    },
+}
+
+/// Who a connection is: the user it authenticated as, or anonymous.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Identity {
+    /// The user name, `None` for an anonymous client.
+    pub username: Option<Arc<str>>,
+}
+
+/// What the files and settings say, as of the last (re)load.
+#[derive(Debug, Default)]
+pub struct Policy {
+    passwords: Option<PasswordFile>,
+    acl: Option<Acl>,
+    allow_anonymous: bool,
+    client_id_pattern: Option<ClientIdPattern>,
+}
+
+/// The broker's authentication and authorization.
+#[derive(Debug)]
+pub struct Security {
+    password_file: Option<PathBuf>,
+    acl_file: Option<PathBuf>,
+    allow_anonymous: bool,
+    client_id_pattern: Option<ClientIdPattern>,
+    policy: RwLock<Arc<Policy>>,
+    /// Password checks running at once: one per core, so a flood of guesses queues
+    /// instead of taking every thread.
+    hashing: Semaphore,
+    failures: Mutex<FailureLog>,
+    metrics: Arc<Metrics>,
+}
+
+fn read(option: &'static str, path: &Path) -> Result<String, SecurityError> {
+    std::fs::read_to_string(path).map_err(|source| SecurityError::Read {
+        option,
+        path: path.to_owned(),
+        source,
+    })
+}
+
+fn path_of(setting: &str) -> Option<PathBuf> {
+    (!setting.is_empty()).then(|| setting.into())
+}
+
+/// Whether anonymous clients are let in when `auth.allow_anonymous` is not set: only when
+/// no credentials are configured and every listener is on a loopback address; and why.
+pub fn anonymous_by_default(config: &Config) -> (bool, &'static str) {
+    if !config.auth.password_file.is_empty() {
+        return (false, "credentials are configured (auth.password_file)");
+    }
+    let public = [&config.listeners.ws, &config.listeners.tcp]
+        .into_iter()
+        .filter(|address| !address.is_empty())
+        .any(|address| {
+            address
+                .parse::<std::net::SocketAddr>()
+                .is_ok_and(|a| !a.ip().is_loopback())
+        });
+    if public {
+        (false, "a listener is on a non-loopback address")
+    } else {
+        (
+            true,
+            "no credentials are configured and every listener is on loopback",
+        )
+    }
+}
+
+impl Security {
+    /// Reads the configured files; logs what anonymous clients may do, and why.
+    pub fn load(config: &Config, metrics: Arc<Metrics>) -> Result<Self, SecurityError> {
+        let allow_anonymous = match config.auth.allow_anonymous {
+            Some(allow) => {
+                info!(
+                    allow_anonymous = allow,
+                    "anonymous clients: as configured (auth.allow_anonymous)"
+                );
+                allow
+            }
+            None => {
+                let (allow, why) = anonymous_by_default(config);
+                info!(allow_anonymous = allow, "anonymous clients: {why}");
+                allow
+            }
+        };
+        let client_id_pattern = match config.authz.client_id_pattern.as_str() {
+            "" => None,
+            pattern => ClientIdPattern::parse(pattern).ok(),
+        };
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        let security = Self {
+            password_file: path_of(&config.auth.password_file),
+            acl_file: path_of(&config.authz.acl_file),
+            allow_anonymous,
+            client_id_pattern,
+            policy: RwLock::default(),
+            hashing: Semaphore::new(cores),
+            failures: Mutex::default(),
+            metrics,
+        };
+        security.reload()?;
+        Ok(security)
+    }
+
+    /// Reads the files again (SIGHUP). On an error the current policy stays.
+    pub fn reload(&self) -> Result<(), SecurityError> {
+        let passwords =
+            match &self.password_file {
+                Some(path) => Some(PasswordFile::parse(&read("auth.password_file", path)?).map_err(
+                    |error| SecurityError::Parse {
+                        option: "auth.password_file",
+                        path: path.clone(),
+                        reason: error.to_string(),
+                    },
+                )?),
+                None => None,
+            };
+        let acl =
+            match &self.acl_file {
+                Some(path) => Some(Acl::parse(&read("authz.acl_file", path)?).map_err(|error| {
+                    SecurityError::Parse {
+                        option: "authz.acl_file",
+                        path: path.clone(),
+                        reason: error.to_string(),
+                    }
+                })?),
+                None => None,
+            };
+        if let Some(passwords) = &passwords {
+            info!(users = passwords.len(), "password file loaded");
+        }
+        if acl.is_some() {
+            info!("ACL file loaded");
+        }
+        let policy = Policy {
+            passwords,
+            acl,
+            allow_anonymous: self.allow_anonymous,
+            client_id_pattern: self.client_id_pattern.clone(),
+        };
+        *self
+            .policy
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(policy);
+        Ok(())
+    }
+
+    fn policy(&self) -> Arc<Policy> {
+        self.policy
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Decides a CONNECT from `peer`: who the client is, or the CONNACK reason code that
+    /// refuses it (0x86 bad user name or password, 0x87 not authorized, 0x85 a client id
+    /// this user may not use). Credential failures are answered after a growing delay.
+    pub async fn authenticate(&self, connect: &Connect, peer: IpAddr) -> Result<Identity, ReasonCode> {
+        let policy = self.policy();
+        let identity = match (&connect.username, &policy.passwords) {
+            (Some(user), Some(passwords)) => {
+                let known = passwords.hash_of(user);
+                // An unknown user costs a hash check too, so timing does not tell them apart.
+                let hash = known.unwrap_or_else(|| passwords::decoy()).to_owned();
+                let password = connect.password.clone().unwrap_or_default();
+                let matched = {
+                    let _permit = self.hashing.acquire().await;
+                    tokio::task::spawn_blocking(move || passwords::verify(&hash, &password))
+                        .await
+                        .unwrap_or(false)
+                };
+                if !(matched && known.is_some()) {
+                    return Err(self.refuse(peer, ReasonCode::BadUserNameOrPassword).await);
+                }
+                Identity {
+                    username: Some(user.as_str().into()),
+                }
+            }
+            // A user name that nothing can check names nobody.
+            _ if policy.allow_anonymous => Identity::default(),
+            _ => return Err(self.refuse(peer, ReasonCode::NotAuthorized).await),
+        };
+        if let Some(pattern) = &policy.client_id_pattern
+            && !connect.client_id.is_empty()
+            && !pattern.allows(&connect.client_id, identity.username.as_deref())
+        {
+            info!(%peer, client_id = %connect.client_id, user = identity.username.as_deref(), "refused: client id not owned by this user");
+            Metrics::inc(&self.metrics.auth_failures_total);
+            return Err(ReasonCode::ClientIdentifierNotValid);
+        }
+        if let Some(will) = &connect.will
+            && !self.permits_publish(&policy, &identity, &connect.client_id, &will.topic)
+        {
+            info!(%peer, client_id = %connect.client_id, "refused: will topic not writable by this client");
+            Metrics::inc(&self.metrics.acl_denials_total);
+            return Err(ReasonCode::NotAuthorized);
+        }
+        Ok(identity)
+    }
+
+    async fn refuse(&self, peer: IpAddr, reason: ReasonCode) -> ReasonCode {
+        Metrics::inc(&self.metrics.auth_failures_total);
+        let delay = self
+            .failures
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .record(peer, Instant::now());
+        warn!(%peer, ?reason, delay_ms = delay.as_millis() as u64, "authentication failed");
+        tokio::time::sleep(delay).await;
+        reason
+    }
+
+    /// Whether `identity`, connected as `client_id`, may publish to `topic`. `$SYS/` is the
+    /// broker's alone; other `$` topics need an ACL rule that names them.
+    pub fn may_publish(&self, identity: &Identity, client_id: &str, topic: &str) -> bool {
+        let allowed = self.permits_publish(&self.policy(), identity, client_id, topic);
+        if !allowed {
+            Metrics::inc(&self.metrics.acl_denials_total);
+        }
+        allowed
+    }
+
+    fn permits_publish(&self, policy: &Policy, identity: &Identity, client_id: &str, topic: &str) -> bool {
+        if topic.starts_with("$SYS/") {
+            return false;
+        }
+        match &policy.acl {
+            Some(acl) => acl.may_write(subject(identity, client_id), topic),
+            None => !topic.starts_with('$'),
+        }
+    }
+
+    /// Whether `identity`, connected as `client_id`, may subscribe to `filter`.
+    pub fn may_subscribe(&self, identity: &Identity, client_id: &str, filter: &str) -> bool {
+        let allowed = match &self.policy().acl {
+            Some(acl) => acl.may_read(subject(identity, client_id), filter),
+            None => true,
+        };
+        if !allowed {
+            Metrics::inc(&self.metrics.acl_denials_total);
+        }
+        allowed
+    }
+}
+
+fn subject<'a>(identity: &'a Identity, client_id: &'a str) -> Subject<'a> {
+    Subject {
+        username: identity.username.as_deref(),
+        client_id,
+    }
+}
