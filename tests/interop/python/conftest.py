@@ -30,14 +30,25 @@ def wait_for_port(port: int, timeout: float = 20.0) -> None:
 class Broker:
     """The broker binary named by TABMQ_BIN."""
 
-    def __init__(self) -> None:
+    def __init__(self, config=None, setup=None) -> None:
+        """`config(dir)`: TOML for a config file; `setup(dir)` runs first (to write files it names)."""
         self.dir = tempfile.mkdtemp(prefix="tabmq-interop-")
+        if setup:
+            setup(self.dir)
         self.tcp_port = free_port()
         self.ws_port = free_port()
-        self.log = open(os.path.join(self.dir, "broker.log"), "wb")
+        self.log_path = os.path.join(self.dir, "broker.log")
+        self.log = open(self.log_path, "wb")
+        config_args = []
+        if config:
+            path = os.path.join(self.dir, "tabmq.toml")
+            with open(path, "w") as file:
+                file.write(config(self.dir))
+            config_args = ["--config", path]
         self.process = subprocess.Popen(
             [
                 os.environ["TABMQ_BIN"],
+                *config_args,
                 "--tcp", f"127.0.0.1:{self.tcp_port}",
                 "--ws", f"127.0.0.1:{self.ws_port}",
                 "--www", "",
@@ -48,6 +59,18 @@ class Broker:
         )
         wait_for_port(self.tcp_port)
         wait_for_port(self.ws_port)
+
+    def log_text(self) -> str:
+        with open(self.log_path, "rb") as file:
+            return file.read().decode(errors="replace")
+
+    def wait_for_log(self, text: str, count: int = 1, timeout: float = 20.0) -> None:
+        """Waits until the broker's log holds `text` `count` times (polling its file)."""
+        deadline = time.monotonic() + timeout
+        while self.log_text().count(text) < count:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the broker never logged {text!r} ({count}x)")
+            time.sleep(0.02)
 
     def port(self, transport: str) -> int:
         return self.ws_port if transport == "websockets" else self.tcp_port
