@@ -81,6 +81,13 @@ pub struct Listeners {
     pub ws_path: String,
     /// Directory of static files served over HTTP (the demo page); `""` serves none.
     pub www: String,
+    /// Page origins (`https://app.example.com`) allowed to open the MQTT WebSocket; an
+    /// upgrade without an `Origin` header (not a browser) is always allowed. Empty: the
+    /// broker's own origin (the page it serves) and loopback origins; `["*"]`: any.
+    pub allowed_origins: Vec<String>,
+    /// When set, `/metrics` answers only requests with `Authorization: Bearer <token>`;
+    /// when not, only loopback clients.
+    pub metrics_token: String,
 }
 
 impl Default for Listeners {
@@ -90,6 +97,8 @@ impl Default for Listeners {
             tcp: "127.0.0.1:1883".into(),
             ws_path: "/mqtt".into(),
             www: "www".into(),
+            allowed_origins: Vec::new(),
+            metrics_token: String::new(),
         }
     }
 }
@@ -298,6 +307,14 @@ impl Config {
         }
         if self.listeners.ws.is_empty() && self.listeners.tcp.is_empty() {
             return invalid("listeners", "at least one of ws and tcp must be set");
+        }
+        for origin in &self.listeners.allowed_origins {
+            if origin != "*" && crate::listener::origin::parse(origin).is_none() {
+                return invalid(
+                    "listeners.allowed_origins",
+                    "each entry must be an origin such as https://app.example.com, or \"*\"",
+                );
+            }
         }
         if !self.listeners.ws_path.starts_with('/') {
             return invalid("listeners.ws_path", "must start with /");

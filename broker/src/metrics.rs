@@ -55,6 +55,8 @@ counters! {
     bytes_out_total: "counter",
     /// Connections closed for a protocol violation.
     protocol_errors_total: "counter",
+    /// WebSocket upgrades refused for their page's origin.
+    origin_refusals_total: "counter",
     /// CONNECTs refused for their credentials or client id.
     auth_failures_total: "counter",
     /// PUBLISHes, SUBSCRIBE filters and wills the ACL refused.

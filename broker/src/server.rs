@@ -115,6 +115,14 @@ pub async fn run(config: Config) -> Result<(), StartupError> {
     let reloader = tokio::spawn(reload_on_hangup(security));
     let (alive, mut all_closed) = mpsc::channel::<()>(1);
     let mut accept_tasks = Vec::new();
+    if config
+        .listeners
+        .allowed_origins
+        .iter()
+        .any(|origin| origin == "*")
+    {
+        warn!("listeners.allowed_origins has \"*\": pages of any site may open the MQTT WebSocket");
+    }
     if let Some(listener) = ws {
         let address = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
         info!(

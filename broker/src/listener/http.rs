@@ -11,8 +11,11 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 
+use tracing::info;
+
 use crate::connection::transport::Transport;
 use crate::connection::{self, Shared};
+use crate::metrics::Metrics;
 
 /// Bytes a WebSocket connection reads at a time, and keeps allocated while idle. Measured
 /// (`tabmq-bench run --scenario idle` and `fan-in --payload`): 4 KiB cost 14 KiB per idle
@@ -20,8 +23,12 @@ use crate::connection::{self, Shared};
 /// already received are joined regardless), 64 KiB messages take 15 % more CPU.
 const WEBSOCKET_READ_BUFFER: usize = 2 * 1024;
 
-/// Largest request head accepted.
+/// Largest request head accepted (beyond: 431).
 const MAX_HEAD: usize = 16 * 1024;
+/// How long a refused request's remaining bytes are read and dropped before closing.
+const LINGER: Duration = Duration::from_secs(2);
+/// Most header fields in a request (beyond: 431).
+const MAX_HEADERS: usize = 64;
 /// How long an idle HTTP connection may take to send a request.
 const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 /// WebSocket subprotocols for MQTT, in order of preference.
@@ -57,12 +64,15 @@ pub async fn serve(shared: Arc<Shared>, mut stream: TcpStream, peer: std::net::S
     let mut buffer = Vec::with_capacity(1024);
     loop {
         let head = match tokio::time::timeout(HEAD_TIMEOUT, read_head(&mut stream, &mut buffer)).await {
-            Ok(Ok(Some(head))) => head,
-            Ok(Ok(None)) | Ok(Err(_)) | Err(_) => return,
+            Ok(Ok(Head::Complete(head))) => head,
+            Ok(Ok(Head::TooLarge)) => {
+                return refuse(stream, 431, b"request header fields too large\n").await;
+            }
+            Ok(Ok(Head::Closed)) | Ok(Err(_)) | Err(_) => return,
         };
-        let Some(request) = parse(&buffer[..head]) else {
-            let _ = respond(&mut stream, 400, "text/plain", b"bad request\n", false).await;
-            return;
+        let request = match parse(&buffer[..head]) {
+            Ok(request) => request,
+            Err(status) => return refuse(stream, status, b"bad request\n").await,
         };
         let leftover = buffer.split_off(head);
         buffer.clear();
@@ -75,17 +85,29 @@ pub async fn serve(shared: Arc<Shared>, mut stream: TcpStream, peer: std::net::S
         buffer = leftover;
         let keep_alive = request.keep_alive;
         let sent = match (request.method.as_str(), request.path.as_str()) {
-            ("GET", "/metrics") => {
-                let body = shared.metrics.prometheus();
-                respond(
-                    &mut stream,
-                    200,
-                    "text/plain; version=0.0.4",
-                    body.as_bytes(),
-                    keep_alive,
-                )
-                .await
-            }
+            ("GET", "/metrics") => match metrics_access(&shared, &request, peer) {
+                Ok(()) => {
+                    let body = shared.metrics.prometheus();
+                    respond(
+                        &mut stream,
+                        200,
+                        "text/plain; version=0.0.4",
+                        body.as_bytes(),
+                        keep_alive,
+                    )
+                    .await
+                }
+                Err(status) => {
+                    respond(
+                        &mut stream,
+                        status,
+                        "text/plain",
+                        b"metrics not available\n",
+                        keep_alive,
+                    )
+                    .await
+                }
+            },
             ("GET" | "HEAD", path) => serve_file(&shared, &mut stream, path, keep_alive).await,
             _ => {
                 respond(
@@ -104,46 +126,90 @@ pub async fn serve(shared: Arc<Shared>, mut stream: TcpStream, peer: std::net::S
     }
 }
 
-/// Reads until the end of a request head; returns its length, `None` at EOF.
-async fn read_head(stream: &mut TcpStream, buffer: &mut Vec<u8>) -> std::io::Result<Option<usize>> {
+/// How reading a request head ended.
+enum Head {
+    /// A whole head of this length.
+    Complete(usize),
+    /// Over `MAX_HEAD` without its end.
+    TooLarge,
+    /// The peer closed the connection.
+    Closed,
+}
+
+/// Reads until the end of a request head.
+async fn read_head(stream: &mut TcpStream, buffer: &mut Vec<u8>) -> std::io::Result<Head> {
     loop {
         if let Some(end) = buffer.windows(4).position(|window| window == b"\r\n\r\n") {
-            return Ok(Some(end + 4));
+            return Ok(Head::Complete(end + 4));
         }
         if buffer.len() > MAX_HEAD {
-            return Ok(None);
+            return Ok(Head::TooLarge);
         }
         let mut chunk = [0u8; 2048];
         let read = stream.read(&mut chunk).await?;
         if read == 0 {
-            return Ok(None);
+            return Ok(Head::Closed);
         }
         buffer.extend_from_slice(&chunk[..read]);
     }
 }
 
-fn parse(head: &[u8]) -> Option<Request> {
-    let mut headers = [httparse::EMPTY_HEADER; 64];
+/// The request in `head`, or the status that refuses it: 431 for more than
+/// `MAX_HEADERS` header fields, 400 for anything malformed.
+fn parse(head: &[u8]) -> Result<Request, u16> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut request = httparse::Request::new(&mut headers);
-    if !matches!(request.parse(head), Ok(httparse::Status::Complete(_))) {
-        return None;
+    match request.parse(head) {
+        Ok(httparse::Status::Complete(_)) => {}
+        Err(httparse::Error::TooManyHeaders) => return Err(431),
+        _ => return Err(400),
     }
-    let version = request.version?;
+    let version = request.version.ok_or(400u16)?;
     let headers: Vec<(String, String)> = request
         .headers
         .iter()
         .map(|h| (h.name.to_owned(), String::from_utf8_lossy(h.value).into_owned()))
         .collect();
     let mut parsed = Request {
-        method: request.method?.to_owned(),
-        path: request.path?.split('?').next().unwrap_or("/").to_owned(),
+        method: request.method.ok_or(400u16)?.to_owned(),
+        path: request
+            .path
+            .ok_or(400u16)?
+            .split('?')
+            .next()
+            .unwrap_or("/")
+            .to_owned(),
         headers,
         keep_alive: version == 1,
     };
     if parsed.header_has_token("connection", "close") {
         parsed.keep_alive = false;
     }
-    Some(parsed)
+    Ok(parsed)
+}
+
+/// Whether this request may read `/metrics`: with `listeners.metrics_token` set, only with
+/// `Authorization: Bearer <token>` (401 otherwise, loopback included); without it, only
+/// from loopback (403 otherwise).
+fn metrics_access(shared: &Shared, request: &Request, peer: std::net::SocketAddr) -> Result<(), u16> {
+    let token = &shared.config.listeners.metrics_token;
+    if token.is_empty() {
+        return if peer.ip().is_loopback() { Ok(()) } else { Err(403) };
+    }
+    let presented = request
+        .header("authorization")
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    if constant_time_eq(presented.as_bytes(), token.as_bytes()) {
+        Ok(())
+    } else {
+        Err(401)
+    }
+}
+
+/// Compares without stopping at the first difference, so timing does not reveal a prefix.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |diff, (x, y)| diff | (x ^ y)) == 0
 }
 
 async fn respond(
@@ -156,8 +222,11 @@ async fn respond(
     let reason = match status {
         200 => "OK",
         400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
+        431 => "Request Header Fields Too Large",
         503 => "Service Unavailable",
         _ => "Error",
     };
@@ -168,6 +237,25 @@ async fn respond(
     );
     stream.write_all(head.as_bytes()).await?;
     stream.write_all(body).await
+}
+
+/// Answers `status` and closes without a reset: the client may still be sending the
+/// request the answer refuses, and unread bytes at close would make the kernel send a
+/// reset that can destroy the answer before the client reads it. So the write side
+/// is shut first, and what still arrives is read and dropped, for a bounded time.
+async fn refuse(mut stream: TcpStream, status: u16, body: &[u8]) {
+    if respond(&mut stream, status, "text/plain", body, false)
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let _ = stream.shutdown().await;
+    let mut sink = [0u8; 4096];
+    let _ = tokio::time::timeout(LINGER, async {
+        while matches!(stream.read(&mut sink).await, Ok(read) if read > 0) {}
+    })
+    .await;
 }
 
 fn content_type(path: &Path) -> &'static str {
@@ -185,7 +273,8 @@ fn content_type(path: &Path) -> &'static str {
     }
 }
 
-/// The file under `root` for a URL path; `None` if the path tries to leave `root`.
+/// The file under `root` for a URL path; `None` if the path tries to leave `root` or
+/// names a dotfile (`.env`, `.git/`).
 fn resolve(root: &Path, url_path: &str) -> Option<PathBuf> {
     let relative = url_path.trim_start_matches('/');
     let relative = if relative.is_empty() || relative.ends_with('/') {
@@ -194,10 +283,21 @@ fn resolve(root: &Path, url_path: &str) -> Option<PathBuf> {
         relative.to_owned()
     };
     let relative = Path::new(&relative);
-    if relative.components().any(|c| !matches!(c, Component::Normal(_))) {
+    let hidden = |c: &Component<'_>| c.as_os_str().to_string_lossy().starts_with('.');
+    if relative
+        .components()
+        .any(|c| !matches!(c, Component::Normal(_)) || hidden(&c))
+    {
         return None;
     }
     Some(root.join(relative))
+}
+
+/// `file` if, with every symbolic link followed, it still lies under `root`.
+async fn contained(root: &Path, file: PathBuf) -> Option<PathBuf> {
+    let root = tokio::fs::canonicalize(root).await.ok()?;
+    let real = tokio::fs::canonicalize(&file).await.ok()?;
+    real.starts_with(&root).then_some(real)
 }
 
 async fn serve_file(
@@ -210,6 +310,10 @@ async fn serve_file(
     let file = (!root.is_empty())
         .then(|| resolve(Path::new(root), url_path))
         .flatten();
+    let file = match file {
+        Some(file) => contained(Path::new(root), file).await,
+        None => None,
+    };
     let Some(file) = file else {
         return respond(stream, 404, "text/plain", b"not found\n", keep_alive).await;
     };
@@ -229,6 +333,18 @@ async fn upgrade(
 ) {
     if super::at_capacity(&shared) {
         let _ = respond(&mut stream, 503, "text/plain", b"too many connections\n", false).await;
+        return;
+    }
+    if let Some(origin) = request.header("origin")
+        && !super::origin::allowed(
+            &shared.config.listeners.allowed_origins,
+            origin,
+            request.header("host"),
+        )
+    {
+        info!(%peer, origin, "WebSocket upgrade refused: origin not allowed (listeners.allowed_origins)");
+        Metrics::inc(&shared.metrics.origin_refusals_total);
+        let _ = respond(&mut stream, 403, "text/plain", b"origin not allowed\n", false).await;
         return;
     }
     let Some(key) = request.header("sec-websocket-key") else {

@@ -1,6 +1,7 @@
 //! Accept loops for the two listeners, with the connection limit applied.
 
 pub mod http;
+pub mod origin;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;

@@ -18,6 +18,8 @@ pub struct Broker {
     /// The test's directory (data, config, log).
     pub dir: PathBuf,
     extra_config: String,
+    /// The `--www` directory (`""`: none).
+    www: String,
 }
 
 fn free_port() -> SocketAddr {
@@ -28,6 +30,11 @@ fn free_port() -> SocketAddr {
 impl Broker {
     /// Starts a broker whose config file gets `extra_config` appended (TOML sections).
     pub fn start(extra_config: &str) -> Self {
+        Self::start_serving(extra_config, "")
+    }
+
+    /// Like [`Broker::start`], serving the static files of `www` over HTTP.
+    pub fn start_serving(extra_config: &str, www: &str) -> Self {
         let dir = std::env::temp_dir().join(format!(
             "tabmq-test-{}-{}",
             std::process::id(),
@@ -41,6 +48,7 @@ impl Broker {
             ws: free_port(),
             dir,
             extra_config: extra_config.to_owned(),
+            www: www.to_owned(),
         };
         broker.launch();
         broker
@@ -66,7 +74,7 @@ impl Broker {
                 "--tcp",
                 &self.tcp.to_string(),
                 "--www",
-                "",
+                &self.www,
             ])
             .arg("--data-dir")
             .arg(self.dir.join("data"))
