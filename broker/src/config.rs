@@ -218,6 +218,33 @@ pub struct Auth {
     /// Whether clients without credentials are let in. Unset: only when no credentials
     /// are configured and every listener is on a loopback address.
     pub allow_anonymous: Option<bool>,
+    /// `[auth.jwt]`: tokens as passwords.
+    pub jwt: Jwt,
+}
+
+/// `[auth.jwt]`: JSON Web Tokens passed as the CONNECT password; set one key source.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Jwt {
+    /// The HS256 secret itself (at least 32 bytes).
+    pub secret: String,
+    /// A file holding the HS256 secret.
+    pub secret_file: String,
+    /// A PEM public key (RS256, ES256 or EdDSA) or a JWKS file.
+    pub public_key_file: String,
+    /// The required `iss`; `""`: not checked.
+    pub issuer: String,
+    /// The required `aud`; `""`: not checked.
+    pub audience: String,
+    /// Clock skew allowed on `exp` and `nbf`, in seconds (at most 5).
+    pub leeway_secs: u64,
+}
+
+impl Jwt {
+    /// Whether any key source is set.
+    pub fn is_configured(&self) -> bool {
+        !(self.secret.is_empty() && self.secret_file.is_empty() && self.public_key_file.is_empty())
+    }
 }
 
 /// `[authz]`: what a client may do.
@@ -342,6 +369,20 @@ impl Config {
         }
         if self.storage.flush_interval_ms == 0 {
             return invalid("storage.flush_interval_ms", "must be at least 1");
+        }
+        let jwt = &self.auth.jwt;
+        let sources = [&jwt.secret, &jwt.secret_file, &jwt.public_key_file]
+            .into_iter()
+            .filter(|source| !source.is_empty())
+            .count();
+        if sources > 1 {
+            return invalid(
+                "auth.jwt",
+                "set only one of secret, secret_file and public_key_file",
+            );
+        }
+        if jwt.leeway_secs > 5 {
+            return invalid("auth.jwt.leeway_secs", "must be at most 5");
         }
         if !self.authz.client_id_pattern.is_empty()
             && let Err(reason) =

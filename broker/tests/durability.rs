@@ -185,7 +185,7 @@ async fn sigterm_exits_cleanly_and_keeps_sessions() {
         cause,
         tabmq_protocol::client::DisconnectCause::ServerDisconnect {
             reason: ReasonCode::ServerShuttingDown,
-            reason_string: None
+            reason_string: Some("server shutting down".into())
         }
     );
     broker.restart();

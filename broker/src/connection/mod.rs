@@ -140,6 +140,12 @@ pub async fn run(shared: Arc<Shared>, mut transport: Transport, peer: SocketAddr
                 }
             },
             () = sleep_until(deadline) => machine.handle_timeout(clock.now()),
+            () = sleep_until_unix(state.identity.expires_at) => {
+                info!(%peer, client_id = state.client_id.as_deref(), "closing connection: its token expired");
+                state.identity.expires_at = None;
+                machine.close_explained(ReasonCode::MaximumConnectTime, Some("token expired"));
+                state.close = (1008, "token expired");
+            }
         }
         while let Some(connect) = handle_events(&shared, &link, &mut machine, &mut state, peer) {
             // Events after the CONNECT wait in the machine until it is decided.
@@ -195,6 +201,17 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     }
 }
 
+/// Waits until `at` (seconds since the Unix epoch); forever for `None`.
+async fn sleep_until_unix(at: Option<u64>) {
+    match at {
+        Some(at) => {
+            let left_ms = (at.saturating_mul(1000)).saturating_sub(crate::clock::unix_millis());
+            tokio::time::sleep(std::time::Duration::from_millis(left_ms)).await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
 /// Applies one message from the router to the state machine.
 fn apply(shared: &Shared, machine: &mut Connection, state: &mut Session, message: ToConnection) {
     let now = shared.clock.now();
@@ -227,12 +244,15 @@ fn apply(shared: &Shared, machine: &mut Connection, state: &mut Session, message
         ToConnection::Suback(suback) => machine.send_suback(*suback),
         ToConnection::Unsuback(unsuback) => machine.send_unsuback(*unsuback),
         ToConnection::TakenOver => {
-            machine.close(ReasonCode::SessionTakenOver);
+            machine.close_explained(
+                ReasonCode::SessionTakenOver,
+                Some("session taken over by another connection"),
+            );
             state.detach = DetachReason::TakenOver;
             state.close = (CLOSE_SESSION_TAKEN_OVER, "session taken over");
         }
         ToConnection::Shutdown => {
-            machine.close(ReasonCode::ServerShuttingDown);
+            machine.close_explained(ReasonCode::ServerShuttingDown, Some("server shutting down"));
             state.detach = DetachReason::Shutdown;
             state.close = (1001, "server shutting down");
         }

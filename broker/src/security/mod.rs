@@ -1,6 +1,7 @@
 //! Who may connect, as which client id, and to which topics.
 //!
 //! - [`passwords`]: the password file (`auth.password_file`, argon2id hashes);
+//! - [`jwt`]: JSON Web Tokens as passwords (`[auth.jwt]`);
 //! - [`acl`]: the ACL file (`authz.acl_file`, Mosquitto's syntax) and [`filters`], the
 //!   topic-filter algebra it needs;
 //! - [`client_id`]: client-id ownership (`authz.client_id_pattern`);
@@ -15,6 +16,7 @@ pub mod acl;
 pub mod client_id;
 pub mod failures;
 pub mod filters;
+pub mod jwt;
 pub mod passwords;
 
 use std::net::IpAddr;
@@ -30,8 +32,9 @@ use tracing::{info, warn};
 use self::acl::{Acl, Subject};
 use self::client_id::ClientIdPattern;
 use self::failures::FailureLog;
+use self::jwt::{JwtVerifier, looks_like_jwt};
 use self::passwords::PasswordFile;
-use crate::config::Config;
+use crate::config::{Config, Jwt as JwtConfig};
 use crate::metrics::Metrics;
 
 /// A security file that cannot be used.
@@ -64,12 +67,27 @@ pub enum SecurityError {
 pub struct Identity {
     /// The user name, `None` for an anonymous client.
     pub username: Option<Arc<str>>,
+    /// When its token expires (seconds since the Unix epoch, leeway included): the
+    /// connection ends then.
+    pub expires_at: Option<u64>,
+    /// The topic filters its token limits it to, if any.
+    pub grants: Option<Arc<TokenGrants>>,
+}
+
+/// A token's own limits: `None` for a list the token does not carry.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TokenGrants {
+    /// Filters it may publish to.
+    pub publish: Option<Vec<String>>,
+    /// Filters it may subscribe within.
+    pub subscribe: Option<Vec<String>>,
 }
 
 /// What the files and settings say, as of the last (re)load.
 #[derive(Debug, Default)]
 pub struct Policy {
     passwords: Option<PasswordFile>,
+    jwt: Option<JwtVerifier>,
     acl: Option<Acl>,
     allow_anonymous: bool,
     client_id_pattern: Option<ClientIdPattern>,
@@ -79,6 +97,7 @@ pub struct Policy {
 #[derive(Debug)]
 pub struct Security {
     password_file: Option<PathBuf>,
+    jwt: Option<JwtConfig>,
     acl_file: Option<PathBuf>,
     allow_anonymous: bool,
     client_id_pattern: Option<ClientIdPattern>,
@@ -107,6 +126,9 @@ fn path_of(setting: &str) -> Option<PathBuf> {
 pub fn anonymous_by_default(config: &Config) -> (bool, &'static str) {
     if !config.auth.password_file.is_empty() {
         return (false, "credentials are configured (auth.password_file)");
+    }
+    if config.auth.jwt.is_configured() {
+        return (false, "credentials are configured (auth.jwt)");
     }
     let public = [&config.listeners.ws, &config.listeners.tcp]
         .into_iter()
@@ -150,6 +172,7 @@ impl Security {
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
         let security = Self {
             password_file: path_of(&config.auth.password_file),
+            jwt: config.auth.jwt.is_configured().then(|| config.auth.jwt.clone()),
             acl_file: path_of(&config.authz.acl_file),
             allow_anonymous,
             client_id_pattern,
@@ -186,6 +209,10 @@ impl Security {
                 })?),
                 None => None,
             };
+        let jwt = match &self.jwt {
+            Some(config) => Some(load_jwt(config)?),
+            None => None,
+        };
         if let Some(passwords) = &passwords {
             info!(users = passwords.len(), "password file loaded");
         }
@@ -194,6 +221,7 @@ impl Security {
         }
         let policy = Policy {
             passwords,
+            jwt,
             acl,
             allow_anonymous: self.allow_anonymous,
             client_id_pattern: self.client_id_pattern.clone(),
@@ -217,12 +245,42 @@ impl Security {
     /// this user may not use). Credential failures are answered after a growing delay.
     pub async fn authenticate(&self, connect: &Connect, peer: IpAddr) -> Result<Identity, ReasonCode> {
         let policy = self.policy();
-        let identity = match (&connect.username, &policy.passwords) {
-            (Some(user), Some(passwords)) => {
+        let password = connect.password.as_deref().unwrap_or_default();
+        let identity = match (&connect.username, &policy.passwords, &policy.jwt) {
+            (_, _, Some(verifier)) if looks_like_jwt(password) => {
+                let token = String::from_utf8_lossy(password);
+                let claims = match verifier.verify(&token) {
+                    Ok(claims) => claims,
+                    Err(why) => {
+                        info!(%peer, %why, "token refused");
+                        return Err(self.refuse(peer, ReasonCode::BadUserNameOrPassword).await);
+                    }
+                };
+                if connect
+                    .username
+                    .as_ref()
+                    .is_some_and(|user| !user.is_empty() && *user != claims.sub)
+                {
+                    info!(%peer, "token refused: the user name is not its subject");
+                    return Err(self.refuse(peer, ReasonCode::BadUserNameOrPassword).await);
+                }
+                let grants = (claims.publish.is_some() || claims.subscribe.is_some()).then(|| {
+                    Arc::new(TokenGrants {
+                        publish: claims.publish,
+                        subscribe: claims.subscribe,
+                    })
+                });
+                Identity {
+                    username: Some(claims.sub.into()),
+                    expires_at: Some(claims.exp.saturating_add(verifier.leeway_secs())),
+                    grants,
+                }
+            }
+            (Some(user), Some(passwords), _) => {
                 let known = passwords.hash_of(user);
                 // An unknown user costs a hash check too, so timing does not tell them apart.
                 let hash = known.unwrap_or_else(|| passwords::decoy()).to_owned();
-                let password = connect.password.clone().unwrap_or_default();
+                let password = password.to_vec();
                 let matched = {
                     let _permit = self.hashing.acquire().await;
                     tokio::task::spawn_blocking(move || passwords::verify(&hash, &password))
@@ -234,7 +292,12 @@ impl Security {
                 }
                 Identity {
                     username: Some(user.as_str().into()),
+                    ..Identity::default()
                 }
+            }
+            (Some(_), None, Some(_)) => {
+                // A user name with a password that is no token, and no password file.
+                return Err(self.refuse(peer, ReasonCode::BadUserNameOrPassword).await);
             }
             // A user name that nothing can check names nobody.
             _ if policy.allow_anonymous => Identity::default(),
@@ -284,23 +347,66 @@ impl Security {
         if topic.starts_with("$SYS/") {
             return false;
         }
-        match &policy.acl {
-            Some(acl) => acl.may_write(subject(identity, client_id), topic),
-            None => !topic.starts_with('$'),
-        }
+        let by_token = identity
+            .grants
+            .as_ref()
+            .and_then(|grants| grants.publish.as_ref())
+            .is_none_or(|filters| {
+                filters
+                    .iter()
+                    .any(|filter| tabmq_protocol::topic::matches(filter, topic))
+            });
+        by_token
+            && match &policy.acl {
+                Some(acl) => acl.may_write(subject(identity, client_id), topic),
+                None => !topic.starts_with('$'),
+            }
     }
 
     /// Whether `identity`, connected as `client_id`, may subscribe to `filter`.
     pub fn may_subscribe(&self, identity: &Identity, client_id: &str, filter: &str) -> bool {
-        let allowed = match &self.policy().acl {
-            Some(acl) => acl.may_read(subject(identity, client_id), filter),
-            None => true,
+        let shared = match tabmq_protocol::topic::SharedFilter::parse(filter) {
+            Ok(Some(shared)) => shared.filter,
+            _ => filter,
         };
+        let by_token = identity
+            .grants
+            .as_ref()
+            .and_then(|grants| grants.subscribe.as_ref())
+            .is_none_or(|filters| filters.iter().any(|granted| filters::covers(granted, shared)));
+        let allowed = by_token
+            && match &self.policy().acl {
+                Some(acl) => acl.may_read(subject(identity, client_id), filter),
+                None => true,
+            };
         if !allowed {
             Metrics::inc(&self.metrics.acl_denials_total);
         }
         allowed
     }
+}
+
+/// The verifier `config` describes, its key files read.
+fn load_jwt(config: &JwtConfig) -> Result<JwtVerifier, SecurityError> {
+    let secret = match path_of(&config.secret_file) {
+        Some(path) => Some(read("auth.jwt.secret_file", &path)?),
+        None => None,
+    };
+    let key_file = match path_of(&config.public_key_file) {
+        Some(path) => Some(std::fs::read(&path).map_err(|source| SecurityError::Read {
+            option: "auth.jwt.public_key_file",
+            path: path.clone(),
+            source,
+        })?),
+        None => None,
+    };
+    JwtVerifier::new(config, secret.as_deref(), key_file.as_deref()).map_err(|reason| SecurityError::Parse {
+        option: "auth.jwt",
+        path: path_of(&config.public_key_file)
+            .or_else(|| path_of(&config.secret_file))
+            .unwrap_or_else(|| "(tabmq.toml)".into()),
+        reason,
+    })
 }
 
 fn subject<'a>(identity: &'a Identity, client_id: &'a str) -> Subject<'a> {

@@ -413,8 +413,16 @@ impl Connection {
     /// (session taken over, server shutting down, ...); 3.1.1 has no such packet, so the
     /// transport must say why (the broker's WebSocket close code). No event is raised.
     pub fn close(&mut self, reason: ReasonCode) {
+        self.close_explained(reason, None);
+    }
+
+    /// Like [`Connection::close`], with a reason string in the v5 DISCONNECT for people
+    /// reading logs (`why`).
+    pub fn close_explained(&mut self, reason: ReasonCode, why: Option<&str>) {
         if self.phase == ConnectionPhase::Connected && self.version.is_v5() {
-            self.send(&Packet::Disconnect(Disconnect::with_reason(reason)));
+            let mut disconnect = Disconnect::with_reason(reason);
+            disconnect.properties.reason_string = why.map(str::to_owned);
+            self.send(&Packet::Disconnect(disconnect));
         }
         self.phase = ConnectionPhase::Closed;
     }
