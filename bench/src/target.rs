@@ -93,6 +93,7 @@ impl Running {
                         "[listeners]\nws = \"127.0.0.1:{ws}\"\ntcp = \"127.0.0.1:{tcp}\"\nwww = \"\"\n\
                          [storage]\ndata_dir = \"{data}\"\ndurability = \"{durability}\"\n\
                          [limits]\nmax_connections = 30000\nmax_inflight = 100\n\
+                         max_connections_per_ip = 30000\nmax_connect_rate_per_ip = 1000000\nconnect_burst_per_ip = 1000000\n\
                          max_queued_messages = 200000\nmax_queued_bytes = 1073741824\nmax_backlog = 100000\n\
                          [log]\nlevel = \"warn\"\n",
                         data = dir.0.join("data").display()

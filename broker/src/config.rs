@@ -156,6 +156,18 @@ pub struct Limits {
     pub topic_alias_maximum: u16,
     /// Upper bound on keep-alive in seconds, told to v5 clients (0: no bound).
     pub max_keep_alive_secs: u16,
+    /// Connections one client address may hold at once (both ports, HTTP included).
+    pub max_connections_per_ip: usize,
+    /// New connections one address may open per second, after a burst of
+    /// `connect_burst_per_ip`.
+    pub max_connect_rate_per_ip: u32,
+    /// The burst allowed before `max_connect_rate_per_ip` applies.
+    pub connect_burst_per_ip: u32,
+    /// PUBLISH packets a connection may send per second (0: no limit); beyond it,
+    /// MQTT 5 clients get DISCONNECT 0x96 and 3.1.1 clients are closed.
+    pub max_publish_rate: u64,
+    /// PUBLISH payload bytes a connection may send per second (0: no limit).
+    pub max_publish_bytes_rate: u64,
 }
 
 impl Default for Limits {
@@ -174,6 +186,11 @@ impl Default for Limits {
             max_subscriptions_per_session: 100,
             topic_alias_maximum: 10,
             max_keep_alive_secs: 0,
+            max_connections_per_ip: 1000,
+            max_connect_rate_per_ip: 50,
+            connect_burst_per_ip: 100,
+            max_publish_rate: 0,
+            max_publish_bytes_rate: 0,
         }
     }
 }
@@ -361,6 +378,15 @@ impl Config {
         if limits.max_queued_messages == 0 || limits.max_queued_bytes == 0 || limits.max_backlog == 0 {
             return invalid("limits.max_queued_messages", "queue limits must be at least 1");
         }
+        if limits.max_connections_per_ip == 0
+            || limits.max_connect_rate_per_ip == 0
+            || limits.connect_burst_per_ip == 0
+        {
+            return invalid(
+                "limits.max_connections_per_ip",
+                "per-address limits (max_connections_per_ip, max_connect_rate_per_ip, connect_burst_per_ip) must be at least 1",
+            );
+        }
         if limits.connect_timeout_secs == 0 {
             return invalid("limits.connect_timeout_secs", "must be at least 1");
         }
@@ -399,5 +425,44 @@ impl Config {
     /// The flush period of `interval` durability.
     pub fn flush_interval(&self) -> Duration {
         Duration::from_millis(self.storage.flush_interval_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_file_parses_and_holds_the_defaults() {
+        let example = Config::from_toml(include_str!("../tabmq.example.toml")).expect("parses");
+        example.validate().expect("valid");
+        let defaults = Config::default();
+        assert_eq!(
+            format!("{example:?}"),
+            format!("{defaults:?}"),
+            "the example shows every default"
+        );
+    }
+
+    #[test]
+    fn security_settings_are_checked() {
+        let invalid = |text: &str| Config::from_toml(text).expect("parses").validate().is_err();
+        assert!(
+            invalid("[authz]\nclient_id_pattern = \"app-*\"\n"),
+            "a pattern must name the user"
+        );
+        assert!(
+            invalid("[auth.jwt]\nsecret = \"x\"\nsecret_file = \"y\"\n"),
+            "one key source"
+        );
+        assert!(invalid("[auth.jwt]\nleeway_secs = 6\n"));
+        assert!(
+            invalid("[listeners]\nallowed_origins = [\"app.example.com\"]\n"),
+            "an origin has a scheme"
+        );
+        assert!(invalid("[limits]\nmax_connect_rate_per_ip = 0\n"));
+        assert!(!invalid(
+            "[listeners]\nallowed_origins = [\"https://app.example.com\", \"*\"]\n"
+        ));
     }
 }

@@ -5,7 +5,7 @@
 //! - [`router`]: the single owner of sessions, subscriptions and retained messages;
 //! - [`store`]: durable storage behind a trait, redb by default, with group commit;
 //! - [`listener`]: accept loops, the HTTP side (WebSocket upgrade, `/metrics`, static files);
-//! - [`security`]: authentication, the ACL, client-id ownership;
+//! - [`security`]: authentication, the ACL, client-id ownership; [`limits`]: floods;
 //! - [`server`]: wiring and graceful shutdown; [`config`] and [`cli`]: settings;
 //!   [`passwd`]: the `tabmq passwd` subcommand.
 
@@ -13,6 +13,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod connection;
+pub mod limits;
 pub mod listener;
 pub mod metrics;
 pub mod passwd;

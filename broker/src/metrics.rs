@@ -55,6 +55,12 @@ counters! {
     bytes_out_total: "counter",
     /// Connections closed for a protocol violation.
     protocol_errors_total: "counter",
+    /// Connections refused because their address held max_connections_per_ip.
+    connections_refused_per_ip_total: "counter",
+    /// Connections refused because their address opened them too fast.
+    connections_rate_limited_total: "counter",
+    /// Connections closed for publishing faster than max_publish_rate or max_publish_bytes_rate.
+    publish_rate_exceeded_total: "counter",
     /// WebSocket upgrades refused for their page's origin.
     origin_refusals_total: "counter",
     /// CONNECTs refused for their credentials or client id.

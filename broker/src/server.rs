@@ -13,6 +13,7 @@ use tracing::{info, warn};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::connection::Shared;
+use crate::limits::PerAddress;
 use crate::listener::{self, Kind};
 use crate::metrics::Metrics;
 use crate::router::{Router, ToRouter};
@@ -111,6 +112,7 @@ pub async fn run(config: Config) -> Result<(), StartupError> {
         clock: Clock::start(),
         next_id: AtomicU64::new(1),
         security: security.clone(),
+        per_address: PerAddress::new(&config.limits),
     });
     let reloader = tokio::spawn(reload_on_hangup(security));
     let (alive, mut all_closed) = mpsc::channel::<()>(1);

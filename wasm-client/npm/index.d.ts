@@ -15,6 +15,13 @@ export interface ClientOptions {
   sessionExpiry?: number;
   username?: string;
   password?: string;
+  /** The signed-in user, for apps that have one: the client id becomes
+   * `{namespace}-{user}-{deviceId}` (so a broker's `client_id_pattern` can tie ids to users),
+   * and the CONNECT user name defaults to it. */
+  user?: string;
+  /** Called before every connect and reconnect for the CONNECT's user name and password,
+   * such as a fresh JWT from the app's backend; they replace `username` and `password`. */
+  credentials?: () => Promise<{ username?: string; password?: string }> | { username?: string; password?: string };
   /** Published by the broker if this client goes away without disconnecting. */
   will?: { topic: string; payload: string; qos?: 0 | 1 | 2; retain?: boolean; delaySeconds?: number };
   /** QoS 1/2 messages the broker may send ahead of the app's handler (MQTT 5 receive maximum), default 100. */

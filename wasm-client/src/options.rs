@@ -26,6 +26,10 @@ pub struct WillOptions {
 pub struct Options {
     /// App namespace: names the IndexedDB database and prefixes the client id.
     pub namespace: String,
+    /// The signed-in user, when the app has one: the client id becomes
+    /// `{namespace}-{user}-{deviceId}` (a broker's `client_id_pattern` can then tie ids to
+    /// users), and the CONNECT user name defaults to it.
+    pub user: Option<String>,
     /// Keep-alive in seconds (default 60).
     pub keep_alive: u16,
     /// Discard the broker's stored session on connect (default false).
@@ -67,7 +71,7 @@ impl Options {
             keep_alive: self.keep_alive,
             clean_start: self.clean_start,
             session_expiry_interval: self.session_expiry,
-            username: self.username.clone(),
+            username: self.username.clone().or_else(|| self.user.clone()),
             password: self.password.clone().map(|p| p.into_bytes().into()),
             will,
             // Background tabs run timers late (Chromium: once a minute after five minutes

@@ -24,6 +24,7 @@ use self::inflight::InflightRecorder;
 use self::transport::{CLOSE_SESSION_TAKEN_OVER, Transport};
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::limits::{PerAddress, PublishRate};
 use crate::metrics::Metrics;
 use crate::router::{ConnectionLink, DetachReason, ToConnection, ToRouter};
 use crate::security::{Identity, Security};
@@ -48,6 +49,8 @@ pub struct Shared {
     pub next_id: AtomicU64,
     /// Authentication and authorization.
     pub security: Arc<Security>,
+    /// Connections per client address.
+    pub per_address: Arc<PerAddress>,
 }
 
 impl Shared {
@@ -79,6 +82,8 @@ struct Session {
     client_id: Option<Arc<str>>,
     /// Who the client authenticated as.
     identity: Identity,
+    /// Its PUBLISH rate so far.
+    publish_rate: PublishRate,
     persistent: bool,
     recorder: InflightRecorder,
     /// Store writes that must be durable before this round's bytes leave.
@@ -102,6 +107,7 @@ pub async fn run(shared: Arc<Shared>, mut transport: Transport, peer: SocketAddr
     let mut state = Session {
         client_id: None,
         identity: Identity::default(),
+        publish_rate: PublishRate::new(&shared.config.limits, std::time::Instant::now()),
         persistent: false,
         recorder: InflightRecorder::default(),
         durable_ops: Vec::new(),
@@ -280,6 +286,15 @@ fn handle_events(
                 let Some(client_id) = state.client_id.clone() else {
                     continue;
                 };
+                if !state
+                    .publish_rate
+                    .allow(publish.payload.len(), std::time::Instant::now())
+                {
+                    info!(%peer, %client_id, "closing connection: publish rate exceeded (limits.max_publish_rate)");
+                    Metrics::inc(&shared.metrics.publish_rate_exceeded_total);
+                    machine.close_explained(ReasonCode::MessageRateTooHigh, Some("publish rate exceeded"));
+                    return None;
+                }
                 if !shared
                     .security
                     .may_publish(&state.identity, &client_id, &publish.topic)

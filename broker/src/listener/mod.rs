@@ -1,4 +1,5 @@
-//! Accept loops for the two listeners, with the connection limit applied.
+//! Accept loops for the two listeners, with the connection limits applied (in total,
+//! and per client address).
 
 pub mod http;
 pub mod origin;
@@ -8,10 +9,11 @@ use std::sync::atomic::Ordering;
 
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
-use tracing::warn;
+use tracing::{debug, warn};
 
 use crate::connection::transport::Transport;
 use crate::connection::{self, Shared};
+use crate::limits::AddressRefusal;
 use crate::metrics::Metrics;
 
 /// Read buffer of a TCP connection.
@@ -48,11 +50,25 @@ pub async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, kind: Kind,
                 continue;
             }
         };
+        let slot = match shared.per_address.admit(peer.ip(), std::time::Instant::now()) {
+            Ok(slot) => slot,
+            Err(refusal) => {
+                let counter = match refusal {
+                    AddressRefusal::TooManyConnections => &shared.metrics.connections_refused_per_ip_total,
+                    AddressRefusal::TooFast => &shared.metrics.connections_rate_limited_total,
+                };
+                Metrics::inc(counter);
+                debug!(%peer, ?refusal, "connection refused by the per-address limits");
+                drop(stream);
+                continue;
+            }
+        };
         let _ = stream.set_nodelay(true);
         let shared = shared.clone();
         let alive = alive.clone();
         tokio::spawn(async move {
             let _alive = alive;
+            let _slot = slot;
             match kind {
                 Kind::Tcp if at_capacity(&shared) => drop(stream),
                 Kind::Tcp => connection::run(shared, Transport::tcp(stream, TCP_READ_BUFFER), peer).await,

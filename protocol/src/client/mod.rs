@@ -141,6 +141,13 @@ impl Client {
         self.config.version
     }
 
+    /// Sets the user name and password the next CONNECT carries (a fresh token before a
+    /// reconnect, say).
+    pub fn set_credentials(&mut self, username: Option<String>, password: Option<bytes::Bytes>) {
+        self.config.username = username;
+        self.config.password = password;
+    }
+
     /// Starts a connection on a freshly opened transport by sending CONNECT.
     pub fn connect(&mut self, now: Timestamp) -> Result<(), RequestError> {
         if self.state != ConnectionState::Disconnected {

@@ -12,8 +12,10 @@ const errorText = (error) => String(error?.message ?? error);
 
 /** Runs one client's machine in the page. */
 export class Driver {
-  constructor(machine, storage, url, tab) {
+  constructor(machine, storage, url, tab, credentials) {
     this.machine = machine;
+    this.credentials = credentials; // the app's async () => ({ username, password }), if any
+    this.opening = null; // a socket waiting for the app's credentials
     this.storage = storage;
     this.url = url;
     this.tab = tab;
@@ -125,7 +127,7 @@ export class Driver {
 
   act(r) {
     switch (r.u8()) {
-      case 0: return this.open(r.n());
+      case 0: return this.credentials ? this.fetchCredentials(r.n()) : this.open(r.n());
       case 1: {
         const socket = r.n();
         if (this.socket?.[0] === socket) this.unsent.push(r.rest());
@@ -137,6 +139,11 @@ export class Driver {
         const reason = r.str();
         this.sendUnsent();
         if (this.socket?.[0] === socket) this.socket[1].close(code, reason);
+        if (this.opening === socket) {
+          // Closed before it opened: it never will.
+          this.opening = null;
+          this.queue.push(new Writer(3).n(socket).n(code).str(reason).done());
+        }
         return;
       }
       case 3: {
@@ -207,6 +214,32 @@ export class Driver {
         return;
       }
     }
+  }
+
+  /** Asks the app for fresh credentials (a new token, say), hands them to the machine for
+   * the CONNECT, then opens socket `id`; a failure closes it, and the machine retries. */
+  fetchCredentials(id) {
+    this.opening = id;
+    Promise.resolve()
+      .then(() => this.credentials())
+      .then(
+        (given) => {
+          if (this.opening !== id) return;
+          this.opening = null;
+          const text = (value) => (value == null ? undefined : String(value));
+          const input = new Writer(15)
+            .opt(text(given?.username), (w, v) => w.str(v))
+            .opt(text(given?.password), (w, v) => w.str(v));
+          this.submit(input.done());
+          this.open(id);
+          this.run();
+        },
+        (error) => {
+          if (this.opening !== id) return;
+          this.opening = null;
+          this.submit(new Writer(3).n(id).n(1006).str(`credentials failed: ${errorText(error)}`).done());
+        },
+      );
   }
 
   open(id) {

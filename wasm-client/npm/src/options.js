@@ -48,7 +48,8 @@ const invalidRequest = (message) => {
 
 const VERSIONS = { '5.0': 5, 5: 5, '3.1.1': 4, 4: 4 };
 
-/** The options of `createClient` as the module reads them, the broker URL and the namespace. */
+/** The options of `createClient` as the module reads them, the broker URL, the namespace
+ * and the `credentials` function. */
 export function writeOptions(options) {
   const o = fields(options, '', invalidOptions);
   const will = o.object('will');
@@ -58,8 +59,13 @@ export function writeOptions(options) {
   const namespace = o.str('namespace') ?? invalidOptions('namespace must be a string');
   if (!isName(namespace)) invalidOptions("namespace must be a name of letters, digits, '-', '_' or '.'");
   const version = VERSIONS[o.str('version') ?? '5.0'] ?? invalidOptions('version must be "5.0" or "3.1.1"');
+  const user = o.str('user');
+  if (user !== undefined && !isName(user)) invalidOptions("user must be a name of letters, digits, '-', '_' or '.'");
+  const credentials = options?.credentials;
+  if (credentials != null && typeof credentials !== 'function') invalidOptions('credentials must be a function');
   const writer = new Writer(version)
     .str(namespace)
+    .opt(user, (w, v) => w.str(v))
     .n(o.int('keepAlive', 65535, 'a whole number of seconds up to 65535') ?? 60)
     .bool(o.bool('cleanStart') ?? false)
     .n(o.int('sessionExpiry', U32, SECONDS) ?? 86400)
@@ -77,7 +83,7 @@ export function writeOptions(options) {
     .n(backoff.int('maxMs', U32, MILLISECONDS) ?? 30000)
     .n(backoff.int('stableMs', U32, MILLISECONDS) ?? 10000)
     .n(o.int('flapCooldownMs', U32, MILLISECONDS) ?? 30000);
-  return [writer.done(), url, namespace];
+  return [writer.done(), url, namespace, credentials];
 }
 
 const encoder = new TextEncoder();

@@ -130,6 +130,14 @@ pub enum Input {
     },
     /// Another tab of the same client id posted a message.
     Tab(TabMessage),
+    /// The app's `credentials` function gave the user name and password for the next
+    /// CONNECT (before each connect and reconnect).
+    Credentials {
+        /// The user name (`None`: the `user` option, if any).
+        username: Option<String>,
+        /// The password, such as a fresh token.
+        password: Option<String>,
+    },
     /// `navigator.onLine` became true.
     Online,
     /// `navigator.onLine` became false.

@@ -127,10 +127,15 @@ impl Session {
         session
     }
 
-    /// The client id: `{namespace}-{deviceId}`, once a device id is set.
+    /// The client id: `{namespace}-{deviceId}`, or `{namespace}-{user}-{deviceId}` for an
+    /// app with a signed-in user, once a device id is set.
     pub fn client_id(&self) -> Option<String> {
         let device_id = self.device_id.as_ref()?;
-        Some(format!("{}-{device_id}", self.options.namespace))
+        let namespace = &self.options.namespace;
+        Some(match &self.options.user {
+            Some(user) => format!("{namespace}-{user}-{device_id}"),
+            None => format!("{namespace}-{device_id}"),
+        })
     }
 
     /// The device id in use.
@@ -227,6 +232,14 @@ impl Session {
             Input::LockChecked { held } => self.lock_checked(held),
             Input::LockLost { client_id } => self.lock_lost(client_id),
             Input::Tab(message) => self.tab_message(message),
+            Input::Credentials { username, password } => {
+                self.options.username = username;
+                self.options.password = password;
+                if let Some(client) = self.client.as_mut() {
+                    let config = self.options.client_config(self.version, String::new());
+                    client.set_credentials(config.username, config.password);
+                }
+            }
             Input::Online => {
                 self.link.online = true;
                 self.emit(Event::Online);

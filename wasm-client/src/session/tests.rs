@@ -19,6 +19,7 @@ use crate::session_log::{StoredSession, decode_entry, encode_entry};
 fn options() -> Options {
     Options {
         namespace: "app".into(),
+        user: None,
         keep_alive: 60,
         clean_start: false,
         session_expiry: 86_400,
@@ -93,6 +94,8 @@ struct World {
     refuse_with: Option<ReasonCode>,
     /// Payloads the broker took (and acknowledged) from the page.
     broker_received: Vec<String>,
+    /// The user name and password of each CONNECT the broker received.
+    logins: Vec<(Option<String>, Option<Vec<u8>>)>,
     /// Payloads the app was handed, across reloads (as an app keeping them in localStorage).
     app_seen: Vec<String>,
     events: Vec<Event>,
@@ -129,6 +132,7 @@ impl World {
             broker_session: None,
             refuse_with: None,
             broker_received: Vec::new(),
+            logins: Vec::new(),
             app_seen: Vec::new(),
             events: Vec::new(),
             settled: Vec::new(),
@@ -216,23 +220,27 @@ impl World {
         let socket = *socket;
         while let Some(event) = server.poll_event() {
             match event {
-                ServerEvent::Connect(connect) => match self.refuse_with {
-                    Some(reason) => server.refuse(reason),
-                    None => {
-                        let stored = if connect.clean_start {
-                            None
-                        } else {
-                            self.broker_session.take()
-                        };
-                        let present = stored.is_some();
-                        server.accept(
-                            present,
-                            stored.unwrap_or_default(),
-                            Properties::default(),
-                            self.now,
-                        );
+                ServerEvent::Connect(connect) => {
+                    let password = connect.password.as_ref().map(|p| p.to_vec());
+                    self.logins.push((connect.username.clone(), password));
+                    match self.refuse_with {
+                        Some(reason) => server.refuse(reason),
+                        None => {
+                            let stored = if connect.clean_start {
+                                None
+                            } else {
+                                self.broker_session.take()
+                            };
+                            let present = stored.is_some();
+                            server.accept(
+                                present,
+                                stored.unwrap_or_default(),
+                                Properties::default(),
+                                self.now,
+                            );
+                        }
                     }
-                },
+                }
                 ServerEvent::Publish(publish) => {
                     self.broker_received
                         .push(String::from_utf8_lossy(&publish.payload).into());
@@ -861,4 +869,56 @@ fn changing_the_device_id_releases_the_lock_and_ends_the_connection() {
         Some(Ok(Reply::Connected { .. }))
     ));
     assert_eq!(world.connects, 2);
+}
+
+#[test]
+fn fresh_credentials_go_into_the_next_connect() {
+    let mut world = World::new();
+    world.input(Input::Credentials {
+        username: None,
+        password: Some("token-1".into()),
+    });
+    world.request(Request::Connect);
+    world.settle();
+    assert_eq!(world.logins, [(None, Some(b"token-1".to_vec()))]);
+    world.request(Request::Disconnect);
+    world.settle();
+    world.input(Input::Credentials {
+        username: Some("alice".into()),
+        password: Some("token-2".into()),
+    });
+    let connect = world.request(Request::Connect);
+    world.settle();
+    assert!(matches!(
+        world.outcome(connect),
+        Some(Ok(Reply::Connected { .. }))
+    ));
+    assert_eq!(world.logins[1], (Some("alice".into()), Some(b"token-2".to_vec())));
+}
+
+#[test]
+fn a_signed_in_user_names_the_client_id_and_the_connect() {
+    let mut signed_in = options();
+    signed_in.user = Some("alice".into());
+    let session = Session::new(
+        signed_in.clone(),
+        ProtocolVersion::V5,
+        "tab-1".into(),
+        Some("desk".into()),
+        1,
+    );
+    assert_eq!(session.client_id().as_deref(), Some("app-alice-desk"));
+    let config = signed_in.client_config(ProtocolVersion::V5, "app-alice-desk".into());
+    assert_eq!(
+        config.username.as_deref(),
+        Some("alice"),
+        "the user name defaults to the user"
+    );
+    signed_in.username = Some("other".into());
+    let config = signed_in.client_config(ProtocolVersion::V5, "app-alice-desk".into());
+    assert_eq!(
+        config.username.as_deref(),
+        Some("other"),
+        "an explicit user name wins"
+    );
 }

@@ -18,7 +18,8 @@ use crate::session_log::{StoredSession, decode_entry, encode_entry};
 /// reason), 4 timeout, 5 saved (save, error?), 6 device id stored (error?), 7 session
 /// loaded (client id, error?, or last seq and the log entries), 8 handled (delivery),
 /// 9 lock granted (client id, lease), 10 lock checked (held), 11 lock lost (client id),
-/// 12 tab message (to the end), 13 online, 14 offline.
+/// 12 tab message (to the end), 13 online, 14 offline, 15 credentials (user name?,
+/// password?).
 pub fn read_input(bytes: &[u8]) -> Result<Input, WireError> {
     let mut reader = Reader::new(bytes);
     let input = match reader.u8()? {
@@ -65,6 +66,10 @@ pub fn read_input(bytes: &[u8]) -> Result<Input, WireError> {
         },
         12 => Input::Tab(decode_tab_message(reader.rest())?),
         13 => Input::Online,
+        15 => Input::Credentials {
+            username: reader.opt(Reader::str)?,
+            password: reader.opt(Reader::str)?,
+        },
         14 => Input::Offline,
         _ => return Err(WireError::Invalid),
     };
@@ -157,7 +162,7 @@ pub fn write_action(action: &Action) -> Result<Vec<u8>, (SaveId, String)> {
 }
 
 /// The options the driver checked in the app's object and wrote (defaults filled):
-/// protocol level (4 or 5), namespace, keep-alive, clean start, session expiry, user
+/// protocol level (4 or 5), namespace, user?, keep-alive, clean start, session expiry, user
 /// name?, password?, will? (topic, payload, QoS, retain, delay?), receive maximum,
 /// backoff initial, maximum and stable delays, flap cooldown; and a reader of what follows.
 pub fn read_options(bytes: &[u8]) -> Result<(Options, ProtocolVersion, Reader<'_>), WireError> {
@@ -169,6 +174,7 @@ pub fn read_options(bytes: &[u8]) -> Result<(Options, ProtocolVersion, Reader<'_
     };
     let options = Options {
         namespace: reader.str()?,
+        user: reader.opt(Reader::str)?,
         keep_alive: reader.int()?,
         clean_start: reader.bool()?,
         session_expiry: reader.int()?,

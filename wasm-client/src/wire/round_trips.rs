@@ -284,6 +284,9 @@ fn options_are_read_in_the_order_the_driver_writes_them() {
     writer
         .u8(4)
         .str("app")
+        .opt(Some("alice"), |w, s| {
+            w.str(s);
+        })
         .n(30)
         .bool(true)
         .n(600)
@@ -317,6 +320,7 @@ fn options_are_read_in_the_order_the_driver_writes_them() {
     );
     assert_eq!(version, ProtocolVersion::V311);
     assert_eq!(options.namespace, "app");
+    assert_eq!(options.user.as_deref(), Some("alice"));
     assert_eq!(options.keep_alive, 30);
     assert_eq!(options.username.as_deref(), Some("user"));
     assert_eq!(options.password, None);
