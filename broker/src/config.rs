@@ -77,6 +77,10 @@ pub struct Listeners {
     pub ws: String,
     /// Plain MQTT over TCP address; `""` disables it.
     pub tcp: String,
+    /// HTTPS + MQTT over secure WebSocket address (needs `[tls]`); `""` disables it.
+    pub wss: String,
+    /// MQTT over TLS address (needs `[tls]`); `""` disables it.
+    pub mqtts: String,
     /// The WebSocket path.
     pub ws_path: String,
     /// Directory of static files served over HTTP (the demo page); `""` serves none.
@@ -95,6 +99,8 @@ impl Default for Listeners {
         Self {
             ws: "127.0.0.1:8080".into(),
             tcp: "127.0.0.1:1883".into(),
+            wss: String::new(),
+            mqtts: String::new(),
             ws_path: "/mqtt".into(),
             www: "www".into(),
             allowed_origins: Vec::new(),
@@ -226,6 +232,18 @@ impl Default for Sessions {
     }
 }
 
+/// `[tls]`: the certificate of the `wss` and `mqtts` listeners.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Tls {
+    /// The certificate chain, PEM.
+    pub cert_file: String,
+    /// Its private key, PEM.
+    pub key_file: String,
+    /// A CA whose certificates clients must present (mutual TLS); `""`: none asked.
+    pub client_ca_file: String,
+}
+
 /// `[auth]`: who a client is.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -301,6 +319,8 @@ pub struct Config {
     pub limits: Limits,
     /// `[sessions]`.
     pub sessions: Sessions,
+    /// `[tls]`.
+    pub tls: Tls,
     /// `[auth]`.
     pub auth: Auth,
     /// `[authz]`.
@@ -341,6 +361,8 @@ impl Config {
         for (option, address) in [
             ("listeners.ws", &self.listeners.ws),
             ("listeners.tcp", &self.listeners.tcp),
+            ("listeners.wss", &self.listeners.wss),
+            ("listeners.mqtts", &self.listeners.mqtts),
         ] {
             if !address.is_empty() && address.parse::<SocketAddr>().is_err() {
                 return invalid(
@@ -349,8 +371,20 @@ impl Config {
                 );
             }
         }
-        if self.listeners.ws.is_empty() && self.listeners.tcp.is_empty() {
-            return invalid("listeners", "at least one of ws and tcp must be set");
+        let listeners = &self.listeners;
+        if [&listeners.ws, &listeners.tcp, &listeners.wss, &listeners.mqtts]
+            .iter()
+            .all(|address| address.is_empty())
+        {
+            return invalid("listeners", "at least one of ws, tcp, wss and mqtts must be set");
+        }
+        if (!listeners.wss.is_empty() || !listeners.mqtts.is_empty())
+            && (self.tls.cert_file.is_empty() || self.tls.key_file.is_empty())
+        {
+            return invalid(
+                "tls",
+                "the wss and mqtts listeners need tls.cert_file and tls.key_file",
+            );
         }
         for origin in &self.listeners.allowed_origins {
             if origin != "*" && crate::listener::origin::parse(origin).is_none() {

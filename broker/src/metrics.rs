@@ -61,6 +61,8 @@ counters! {
     connections_rate_limited_total: "counter",
     /// Connections closed for publishing faster than max_publish_rate or max_publish_bytes_rate.
     publish_rate_exceeded_total: "counter",
+    /// TLS handshakes that failed or timed out (bad or missing client certificates too).
+    tls_handshake_failures_total: "counter",
     /// WebSocket upgrades refused for their page's origin.
     origin_refusals_total: "counter",
     /// CONNECTs refused for their credentials or client id.

@@ -14,6 +14,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::connection::Shared;
 use crate::limits::PerAddress;
+use crate::listener::tls::{TlsError, TlsSettings};
 use crate::listener::{self, Kind};
 use crate::metrics::Metrics;
 use crate::router::{Router, ToRouter};
@@ -32,6 +33,9 @@ pub enum StartupError {
     /// A password or ACL file is unusable.
     #[error(transparent)]
     Security(#[from] SecurityError),
+    /// A certificate or key file is unusable.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
     /// A listen address could not be bound.
     #[error("cannot listen on {address} ({option}): {source}")]
     Bind {
@@ -83,6 +87,12 @@ pub async fn run(config: Config) -> Result<(), StartupError> {
     let config = Arc::new(config);
     let metrics = Arc::new(Metrics::default());
     let security = Arc::new(Security::load(&config, metrics.clone())?);
+    let secure_listeners = !config.listeners.wss.is_empty() || !config.listeners.mqtts.is_empty();
+    let tls = if secure_listeners {
+        Some(TlsSettings::load(&config.tls)?)
+    } else {
+        None
+    };
     let store = RedbStore::open(&config.storage.data_dir)?;
     let snapshot = store.load()?;
     info!(
@@ -93,6 +103,8 @@ pub async fn run(config: Config) -> Result<(), StartupError> {
     );
     let ws = bind("listeners.ws", &config.listeners.ws).await?;
     let tcp = bind("listeners.tcp", &config.listeners.tcp).await?;
+    let wss = bind("listeners.wss", &config.listeners.wss).await?;
+    let mqtts = bind("listeners.mqtts", &config.listeners.mqtts).await?;
 
     let (store, store_thread) = StoreHandle::start(
         Box::new(store),
@@ -114,7 +126,7 @@ pub async fn run(config: Config) -> Result<(), StartupError> {
         security: security.clone(),
         per_address: PerAddress::new(&config.limits),
     });
-    let reloader = tokio::spawn(reload_on_hangup(security));
+    let reloader = tokio::spawn(reload_on_hangup(security, tls.clone()));
     let (alive, mut all_closed) = mpsc::channel::<()>(1);
     let mut accept_tasks = Vec::new();
     if config
@@ -125,26 +137,31 @@ pub async fn run(config: Config) -> Result<(), StartupError> {
     {
         warn!("listeners.allowed_origins has \"*\": pages of any site may open the MQTT WebSocket");
     }
-    if let Some(listener) = ws {
+    let plain = [(ws, Kind::WebSocket, None), (tcp, Kind::Tcp, None)];
+    let secure = [
+        (wss, Kind::WebSocket, tls.clone()),
+        (mqtts, Kind::Tcp, tls.clone()),
+    ];
+    for (listener, kind, tls) in plain.into_iter().chain(secure) {
+        let Some(listener) = listener else { continue };
         let address = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
-        info!(
-            "MQTT over WebSocket on ws://{address}{}, HTTP on http://{address}/",
-            config.listeners.ws_path
-        );
+        match (kind, tls.is_some()) {
+            (Kind::WebSocket, false) => info!(
+                "MQTT over WebSocket on ws://{address}{}, HTTP on http://{address}/",
+                config.listeners.ws_path
+            ),
+            (Kind::WebSocket, true) => info!(
+                "MQTT over secure WebSocket on wss://{address}{}, HTTPS on https://{address}/",
+                config.listeners.ws_path
+            ),
+            (Kind::Tcp, false) => info!("MQTT over TCP on {address}"),
+            (Kind::Tcp, true) => info!("MQTT over TLS on {address}"),
+        }
         accept_tasks.push(tokio::spawn(listener::accept_loop(
             shared.clone(),
             listener,
-            Kind::WebSocket,
-            alive.clone(),
-        )));
-    }
-    if let Some(listener) = tcp {
-        let address = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
-        info!("MQTT over TCP on {address}");
-        accept_tasks.push(tokio::spawn(listener::accept_loop(
-            shared.clone(),
-            listener,
-            Kind::Tcp,
+            kind,
+            tls,
             alive.clone(),
         )));
     }
@@ -187,9 +204,9 @@ async fn tick(router: mpsc::UnboundedSender<ToRouter>) {
     }
 }
 
-/// Reads the password and ACL files again on each SIGHUP; a file that does not parse
-/// leaves the current policy in force.
-async fn reload_on_hangup(security: Arc<Security>) {
+/// Reads the password, ACL, JWT key and TLS files again on each SIGHUP; a file that does
+/// not parse leaves the current one in force.
+async fn reload_on_hangup(security: Arc<Security>, tls: Option<Arc<TlsSettings>>) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
@@ -201,6 +218,12 @@ async fn reload_on_hangup(security: Arc<Security>) {
             match security.reload() {
                 Ok(()) => info!("SIGHUP: security files reloaded"),
                 Err(error) => warn!(%error, "SIGHUP: reload failed; the previous files stay in force"),
+            }
+            if let Some(tls) = &tls {
+                match tls.reload() {
+                    Ok(()) => info!("SIGHUP: TLS certificate reloaded"),
+                    Err(error) => warn!(%error, "SIGHUP: TLS reload failed; the previous certificate stays"),
+                }
             }
         }
     }

@@ -7,6 +7,7 @@
 //! only then writes the machine's output to the socket.
 
 mod inflight;
+pub mod stream;
 pub mod transport;
 
 use std::net::SocketAddr;

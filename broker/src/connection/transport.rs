@@ -4,11 +4,11 @@
 //! nothing to MQTT, so both transports yield plain byte chunks to the same
 //! connection task.
 
+use super::stream::Stream;
 use bytes::{Bytes, BytesMut};
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use thiserror::Error;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
@@ -54,10 +54,10 @@ type Received = Result<Option<Bytes>, TransportError>;
 /// A connection's byte pipe.
 pub enum Transport {
     /// Plain TCP.
-    Tcp(TcpStream, Box<[u8]>),
+    Tcp(Stream, Box<[u8]>),
     /// WebSocket over TCP, and the end of the stream (close or error) met while joining
     /// frames, to report after the bytes that came before it.
-    WebSocket(Box<WebSocketStream<TcpStream>>, Option<Received>),
+    WebSocket(Box<WebSocketStream<Stream>>, Option<Received>),
 }
 
 /// One item of the WebSocket stream, as the connection sees it.
@@ -82,12 +82,12 @@ impl Frame {
 
 impl Transport {
     /// A TCP transport with a read buffer of `buffer_size` bytes.
-    pub fn tcp(stream: TcpStream, buffer_size: usize) -> Self {
+    pub fn tcp(stream: Stream, buffer_size: usize) -> Self {
         Transport::Tcp(stream, vec![0; buffer_size].into_boxed_slice())
     }
 
     /// A WebSocket transport.
-    pub fn websocket(stream: WebSocketStream<TcpStream>) -> Self {
+    pub fn websocket(stream: WebSocketStream<Stream>) -> Self {
         Transport::WebSocket(Box::new(stream), None)
     }
 

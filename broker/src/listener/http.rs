@@ -5,8 +5,8 @@ use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::connection::stream::Stream;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
@@ -60,7 +60,7 @@ impl Request {
 }
 
 /// Serves HTTP requests on `stream` until it closes or upgrades to WebSocket.
-pub async fn serve(shared: Arc<Shared>, mut stream: TcpStream, peer: std::net::SocketAddr) {
+pub async fn serve(shared: Arc<Shared>, mut stream: Stream, peer: std::net::SocketAddr) {
     let mut buffer = Vec::with_capacity(1024);
     loop {
         let head = match tokio::time::timeout(HEAD_TIMEOUT, read_head(&mut stream, &mut buffer)).await {
@@ -137,7 +137,7 @@ enum Head {
 }
 
 /// Reads until the end of a request head.
-async fn read_head(stream: &mut TcpStream, buffer: &mut Vec<u8>) -> std::io::Result<Head> {
+async fn read_head(stream: &mut Stream, buffer: &mut Vec<u8>) -> std::io::Result<Head> {
     loop {
         if let Some(end) = buffer.windows(4).position(|window| window == b"\r\n\r\n") {
             return Ok(Head::Complete(end + 4));
@@ -213,7 +213,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 async fn respond(
-    stream: &mut TcpStream,
+    stream: &mut Stream,
     status: u16,
     content_type: &str,
     body: &[u8],
@@ -243,7 +243,7 @@ async fn respond(
 /// request the answer refuses, and unread bytes at close would make the kernel send a
 /// reset that can destroy the answer before the client reads it. So the write side
 /// is shut first, and what still arrives is read and dropped, for a bounded time.
-async fn refuse(mut stream: TcpStream, status: u16, body: &[u8]) {
+async fn refuse(mut stream: Stream, status: u16, body: &[u8]) {
     if respond(&mut stream, status, "text/plain", body, false)
         .await
         .is_err()
@@ -302,7 +302,7 @@ async fn contained(root: &Path, file: PathBuf) -> Option<PathBuf> {
 
 async fn serve_file(
     shared: &Shared,
-    stream: &mut TcpStream,
+    stream: &mut Stream,
     url_path: &str,
     keep_alive: bool,
 ) -> std::io::Result<()> {
@@ -326,7 +326,7 @@ async fn serve_file(
 /// Completes the WebSocket handshake and runs the MQTT connection on it.
 async fn upgrade(
     shared: Arc<Shared>,
-    mut stream: TcpStream,
+    mut stream: Stream,
     request: Request,
     leftover: Vec<u8>,
     peer: std::net::SocketAddr,

@@ -3,6 +3,7 @@
 
 pub mod http;
 pub mod origin;
+pub mod tls;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -11,6 +12,8 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
+use self::tls::TlsSettings;
+use crate::connection::stream::Stream;
 use crate::connection::transport::Transport;
 use crate::connection::{self, Shared};
 use crate::limits::AddressRefusal;
@@ -38,9 +41,15 @@ pub enum Kind {
     Tcp,
 }
 
-/// Accepts connections forever. Each task holds a clone of `alive`, so shutdown can
-/// wait for every connection to finish.
-pub async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, kind: Kind, alive: mpsc::Sender<()>) {
+/// Accepts connections forever, with TLS first when `tls` is given. Each task holds a
+/// clone of `alive`, so shutdown can wait for every connection to finish.
+pub async fn accept_loop(
+    shared: Arc<Shared>,
+    listener: TcpListener,
+    kind: Kind,
+    tls: Option<Arc<TlsSettings>>,
+    alive: mpsc::Sender<()>,
+) {
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -66,9 +75,30 @@ pub async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, kind: Kind,
         let _ = stream.set_nodelay(true);
         let shared = shared.clone();
         let alive = alive.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
             let _alive = alive;
             let _slot = slot;
+            let stream = match tls {
+                None => Stream::Plain(stream),
+                Some(tls) => {
+                    let handshake = tls.acceptor().accept(stream);
+                    let limit = std::time::Duration::from_secs(shared.config.limits.connect_timeout_secs);
+                    match tokio::time::timeout(limit, handshake).await {
+                        Ok(Ok(stream)) => Stream::Tls(Box::new(stream)),
+                        Ok(Err(error)) => {
+                            debug!(%peer, %error, "TLS handshake failed");
+                            Metrics::inc(&shared.metrics.tls_handshake_failures_total);
+                            return;
+                        }
+                        Err(_) => {
+                            debug!(%peer, "TLS handshake timed out");
+                            Metrics::inc(&shared.metrics.tls_handshake_failures_total);
+                            return;
+                        }
+                    }
+                }
+            };
             match kind {
                 Kind::Tcp if at_capacity(&shared) => drop(stream),
                 Kind::Tcp => connection::run(shared, Transport::tcp(stream, TCP_READ_BUFFER), peer).await,

@@ -130,7 +130,8 @@ pub fn anonymous_by_default(config: &Config) -> (bool, &'static str) {
     if config.auth.jwt.is_configured() {
         return (false, "credentials are configured (auth.jwt)");
     }
-    let public = [&config.listeners.ws, &config.listeners.tcp]
+    let listeners = &config.listeners;
+    let public = [&listeners.ws, &listeners.tcp, &listeners.wss, &listeners.mqtts]
         .into_iter()
         .filter(|address| !address.is_empty())
         .any(|address| {
