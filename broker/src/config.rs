@@ -92,6 +92,9 @@ pub struct Listeners {
     /// When set, `/metrics` answers only requests with `Authorization: Bearer <token>`;
     /// when not, only loopback clients.
     pub metrics_token: String,
+    /// Addresses or CIDR ranges of reverse proxies whose `X-Forwarded-For` (HTTP ports) and
+    /// PROXY protocol header (MQTT ports, then required from them) name the client.
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for Listeners {
@@ -105,6 +108,7 @@ impl Default for Listeners {
             www: "www".into(),
             allowed_origins: Vec::new(),
             metrics_token: String::new(),
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -393,6 +397,17 @@ impl Config {
                     "each entry must be an origin such as https://app.example.com, or \"*\"",
                 );
             }
+        }
+        if self
+            .listeners
+            .trusted_proxies
+            .iter()
+            .any(|range| crate::listener::proxy::Range::parse(range).is_none())
+        {
+            return invalid(
+                "listeners.trusted_proxies",
+                "each entry must be an address or a CIDR range such as 10.0.0.0/8",
+            );
         }
         if !self.listeners.ws_path.starts_with('/') {
             return invalid("listeners.ws_path", "must start with /");

@@ -14,6 +14,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::connection::Shared;
 use crate::limits::PerAddress;
+use crate::listener::proxy::TrustedProxies;
 use crate::listener::tls::{TlsError, TlsSettings};
 use crate::listener::{self, Kind};
 use crate::metrics::Metrics;
@@ -125,6 +126,7 @@ pub async fn run(config: Config) -> Result<(), StartupError> {
         next_id: AtomicU64::new(1),
         security: security.clone(),
         per_address: PerAddress::new(&config.limits),
+        proxies: TrustedProxies::new(&config.listeners.trusted_proxies),
     });
     let reloader = tokio::spawn(reload_on_hangup(security, tls.clone()));
     let (alive, mut all_closed) = mpsc::channel::<()>(1);

@@ -112,3 +112,85 @@ async fn a_connection_over_its_publish_rate_is_disconnected_with_0x96() {
         ReasonCode::NoMatchingSubscribers
     );
 }
+
+/// A PROXY protocol v2 header for a TCP/IPv4 client at `source`.
+fn proxy_v2(source: [u8; 4], port: u16) -> Vec<u8> {
+    let mut header = b"\r\n\r\n\0\r\nQUIT\n".to_vec();
+    header.extend_from_slice(&[0x21, 0x11, 0, 12]);
+    header.extend_from_slice(&source);
+    header.extend_from_slice(&[127, 0, 0, 1]);
+    header.extend_from_slice(&port.to_be_bytes());
+    header.extend_from_slice(&1883u16.to_be_bytes());
+    header
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_the_limits_count_the_clients_it_carries() {
+    let broker = Broker::start(
+        "[listeners]\ntrusted_proxies = [\"127.0.0.0/8\"]\n[limits]\nmax_connections_per_ip = 1\n",
+    );
+    let v1 = |address: &str| format!("PROXY TCP4 {address} 127.0.0.1 40000 1883\r\n").into_bytes();
+    let first = TestClient::tcp_proxied(
+        broker.tcp,
+        &v1("203.0.113.7"),
+        config(ProtocolVersion::V5, "a", true),
+    )
+    .await;
+    let other = TestClient::tcp_proxied(
+        broker.tcp,
+        &proxy_v2([198, 51, 100, 2], 40001),
+        config(ProtocolVersion::V311, "b", true),
+    )
+    .await;
+    assert!(
+        first.is_connected() && other.is_connected(),
+        "one connection each for two clients"
+    );
+    // A second connection of 203.0.113.7 is over its limit of one, whichever proxy version says so.
+    let mut stream = TcpStream::connect(broker.tcp).await.expect("connect");
+    tokio::io::AsyncWriteExt::write_all(&mut stream, &v1("203.0.113.7"))
+        .await
+        .expect("header");
+    let mut byte = [0u8; 1];
+    let closed = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut byte)).await;
+    assert!(matches!(closed, Ok(Ok(0) | Err(_))), "refused: {closed:?}");
+    // A trusted proxy that sends no PROXY header is not let through.
+    let mut bare = TcpStream::connect(broker.tcp).await.expect("connect");
+    tokio::io::AsyncWriteExt::write_all(&mut bare, b"\x10\x10\x00\x04MQTT\x04\x02\x00\x3c\x00\x01c")
+        .await
+        .expect("connect");
+    let closed = tokio::time::timeout(Duration::from_secs(5), bare.read(&mut byte)).await;
+    assert!(
+        matches!(closed, Ok(Ok(0) | Err(_))),
+        "no PROXY header: {closed:?}"
+    );
+}
+
+#[tokio::test]
+async fn x_forwarded_for_counts_only_from_a_trusted_proxy() {
+    let get_metrics = |address, forwarded: &str| {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(address).expect("connect");
+        write!(
+            stream,
+            "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Forwarded-For: {forwarded}\r\n\r\n"
+        )
+        .expect("send");
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).expect("read");
+        answer.lines().next().unwrap_or_default().to_owned()
+    };
+    let behind = Broker::start("[listeners]\ntrusted_proxies = [\"127.0.0.1\"]\n");
+    assert_eq!(
+        get_metrics(behind.ws, "203.0.113.7"),
+        "HTTP/1.1 403 Forbidden",
+        "a remote client, through the proxy"
+    );
+    assert_eq!(get_metrics(behind.ws, "127.0.0.1"), "HTTP/1.1 200 OK");
+    let direct = Broker::start("");
+    assert_eq!(
+        get_metrics(direct.ws, "203.0.113.7"),
+        "HTTP/1.1 200 OK",
+        "an untrusted header is ignored"
+    );
+}

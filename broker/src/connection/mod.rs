@@ -26,6 +26,7 @@ use self::transport::{CLOSE_SESSION_TAKEN_OVER, Transport};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::limits::{PerAddress, PublishRate};
+use crate::listener::proxy::TrustedProxies;
 use crate::metrics::Metrics;
 use crate::router::{ConnectionLink, DetachReason, ToConnection, ToRouter};
 use crate::security::{Identity, Security};
@@ -52,6 +53,8 @@ pub struct Shared {
     pub security: Arc<Security>,
     /// Connections per client address.
     pub per_address: Arc<PerAddress>,
+    /// The proxies whose word on the client's address is taken.
+    pub proxies: TrustedProxies,
 }
 
 impl Shared {

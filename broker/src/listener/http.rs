@@ -60,7 +60,8 @@ impl Request {
 }
 
 /// Serves HTTP requests on `stream` until it closes or upgrades to WebSocket.
-pub async fn serve(shared: Arc<Shared>, mut stream: Stream, peer: std::net::SocketAddr) {
+/// `trusted`: `peer` is a trusted proxy, whose `X-Forwarded-For` names the client.
+pub async fn serve(shared: Arc<Shared>, mut stream: Stream, peer: std::net::SocketAddr, trusted: bool) {
     let mut buffer = Vec::with_capacity(1024);
     loop {
         let head = match tokio::time::timeout(HEAD_TIMEOUT, read_head(&mut stream, &mut buffer)).await {
@@ -74,11 +75,26 @@ pub async fn serve(shared: Arc<Shared>, mut stream: Stream, peer: std::net::Sock
             Ok(request) => request,
             Err(status) => return refuse(stream, status, b"bad request\n").await,
         };
+        let peer = match request.header("x-forwarded-for") {
+            Some(forwarded) if trusted => shared
+                .proxies
+                .forwarded_client(forwarded)
+                .map_or(peer, |client| std::net::SocketAddr::new(client, 0)),
+            _ => peer,
+        };
         let leftover = buffer.split_off(head);
         buffer.clear();
         let is_upgrade = request.header_has_token("connection", "upgrade")
             && request.header_has_token("upgrade", "websocket");
         if is_upgrade && request.path == shared.config.listeners.ws_path {
+            // Counted against the client a proxy carries; others were counted at accept.
+            let _slot = match trusted {
+                true => match super::admit(&shared, peer) {
+                    Some(slot) => Some(slot),
+                    None => return refuse(stream, 429, b"too many connections from this address\n").await,
+                },
+                false => None,
+            };
             upgrade(shared, stream, request, leftover, peer).await;
             return;
         }
@@ -226,6 +242,7 @@ async fn respond(
         403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
+        429 => "Too Many Requests",
         431 => "Request Header Fields Too Large",
         503 => "Service Unavailable",
         _ => "Error",

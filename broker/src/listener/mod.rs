@@ -3,6 +3,7 @@
 
 pub mod http;
 pub mod origin;
+pub mod proxy;
 pub mod tls;
 
 use std::sync::Arc;
@@ -16,7 +17,7 @@ use self::tls::TlsSettings;
 use crate::connection::stream::Stream;
 use crate::connection::transport::Transport;
 use crate::connection::{self, Shared};
-use crate::limits::AddressRefusal;
+use crate::limits::{AddressRefusal, AddressSlot};
 use crate::metrics::Metrics;
 
 /// Read buffer of a TCP connection.
@@ -30,6 +31,22 @@ pub fn at_capacity(shared: &Shared) -> bool {
         Metrics::inc(&shared.metrics.connections_rejected_total);
     }
     full
+}
+
+/// Admits a connection from `peer` by the per-address limits, counting a refusal.
+pub fn admit(shared: &Shared, peer: std::net::SocketAddr) -> Option<AddressSlot> {
+    match shared.per_address.admit(peer.ip(), std::time::Instant::now()) {
+        Ok(slot) => Some(slot),
+        Err(refusal) => {
+            let counter = match refusal {
+                AddressRefusal::TooManyConnections => &shared.metrics.connections_refused_per_ip_total,
+                AddressRefusal::TooFast => &shared.metrics.connections_rate_limited_total,
+            };
+            Metrics::inc(counter);
+            debug!(%peer, ?refusal, "connection refused by the per-address limits");
+            None
+        }
+    }
 }
 
 /// Which protocol a listener speaks.
@@ -59,17 +76,15 @@ pub async fn accept_loop(
                 continue;
             }
         };
-        let slot = match shared.per_address.admit(peer.ip(), std::time::Instant::now()) {
-            Ok(slot) => slot,
-            Err(refusal) => {
-                let counter = match refusal {
-                    AddressRefusal::TooManyConnections => &shared.metrics.connections_refused_per_ip_total,
-                    AddressRefusal::TooFast => &shared.metrics.connections_rate_limited_total,
-                };
-                Metrics::inc(counter);
-                debug!(%peer, ?refusal, "connection refused by the per-address limits");
-                drop(stream);
-                continue;
+        // A trusted proxy's connections are counted against the client they carry, once
+        // known (its PROXY header, or the X-Forwarded-For of the upgrade).
+        let trusted = shared.proxies.trusts(peer.ip());
+        let slot = if trusted {
+            None
+        } else {
+            match admit(&shared, peer) {
+                Some(slot) => Some(slot),
+                None => continue,
             }
         };
         let _ = stream.set_nodelay(true);
@@ -78,6 +93,21 @@ pub async fn accept_loop(
         let tls = tls.clone();
         tokio::spawn(async move {
             let _alive = alive;
+            let mut slot = slot;
+            let mut stream = stream;
+            let mut peer = peer;
+            if trusted && kind == Kind::Tcp {
+                let limit = std::time::Duration::from_secs(shared.config.limits.connect_timeout_secs);
+                match tokio::time::timeout(limit, proxy::read_header(&mut stream, peer)).await {
+                    Ok(Ok(client)) => peer = client,
+                    Ok(Err(error)) => return debug!(%peer, %error, "closing connection from a trusted proxy"),
+                    Err(_) => return debug!(%peer, "no PROXY header in time from a trusted proxy"),
+                }
+                match admit(&shared, peer) {
+                    Some(admitted) => slot = Some(admitted),
+                    None => return,
+                }
+            }
             let _slot = slot;
             let stream = match tls {
                 None => Stream::Plain(stream),
@@ -103,7 +133,7 @@ pub async fn accept_loop(
                 Kind::Tcp if at_capacity(&shared) => drop(stream),
                 Kind::Tcp => connection::run(shared, Transport::tcp(stream, TCP_READ_BUFFER), peer).await,
                 // HTTP (the page, /metrics) stays reachable; the upgrade checks the limit.
-                Kind::WebSocket => http::serve(shared, stream, peer).await,
+                Kind::WebSocket => http::serve(shared, stream, peer, trusted).await,
             }
         });
     }

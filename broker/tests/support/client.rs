@@ -69,6 +69,15 @@ impl TestClient {
         Self::start(socket, config, SessionFlows::default()).await
     }
 
+    /// Connects over TCP as a proxy would: `header` (a PROXY protocol header) first, then
+    /// CONNECT; waits for CONNACK.
+    pub async fn tcp_proxied(address: SocketAddr, header: &[u8], config: ClientConfig) -> Self {
+        use tokio::io::AsyncWriteExt;
+        let mut stream = TcpStream::connect(address).await.expect("tcp connect");
+        stream.write_all(header).await.expect("send the PROXY header");
+        Self::start(Socket::Tcp(stream), config, SessionFlows::default()).await
+    }
+
     /// Connects over WebSocket and waits for CONNACK.
     pub async fn ws(address: SocketAddr, config: ClientConfig) -> Self {
         let socket = Socket::Ws(Box::new(websocket(address).await));
