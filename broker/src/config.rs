@@ -246,6 +246,9 @@ pub struct Tls {
     pub key_file: String,
     /// A CA whose certificates clients must present (mutual TLS); `""`: none asked.
     pub client_ca_file: String,
+    /// With `client_ca_file`: the client certificate's subject common name is the user name
+    /// (no password needed), as Mosquitto's option of the same name.
+    pub use_identity_as_username: bool,
 }
 
 /// `[auth]`: who a client is.
@@ -381,6 +384,9 @@ impl Config {
             .all(|address| address.is_empty())
         {
             return invalid("listeners", "at least one of ws, tcp, wss and mqtts must be set");
+        }
+        if self.tls.use_identity_as_username && self.tls.client_ca_file.is_empty() {
+            return invalid("tls.use_identity_as_username", "needs tls.client_ca_file");
         }
         if (!listeners.wss.is_empty() || !listeners.mqtts.is_empty())
             && (self.tls.cert_file.is_empty() || self.tls.key_file.is_empty())

@@ -96,8 +96,9 @@ struct Session {
     close: (u16, &'static str),
 }
 
-/// Runs one connection to its end.
-pub async fn run(shared: Arc<Shared>, mut transport: Transport, peer: SocketAddr) {
+/// Runs one connection to its end; `certified` is the user its TLS client certificate
+/// names, when that is how users authenticate.
+pub async fn run(shared: Arc<Shared>, mut transport: Transport, peer: SocketAddr, certified: Option<String>) {
     let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
     let (tx, mut inbox) = mpsc::unbounded_channel();
     let backlog = Arc::new(AtomicUsize::new(0));
@@ -159,7 +160,11 @@ pub async fn run(shared: Arc<Shared>, mut transport: Transport, peer: SocketAddr
         }
         while let Some(connect) = handle_events(&shared, &link, &mut machine, &mut state, peer) {
             // Events after the CONNECT wait in the machine until it is decided.
-            match shared.security.authenticate(&connect, peer.ip()).await {
+            match shared
+                .security
+                .authenticate(&connect, peer.ip(), certified.as_deref())
+                .await
+            {
                 Ok(identity) => {
                     state.identity = identity;
                     let _ = shared.router.send(ToRouter::Connect {

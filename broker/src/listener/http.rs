@@ -60,8 +60,15 @@ impl Request {
 }
 
 /// Serves HTTP requests on `stream` until it closes or upgrades to WebSocket.
-/// `trusted`: `peer` is a trusted proxy, whose `X-Forwarded-For` names the client.
-pub async fn serve(shared: Arc<Shared>, mut stream: Stream, peer: std::net::SocketAddr, trusted: bool) {
+/// `trusted`: `peer` is a trusted proxy, whose `X-Forwarded-For` names the client;
+/// `certified`: the user its TLS client certificate names.
+pub async fn serve(
+    shared: Arc<Shared>,
+    mut stream: Stream,
+    peer: std::net::SocketAddr,
+    trusted: bool,
+    certified: Option<String>,
+) {
     let mut buffer = Vec::with_capacity(1024);
     loop {
         let head = match tokio::time::timeout(HEAD_TIMEOUT, read_head(&mut stream, &mut buffer)).await {
@@ -95,7 +102,7 @@ pub async fn serve(shared: Arc<Shared>, mut stream: Stream, peer: std::net::Sock
                 },
                 false => None,
             };
-            upgrade(shared, stream, request, leftover, peer).await;
+            upgrade(shared, stream, request, leftover, peer, certified).await;
             return;
         }
         buffer = leftover;
@@ -347,6 +354,7 @@ async fn upgrade(
     request: Request,
     leftover: Vec<u8>,
     peer: std::net::SocketAddr,
+    certified: Option<String>,
 ) {
     if super::at_capacity(&shared) {
         let _ = respond(&mut stream, 503, "text/plain", b"too many connections\n", false).await;
@@ -409,5 +417,5 @@ async fn upgrade(
     config.max_message_size = Some(limit);
     config.max_frame_size = Some(limit);
     let ws = WebSocketStream::from_partially_read(stream, leftover, Role::Server, Some(config)).await;
-    connection::run(shared, Transport::websocket(ws), peer).await;
+    connection::run(shared, Transport::websocket(ws), peer, certified).await;
 }

@@ -109,13 +109,25 @@ pub async fn accept_loop(
                 }
             }
             let _slot = slot;
+            // The user a verified client certificate names, when its name is the user name.
+            let mut certified = None;
             let stream = match tls {
                 None => Stream::Plain(stream),
                 Some(tls) => {
                     let handshake = tls.acceptor().accept(stream);
                     let limit = std::time::Duration::from_secs(shared.config.limits.connect_timeout_secs);
                     match tokio::time::timeout(limit, handshake).await {
-                        Ok(Ok(stream)) => Stream::Tls(Box::new(stream)),
+                        Ok(Ok(stream)) => {
+                            if tls.identity_as_username() {
+                                certified = stream
+                                    .get_ref()
+                                    .1
+                                    .peer_certificates()
+                                    .and_then(|chain| chain.first())
+                                    .and_then(|certificate| tls::subject_common_name(certificate));
+                            }
+                            Stream::Tls(Box::new(stream))
+                        }
                         Ok(Err(error)) => {
                             debug!(%peer, %error, "TLS handshake failed");
                             Metrics::inc(&shared.metrics.tls_handshake_failures_total);
@@ -131,9 +143,11 @@ pub async fn accept_loop(
             };
             match kind {
                 Kind::Tcp if at_capacity(&shared) => drop(stream),
-                Kind::Tcp => connection::run(shared, Transport::tcp(stream, TCP_READ_BUFFER), peer).await,
+                Kind::Tcp => {
+                    connection::run(shared, Transport::tcp(stream, TCP_READ_BUFFER), peer, certified).await
+                }
                 // HTTP (the page, /metrics) stays reachable; the upgrade checks the limit.
-                Kind::WebSocket => http::serve(shared, stream, peer, trusted).await,
+                Kind::WebSocket => http::serve(shared, stream, peer, trusted, certified).await,
             }
         });
     }

@@ -1,6 +1,7 @@
 //! TLS for `listeners.wss` (HTTPS and MQTT over secure WebSocket) and `listeners.mqtts`
 //! (MQTT over TLS), with rustls. `[tls] cert_file` (the chain, PEM) and `key_file`; with
-//! `client_ca_file`, clients must present a certificate that CA signed (mutual TLS). The
+//! `client_ca_file`, clients must present a certificate that CA signed (mutual TLS), and
+//! with `use_identity_as_username` its subject's common name is the client's user name. The
 //! files are read again on SIGHUP: new handshakes use them, established connections go on.
 
 use std::path::{Path, PathBuf};
@@ -11,6 +12,9 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls::server::WebPkiClientVerifier;
 use tokio_rustls::rustls::{RootCertStore, ServerConfig};
+
+use x509_cert::Certificate;
+use x509_cert::der::Decode;
 
 use crate::config::Tls as TlsConfig;
 
@@ -99,6 +103,11 @@ impl TlsSettings {
         Ok(())
     }
 
+    /// Whether a client certificate's common name is the user name.
+    pub fn identity_as_username(&self) -> bool {
+        self.files.use_identity_as_username
+    }
+
     /// An acceptor with the current configuration.
     pub fn acceptor(&self) -> TlsAcceptor {
         TlsAcceptor::from(
@@ -108,4 +117,16 @@ impl TlsSettings {
                 .clone(),
         )
     }
+}
+
+/// The common name of a certificate's subject (DER), if it has one.
+pub fn subject_common_name(der: &[u8]) -> Option<String> {
+    let certificate = Certificate::from_der(der).ok()?;
+    certificate
+        .tbs_certificate()
+        .subject()
+        .common_name()
+        .ok()
+        .flatten()
+        .map(String::from)
 }

@@ -130,6 +130,9 @@ pub fn anonymous_by_default(config: &Config) -> (bool, &'static str) {
     if config.auth.jwt.is_configured() {
         return (false, "credentials are configured (auth.jwt)");
     }
+    if config.tls.use_identity_as_username {
+        return (false, "credentials are configured (tls.use_identity_as_username)");
+    }
     let listeners = &config.listeners;
     let public = [&listeners.ws, &listeners.tcp, &listeners.wss, &listeners.mqtts]
         .into_iter()
@@ -244,10 +247,32 @@ impl Security {
     /// Decides a CONNECT from `peer`: who the client is, or the CONNACK reason code that
     /// refuses it (0x86 bad user name or password, 0x87 not authorized, 0x85 a client id
     /// this user may not use). Credential failures are answered after a growing delay.
-    pub async fn authenticate(&self, connect: &Connect, peer: IpAddr) -> Result<Identity, ReasonCode> {
+    /// `certified`: the user a verified TLS client certificate names
+    /// (`tls.use_identity_as_username`), which needs no password.
+    pub async fn authenticate(
+        &self,
+        connect: &Connect,
+        peer: IpAddr,
+        certified: Option<&str>,
+    ) -> Result<Identity, ReasonCode> {
         let policy = self.policy();
         let password = connect.password.as_deref().unwrap_or_default();
         let identity = match (&connect.username, &policy.passwords, &policy.jwt) {
+            _ if certified.is_some() => {
+                let user = certified.unwrap_or_default();
+                if connect
+                    .username
+                    .as_ref()
+                    .is_some_and(|name| !name.is_empty() && name != user)
+                {
+                    info!(%peer, "refused: the user name is not the certificate's");
+                    return Err(self.refuse(peer, ReasonCode::BadUserNameOrPassword).await);
+                }
+                Identity {
+                    username: Some(user.into()),
+                    ..Identity::default()
+                }
+            }
             (_, _, Some(verifier)) if looks_like_jwt(password) => {
                 let token = String::from_utf8_lossy(password);
                 let claims = match verifier.verify(&token) {

@@ -186,3 +186,45 @@ def test_sighup_takes_a_new_certificate_and_keeps_connections(tls_broker):
     assert before.subscribe("still/here") == 1, "the connection made before the reload goes on"
     before.stop()
     after.stop()
+
+
+def test_a_client_certificate_can_name_the_user(tmp_path):
+    ports = {"mqtts": free_port()}
+    state = {}
+
+    def setup(directory):
+        state["ca"] = Authority(directory, "test-ca")
+        state["cert"], state["key"] = state["ca"].issue("localhost", "server", server=True)
+        state["clients"] = Authority(directory, "client-ca")
+        state["alice"] = state["clients"].issue("alice", "alice", server=False)
+        state["bob"] = state["clients"].issue("bob", "bob", server=False)
+        with open(os.path.join(directory, "acl"), "w") as file:
+            file.write("user alice\ntopic readwrite chat/#\n")
+
+    def config(directory):
+        return (
+            f'[listeners]\nmqtts = "127.0.0.1:{ports["mqtts"]}"\n'
+            f'[tls]\ncert_file = "{state["cert"]}"\nkey_file = "{state["key"]}"\n'
+            f'client_ca_file = "{state["clients"].path}"\nuse_identity_as_username = true\n'
+            f'[authz]\nacl_file = "{os.path.join(directory, "acl")}"\n'
+        )
+
+    broker = Broker(config=config, setup=setup)
+    try:
+        wait_for_port(ports["mqtts"])
+
+        def subscribe(who):
+            cert, key = state[who]
+            return mosquitto(
+                "mosquitto_sub", "-h", "localhost", "-p", str(ports["mqtts"]), "-V", "mqttv5", "--cafile", state["ca"].path,
+                "--cert", cert, "--key", key, "-t", "chat/#", "-E",
+            )
+
+        alice = subscribe("alice")
+        assert alice.returncode == 0 and "denied" not in alice.stderr, alice.stderr
+        bob = subscribe("bob")
+        # mosquitto_sub exits 0 either way, and says so on stderr.
+        assert "All subscription requests were denied" in bob.stderr, "bob's certificate makes him bob, whom the ACL keeps out of chat/#"
+        assert "anonymous clients: credentials are configured (tls.use_identity_as_username)" in broker.log_text()
+    finally:
+        broker.stop()
