@@ -3,6 +3,7 @@
 //!
 //! - `suite`: every scenario against every broker, repeated, medians as a Markdown table;
 //! - `run`: one scenario with its parameters, against one broker;
+//! - `security`: the cost of authentication and of an ACL, side by side (tabmq only);
 //! - `relay`: serve the bare relay (started by the other two as a child process).
 
 pub mod case;
@@ -12,6 +13,7 @@ pub mod framing;
 pub mod messaging;
 pub mod peer;
 pub mod relay;
+pub mod security;
 pub mod suite;
 pub mod target;
 pub mod transport;

@@ -10,7 +10,7 @@ use tabmq_bench::error::BenchError;
 use tabmq_bench::messaging::{Load, Shape};
 use tabmq_bench::target::{Programs, Target};
 use tabmq_bench::transport::Transport;
-use tabmq_bench::{relay, suite};
+use tabmq_bench::{relay, security, suite};
 
 #[derive(Parser)]
 #[command(
@@ -84,6 +84,24 @@ enum Command {
         #[arg(long, value_enum, default_value = "ws")]
         transport: Transport,
     },
+    /// The cost of security: a connection storm without credentials, with a password file
+    /// and with JWTs; publishing without and with a 100-rule ACL.
+    Security {
+        #[command(flatten)]
+        programs: ProgramArgs,
+        /// Clients in the connection storm.
+        #[arg(long, default_value_t = 1_000)]
+        clients: u64,
+        /// QoS 1 messages published.
+        #[arg(long, default_value_t = 20_000)]
+        messages: u64,
+        /// Runs per setup (the median is reported).
+        #[arg(long, default_value_t = 3)]
+        repeat: usize,
+        /// Also write the report to this file.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Serve the bare WebSocket relay.
     Relay {
         /// Listen address.
@@ -126,6 +144,21 @@ async fn main() -> std::process::ExitCode {
 async fn run(cli: Cli) -> Result<(), BenchError> {
     match cli.command {
         Command::Relay { addr } => relay::serve(&addr).await,
+        Command::Security {
+            programs: args,
+            clients,
+            messages,
+            repeat,
+            out,
+        } => {
+            let report = security::run(&programs(args), clients, messages, repeat.max(1)).await?;
+            println!("{report}");
+            if let Some(out) = out {
+                std::fs::write(&out, &report)
+                    .map_err(|e| BenchError::Process(format!("cannot write {}: {e}", out.display())))?;
+            }
+            Ok(())
+        }
         Command::Suite {
             programs: args,
             repeat,

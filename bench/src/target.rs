@@ -75,6 +75,12 @@ fn write(path: &Path, text: &str) -> Result<(), BenchError> {
 impl Running {
     /// Starts `target` on free loopback ports, with limits large enough for every scenario.
     pub async fn start(target: Target, programs: &Programs) -> Result<Self, BenchError> {
+        Self::start_with(target, programs, "").await
+    }
+
+    /// Like [`Running::start`], with `extra` TOML sections appended to tabmq's config
+    /// (`[auth]`, `[authz]`: the security benchmark).
+    pub async fn start_with(target: Target, programs: &Programs, extra: &str) -> Result<Self, BenchError> {
         let dir = std::env::temp_dir().join(format!("tabmq-bench-{}-{}", std::process::id(), free_port()?));
         std::fs::create_dir_all(&dir)?;
         let dir = TempDir(dir);
@@ -95,7 +101,7 @@ impl Running {
                          [limits]\nmax_connections = 30000\nmax_inflight = 100\n\
                          max_connections_per_ip = 30000\nmax_connect_rate_per_ip = 1000000\nconnect_burst_per_ip = 1000000\n\
                          max_queued_messages = 200000\nmax_queued_bytes = 1073741824\nmax_backlog = 100000\n\
-                         [log]\nlevel = \"warn\"\n",
+                         [log]\nlevel = \"warn\"\n{extra}",
                         data = dir.0.join("data").display()
                     ),
                 )?;

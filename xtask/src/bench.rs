@@ -49,6 +49,16 @@ pub(crate) fn run(extra: &[String]) -> Result<(), TaskError> {
     );
     suite.args(extra);
     cmd::run(&mut suite)?;
+    cmd::run(&mut cmd::command(
+        &root.join("target/release/tabmq-bench").to_string_lossy(),
+        &[
+            "security",
+            "--tabmq",
+            &root.join("target/release/tabmq").to_string_lossy(),
+            "--out",
+            &out.join("security.md").to_string_lossy(),
+        ],
+    ))?;
 
     crate::package::build()?;
     let mut browser = cmd::command(
@@ -59,7 +69,7 @@ pub(crate) fn run(extra: &[String]) -> Result<(), TaskError> {
         .current_dir(root.join("tests/browser"))
         .env("TABMQ_BIN", root.join("target/release/tabmq"));
     cmd::run(&mut browser)?;
-    eprintln!("==> results in target/bench/brokers.md and target/bench/browser.md");
+    eprintln!("==> results in target/bench/brokers.md, security.md and browser.md");
     Ok(())
 }
 
@@ -81,6 +91,24 @@ pub(crate) fn smoke() -> Result<(), TaskError> {
             &root.join("target/debug/tabmq").to_string_lossy(),
             "--mosquitto",
             &mosquitto().to_string_lossy(),
+        ],
+    ))?;
+    cmd::run(&mut cmd::command(
+        "cargo",
+        &[
+            "run",
+            "--package",
+            "tabmq-bench",
+            "--",
+            "security",
+            "--clients",
+            "20",
+            "--messages",
+            "200",
+            "--repeat",
+            "1",
+            "--tabmq",
+            &root.join("target/debug/tabmq").to_string_lossy(),
         ],
     ))?;
     let mut browser = cmd::command("node", &["bench.mjs", "--messages", "50", "--repeat", "1"]);
