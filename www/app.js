@@ -5,6 +5,8 @@ const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
 const version = params.get('v') === '3.1.1' ? '3.1.1' : '5.0';
 const url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/mqtt`;
+// With a broker that takes JWTs (README, "The demo with a token"): ?token=... is the password.
+const token = params.get('token');
 
 function setState(text, tone) {
   const badge = $('state');
@@ -104,7 +106,8 @@ async function subscribe(client, filter, qos) {
 
 async function main() {
   $('version').textContent = version;
-  const client = await createClient({ url, namespace: 'demo', version });
+  const credentials = token ? () => ({ password: token }) : undefined;
+  const client = await createClient({ url, namespace: 'demo', version, credentials });
   client.on('connect', showConnected);
   client.on('disconnect', () => setState('disconnected', 'warn'));
   client.on('reconnecting', ({ delayMs }) => showReconnecting(delayMs));
