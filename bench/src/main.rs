@@ -89,8 +89,9 @@ enum Command {
     Security {
         #[command(flatten)]
         programs: ProgramArgs,
-        /// Clients in the connection storm.
-        #[arg(long, default_value_t = 1_000)]
+        /// Clients in the connection storm (a password check takes ~20 ms of one core by
+        /// design: 1,000 at once would outlast the load generator's 20 s patience on 2 cores).
+        #[arg(long, default_value_t = 200)]
         clients: u64,
         /// QoS 1 messages published.
         #[arg(long, default_value_t = 20_000)]
