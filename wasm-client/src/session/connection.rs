@@ -150,6 +150,7 @@ impl Session {
             return;
         }
         let now = self.now;
+        self.saves.retry();
         if let Some(client) = self.client.as_mut() {
             let _ = client.connect(now);
         }

@@ -50,6 +50,9 @@ pub struct Saves {
     in_flight: VecDeque<(SaveId, bool)>,
     /// Bytes waiting for a save: the save they need, their socket, the bytes.
     held: VecDeque<(SaveId, SocketId, Vec<u8>)>,
+    /// A save failed: no save is issued until [`Saves::retry`] (the next connection), so a
+    /// full disk or quota costs one attempt per reconnect, not a loop of failing writes.
+    paused: bool,
 }
 
 /// What a commit releases.
@@ -89,7 +92,7 @@ impl Saves {
         };
         let changed = !writes.is_empty();
         let mut save = None;
-        if changed && self.in_flight.len() < MAX_SAVES_IN_FLIGHT {
+        if changed && !self.paused && self.in_flight.len() < MAX_SAVES_IN_FLIGHT {
             self.since_rewrite = if writes.replace_all {
                 0
             } else {
@@ -150,7 +153,14 @@ impl Saves {
         }
         self.committed = self.committed.max(save);
         self.rewrite = true;
+        self.paused = true;
         self.held.clear();
+    }
+
+    /// Saves may be tried again (a new connection is starting): the next one writes the
+    /// whole session.
+    pub fn retry(&mut self) {
+        self.paused = false;
     }
 }
 
@@ -221,6 +231,12 @@ mod tests {
         let (save, _) = saves.after_turn(&flows, 1, Some(b"A".to_vec()));
         saves.failed(save.expect("issued").id);
         assert!(saves.in_flight.is_empty(), "the failed save left the pipeline");
+        let (save, _) = saves.after_turn(&flows, 1, None);
+        assert!(
+            save.is_none(),
+            "no retry loop: saves wait for the next connection"
+        );
+        saves.retry();
         let (save, now) = saves.after_turn(&flows, 2, None);
         let rewrite = save.expect("rewritten");
         assert!(rewrite.writes.replace_all);
