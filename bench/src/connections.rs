@@ -81,29 +81,26 @@ pub struct Storm {
     pub latency: Histogram<u64>,
 }
 
-/// Starts `clients` tasks at once, each connecting and subscribing to its own topic.
-pub async fn storm(transport: Transport, addr: &str, clients: u64) -> Result<Storm, BenchError> {
+/// Starts `clients` tasks at once, each running `work(index)`, and holds what each made (a
+/// connection) until all are done, so all count at once. The time until the last finished,
+/// and how long each took, in microseconds.
+pub async fn all_at_once<T, F>(clients: u64, work: F) -> Result<(Duration, Histogram<u64>), BenchError>
+where
+    T: Send + 'static,
+    F: Fn(u64) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, BenchError>> + Send>>,
+{
     let start = Arc::new(Barrier::new(clients as usize + 1));
     let done = Arc::new(Barrier::new(clients as usize + 1));
     let mut tasks = Vec::new();
     for index in 0..clients {
-        let (start, done, addr) = (start.clone(), done.clone(), addr.to_owned());
+        let (start, done, job) = (start.clone(), done.clone(), work(index));
         tasks.push(tokio::spawn(async move {
             start.wait().await;
             let began = Instant::now();
-            let result = async {
-                let id = format!("bench-storm-{index}");
-                let (mut peer, _) =
-                    Peer::connect(transport, &addr, config(&id, false), SessionFlows::default()).await?;
-                peer.subscribe(&format!("bench/storm/{index}"), QoS::AtLeastOnce)
-                    .await?;
-                Ok::<_, BenchError>(peer)
-            }
-            .await;
+            let result = job.await;
             let took = began.elapsed();
-            // Hold the connection until every client is in, so all count at once.
             done.wait().await;
-            result.map(|_peer| took)
+            result.map(|_held| took)
         }));
     }
     start.wait().await;
@@ -117,6 +114,24 @@ pub async fn storm(transport: Transport, addr: &str, clients: u64) -> Result<Sto
             .map_err(|e| BenchError::Protocol(format!("a peer task failed: {e}")))??;
         let _ = latency.record((took.as_micros() as u64).max(1));
     }
+    Ok((elapsed, latency))
+}
+
+/// Starts `clients` tasks at once, each connecting and subscribing to its own topic.
+pub async fn storm(transport: Transport, addr: &str, clients: u64) -> Result<Storm, BenchError> {
+    let addr = addr.to_owned();
+    let (elapsed, latency) = all_at_once(clients, move |index| {
+        let addr = addr.clone();
+        Box::pin(async move {
+            let id = format!("bench-storm-{index}");
+            let (mut peer, _) =
+                Peer::connect(transport, &addr, config(&id, false), SessionFlows::default()).await?;
+            peer.subscribe(&format!("bench/storm/{index}"), QoS::AtLeastOnce)
+                .await?;
+            Ok(peer)
+        })
+    })
+    .await?;
     Ok(Storm {
         clients,
         elapsed,

@@ -10,15 +10,14 @@
 
 use std::fmt::Write as _;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use hdrhistogram::Histogram;
 use tabmq_protocol::QoS;
 use tabmq_protocol::client::ClientEvent;
 use tabmq_protocol::flow::SessionFlows;
-use tokio::sync::Barrier;
 
+use crate::connections::all_at_once;
 use crate::error::BenchError;
 use crate::peer::{Peer, config};
 use crate::target::{Programs, Running, Target};
@@ -97,42 +96,21 @@ fn acl_config(rules: usize, dir: &Path) -> Result<String, BenchError> {
 
 /// Every client connects at once; the time until the last CONNACK, and each one's.
 async fn storm(addr: &str, clients: u64, login: Login) -> Result<(Duration, Histogram<u64>), BenchError> {
-    let token = token()?;
-    let start = Arc::new(Barrier::new(clients as usize + 1));
-    let done = Arc::new(Barrier::new(clients as usize + 1));
-    let mut tasks = Vec::new();
-    for index in 0..clients {
-        let (start, done, addr, token) = (start.clone(), done.clone(), addr.to_owned(), token.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut settings = config(&format!("bench-login-{index}"), false);
-            match login {
-                Login::Anonymous => {}
-                Login::Password => {
-                    settings.username = Some("bench".into());
-                    settings.password = Some(PASSWORD.as_bytes().to_vec().into());
-                }
-                Login::Jwt => settings.password = Some(token.into_bytes().into()),
+    let (addr, token) = (addr.to_owned(), token()?);
+    all_at_once(clients, move |index| {
+        let mut settings = config(&format!("bench-login-{index}"), false);
+        match login {
+            Login::Anonymous => {}
+            Login::Password => {
+                settings.username = Some("bench".into());
+                settings.password = Some(PASSWORD.as_bytes().to_vec().into());
             }
-            start.wait().await;
-            let began = Instant::now();
-            let result = Peer::connect(Transport::Ws, &addr, settings, SessionFlows::default()).await;
-            let took = began.elapsed();
-            done.wait().await;
-            result.map(|_| took)
-        }));
-    }
-    start.wait().await;
-    let started = Instant::now();
-    done.wait().await;
-    let elapsed = started.elapsed();
-    let mut latency = Histogram::<u64>::new(3).expect("3 significant digits is valid");
-    for task in tasks {
-        let took = task
-            .await
-            .map_err(|e| BenchError::Protocol(format!("a peer task failed: {e}")))??;
-        let _ = latency.record((took.as_micros() as u64).max(1));
-    }
-    Ok((elapsed, latency))
+            Login::Jwt => settings.password = Some(token.clone().into_bytes().into()),
+        }
+        let addr = addr.clone();
+        Box::pin(async move { Peer::connect(Transport::Ws, &addr, settings, SessionFlows::default()).await })
+    })
+    .await
 }
 
 /// One publisher sends `messages` QoS 1 messages, `WINDOW` awaiting PUBACK; msg/s.

@@ -7,15 +7,9 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { setUp, openHarness } from './harness.mjs';
 
 const SECRET = 'browser-test-secret-of-32-bytes-or-more';
-const dir = mkdtempSync(path.join(os.tmpdir(), 'tabmq-credentials-'));
-const config = path.join(dir, 'jwt.toml');
-writeFileSync(config, `[auth.jwt]\nsecret = "${SECRET}"\n[authz]\nclient_id_pattern = "*-%u-*"\n`);
 
 const b64url = (value) => Buffer.from(value).toString('base64url');
 
@@ -27,11 +21,10 @@ function mint(sub, ttl, key = SECRET) {
 
 let broker;
 let browser;
-before(async () => { ({ broker, browser } = await setUp({ config })); });
+before(async () => { ({ broker, browser } = await setUp({ configText: `[auth.jwt]\nsecret = "${SECRET}"\n[authz]\nclient_id_pattern = "*-%u-*"\n` })); });
 after(async () => {
   await browser?.close();
   await broker?.stop();
-  rmSync(dir, { recursive: true, force: true });
 });
 
 /** A page whose client fetches its credentials from `issue(call)` through `credentials`. */

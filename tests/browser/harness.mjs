@@ -17,13 +17,13 @@ export const CHROMIUM_ARGS = [
 ];
 
 /**
- * Starts a broker serving the harness (with `config`, a TOML file, if given), and a browser
- * launched with `CHROMIUM_ARGS` and `args`.
+ * Starts a broker serving the harness (with `config`, a TOML file, or `configText`, the
+ * text of one, if given), and a browser launched with `CHROMIUM_ARGS` and `args`.
  */
-export async function setUp({ config = null, args = [] } = {}) {
+export async function setUp({ config = null, configText = null, args = [] } = {}) {
   rmSync(path.join(www, 'pkg'), { recursive: true, force: true });
   cpSync(path.join(here, '../../www/pkg'), path.join(www, 'pkg'), { recursive: true });
-  const broker = await startBroker({ www, config });
+  const broker = await startBroker({ www, config, configText });
   const executablePath = execFileSync('which', ['chromium']).toString().trim();
   const browser = await chromium.launch({ executablePath, args: [...CHROMIUM_ARGS, ...args] });
   return { broker, browser };

@@ -4,22 +4,15 @@
 // names the code, and the client makes no further attempt until the app calls connect().
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { setUp, openHarness, createClient } from './harness.mjs';
 
-const dir = mkdtempSync(path.join(os.tmpdir(), 'tabmq-refusals-'));
-const config = path.join(dir, 'reject.toml');
-writeFileSync(config, '[sessions]\ntakeover = "reject"\n');
 
 let broker;
 let browser;
-before(async () => { ({ broker, browser } = await setUp({ config })); });
+before(async () => { ({ broker, browser } = await setUp({ configText: '[sessions]\ntakeover = "reject"\n' })); });
 after(async () => {
   await browser?.close();
   await broker?.stop();
-  rmSync(dir, { recursive: true, force: true });
 });
 
 for (const version of ['5.0', '3.1.1']) {

@@ -1,7 +1,7 @@
 // Starts the real tabmq broker (TABMQ_BIN) on free loopback ports for one test file.
 // Shared by the MQTT.js interop tests and the browser tests.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, openSync } from 'node:fs';
+import { mkdtempSync, rmSync, openSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -32,10 +32,15 @@ async function waitForPort(port) {
 
 /**
  * Starts a broker; `www` is the folder it serves over HTTP (none by default), `config` a
- * TOML configuration file (command-line flags still set listeners and storage).
+ * TOML configuration file, or `configText` the text of one (command-line flags still set
+ * listeners and storage).
  */
-export async function startBroker({ www = '', config = null } = {}) {
+export async function startBroker({ www = '', config = null, configText = null } = {}) {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'tabmq-node-'));
+  if (configText !== null) {
+    config = path.join(dir, 'tabmq.toml');
+    writeFileSync(config, configText);
+  }
   const ws = await freePort();
   const tcp = await freePort();
   const log = openSync(path.join(dir, 'broker.log'), 'a');

@@ -78,42 +78,38 @@ pub(crate) fn run(extra: &[String]) -> Result<(), TaskError> {
 pub(crate) fn smoke() -> Result<(), TaskError> {
     setup::mosquitto_broker()?;
     let root = cmd::workspace_root();
-    cmd::run(&mut cmd::command(
-        "cargo",
-        &[
-            "run",
-            "--package",
-            "tabmq-bench",
-            "--",
-            "suite",
-            "--smoke",
-            "--tabmq",
-            &root.join("target/debug/tabmq").to_string_lossy(),
-            "--mosquitto",
-            &mosquitto().to_string_lossy(),
-        ],
-    ))?;
-    cmd::run(&mut cmd::command(
-        "cargo",
-        &[
-            "run",
-            "--package",
-            "tabmq-bench",
-            "--",
-            "security",
-            "--clients",
-            "20",
-            "--messages",
-            "200",
-            "--repeat",
-            "1",
-            "--tabmq",
-            &root.join("target/debug/tabmq").to_string_lossy(),
-        ],
-    ))?;
+    let tabmq = root.join("target/debug/tabmq");
+    let tabmq = tabmq.to_string_lossy();
+    debug_bench(&[
+        "suite",
+        "--smoke",
+        "--tabmq",
+        &tabmq,
+        "--mosquitto",
+        &mosquitto().to_string_lossy(),
+    ])?;
+    debug_bench(&[
+        "security",
+        "--clients",
+        "20",
+        "--messages",
+        "200",
+        "--repeat",
+        "1",
+        "--tabmq",
+        &tabmq,
+    ])?;
     let mut browser = cmd::command("node", &["bench.mjs", "--messages", "50", "--repeat", "1"]);
     browser
         .current_dir(root.join("tests/browser"))
         .env("TABMQ_BIN", root.join("target/debug/tabmq"));
     cmd::run(&mut browser)
+}
+
+/// `tabmq-bench ARGS`, debug build.
+fn debug_bench(args: &[&str]) -> Result<(), TaskError> {
+    cmd::run(&mut cmd::command(
+        "cargo",
+        &[&["run", "--package", "tabmq-bench", "--"][..], args].concat(),
+    ))
 }

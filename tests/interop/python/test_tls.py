@@ -132,27 +132,39 @@ def test_paho_over_wss(tls_broker):
     client.loop_stop()
 
 
-def test_client_certificates_are_required_with_a_client_ca(tmp_path):
-    ports = {"mqtts": free_port()}
-    state = {}
+def mutual_tls_broker(state, users=(), extra_setup=None, extra_config=lambda directory: ""):
+    """A broker with an mqtts listener that requires client certificates of `client-ca`;
+    `state` gets the CAs and a certificate per name in `users`."""
+    port = free_port()
 
     def setup(directory):
         state["ca"] = Authority(directory, "test-ca")
         state["cert"], state["key"] = state["ca"].issue("localhost", "server", server=True)
         state["clients"] = Authority(directory, "client-ca")
-        state["alice"] = state["clients"].issue("alice", "alice", server=False)
-        state["stranger"] = Authority(directory, "other-ca").issue("mallory", "mallory", server=False)
+        for user in users:
+            state[user] = state["clients"].issue(user, user, server=False)
+        if extra_setup:
+            extra_setup(directory)
 
     def config(directory):
         return (
-            f'[listeners]\nmqtts = "127.0.0.1:{ports["mqtts"]}"\n'
+            f'[listeners]\nmqtts = "127.0.0.1:{port}"\n'
             f'[tls]\ncert_file = "{state["cert"]}"\nkey_file = "{state["key"]}"\nclient_ca_file = "{state["clients"].path}"\n'
+            + extra_config(directory)
         )
 
     broker = Broker(config=config, setup=setup)
+    wait_for_port(port)
+    broker.mqtts_port = port
+    return broker
+
+
+def test_client_certificates_are_required_with_a_client_ca():
+    state = {}
+    stranger = lambda d: state.update(stranger=Authority(d, "other-ca").issue("mallory", "mallory", server=False))
+    broker = mutual_tls_broker(state, users=["alice"], extra_setup=stranger)
     try:
-        wait_for_port(ports["mqtts"])
-        base = ["mosquitto_pub", "-h", "localhost", "-p", str(ports["mqtts"]), "--cafile", state["ca"].path, "-t", "m/t", "-m", "x"]
+        base = ["mosquitto_pub", "-h", "localhost", "-p", str(broker.mqtts_port), "--cafile", state["ca"].path, "-t", "m/t", "-m", "x"]
         assert mosquitto(*base).returncode != 0, "no client certificate"
         assert mosquitto(*base, "--cert", state["stranger"][0], "--key", state["stranger"][1]).returncode != 0, "another CA"
         ok = mosquitto(*base, "--cert", state["alice"][0], "--key", state["alice"][1])
@@ -188,35 +200,24 @@ def test_sighup_takes_a_new_certificate_and_keeps_connections(tls_broker):
     after.stop()
 
 
-def test_a_client_certificate_can_name_the_user(tmp_path):
-    ports = {"mqtts": free_port()}
+def test_a_client_certificate_can_name_the_user():
     state = {}
 
-    def setup(directory):
-        state["ca"] = Authority(directory, "test-ca")
-        state["cert"], state["key"] = state["ca"].issue("localhost", "server", server=True)
-        state["clients"] = Authority(directory, "client-ca")
-        state["alice"] = state["clients"].issue("alice", "alice", server=False)
-        state["bob"] = state["clients"].issue("bob", "bob", server=False)
+    def write_acl(directory):
         with open(os.path.join(directory, "acl"), "w") as file:
             file.write("user alice\ntopic readwrite chat/#\n")
 
-    def config(directory):
-        return (
-            f'[listeners]\nmqtts = "127.0.0.1:{ports["mqtts"]}"\n'
-            f'[tls]\ncert_file = "{state["cert"]}"\nkey_file = "{state["key"]}"\n'
-            f'client_ca_file = "{state["clients"].path}"\nuse_identity_as_username = true\n'
-            f'[authz]\nacl_file = "{os.path.join(directory, "acl")}"\n'
-        )
-
-    broker = Broker(config=config, setup=setup)
+    broker = mutual_tls_broker(
+        state,
+        users=["alice", "bob"],
+        extra_setup=write_acl,
+        extra_config=lambda d: f'use_identity_as_username = true\n[authz]\nacl_file = "{os.path.join(d, "acl")}"\n',
+    )
     try:
-        wait_for_port(ports["mqtts"])
-
         def subscribe(who):
             cert, key = state[who]
             return mosquitto(
-                "mosquitto_sub", "-h", "localhost", "-p", str(ports["mqtts"]), "-V", "mqttv5", "--cafile", state["ca"].path,
+                "mosquitto_sub", "-h", "localhost", "-p", str(broker.mqtts_port), "-V", "mqttv5", "--cafile", state["ca"].path,
                 "--cert", cert, "--key", key, "-t", "chat/#", "-E",
             )
 
