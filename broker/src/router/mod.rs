@@ -8,6 +8,7 @@
 //! acknowledged or passed on before it is on disk, and many clients share one fsync.
 
 mod connect;
+mod filter_trie;
 mod flap_guard;
 pub mod messages;
 mod publish;

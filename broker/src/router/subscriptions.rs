@@ -1,14 +1,17 @@
 //! The subscription index: which sessions want which topics.
 //!
-//! Filters without wildcards are found by a hash lookup; wildcard filters are tested
-//! one by one. Shared subscriptions (`$share/group/filter`) are kept per group and
-//! resolved to one member per message, round-robin.
+//! Filters without wildcards are found by a hash lookup; wildcard filters in a trie by
+//! level ([`FilterTrie`]), so a publish costs nothing for filters that cannot match it.
+//! Shared subscriptions (`$share/group/filter`) are kept per group at their filter's node
+//! and resolved to one member per message, round-robin.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use tabmq_protocol::packet::SubscriptionOptions;
-use tabmq_protocol::topic::{SharedFilter, matches};
+use tabmq_protocol::topic::SharedFilter;
+
+use super::filter_trie::FilterTrie;
 
 /// One session's subscription to one filter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,8 +48,9 @@ impl ShareGroup {
 #[derive(Debug, Default)]
 pub(crate) struct SubscriptionIndex {
     exact: HashMap<String, HashMap<Arc<str>, Subscriber>>,
-    wildcard: HashMap<String, HashMap<Arc<str>, Subscriber>>,
-    shared: HashMap<(String, String), ShareGroup>,
+    wildcard: FilterTrie<HashMap<Arc<str>, Subscriber>>,
+    /// Share groups by filter, then by group name.
+    shared: FilterTrie<HashMap<String, ShareGroup>>,
 }
 
 /// A match for a published topic.
@@ -61,8 +65,11 @@ impl SubscriptionIndex {
     /// Adds or replaces a subscription; `true` if it already existed.
     pub(crate) fn add(&mut self, client_id: &Arc<str>, filter: &str, subscriber: Subscriber) -> bool {
         if let Ok(Some(shared)) = SharedFilter::parse(filter) {
-            let key = (shared.group.to_owned(), shared.filter.to_owned());
-            let group = self.shared.entry(key).or_default();
+            let group = self
+                .shared
+                .entry(shared.filter)
+                .entry(shared.group.to_owned())
+                .or_default();
             if let Some(existing) = group.members.iter_mut().find(|(id, _)| id == client_id) {
                 existing.1 = subscriber;
                 return true;
@@ -70,43 +77,50 @@ impl SubscriptionIndex {
             group.members.push((client_id.clone(), subscriber));
             return false;
         }
-        let map = if filter.contains(['+', '#']) {
-            &mut self.wildcard
+        let subscribers = if filter.contains(['+', '#']) {
+            self.wildcard.entry(filter)
         } else {
-            &mut self.exact
+            self.exact.entry(filter.to_owned()).or_default()
         };
-        map.entry(filter.to_owned())
-            .or_default()
-            .insert(client_id.clone(), subscriber)
-            .is_some()
+        subscribers.insert(client_id.clone(), subscriber).is_some()
     }
 
     /// Removes a subscription; `true` if it existed.
     pub(crate) fn remove(&mut self, client_id: &str, filter: &str) -> bool {
         if let Ok(Some(shared)) = SharedFilter::parse(filter) {
-            let key = (shared.group.to_owned(), shared.filter.to_owned());
-            let Some(group) = self.shared.get_mut(&key) else {
+            let Some(groups) = self.shared.get_mut(shared.filter) else {
+                return false;
+            };
+            let Some(group) = groups.get_mut(shared.group) else {
                 return false;
             };
             let before = group.members.len();
             group.members.retain(|(id, _)| &**id != client_id);
             let removed = group.members.len() != before;
             if group.members.is_empty() {
-                self.shared.remove(&key);
+                groups.remove(shared.group);
+            }
+            if groups.is_empty() {
+                self.shared.remove(shared.filter);
             }
             return removed;
         }
-        let map = if filter.contains(['+', '#']) {
-            &mut self.wildcard
-        } else {
-            &mut self.exact
-        };
-        let Some(subscribers) = map.get_mut(filter) else {
+        if filter.contains(['+', '#']) {
+            let Some(subscribers) = self.wildcard.get_mut(filter) else {
+                return false;
+            };
+            let removed = subscribers.remove(client_id).is_some();
+            if subscribers.is_empty() {
+                self.wildcard.remove(filter);
+            }
+            return removed;
+        }
+        let Some(subscribers) = self.exact.get_mut(filter) else {
             return false;
         };
         let removed = subscribers.remove(client_id).is_some();
         if subscribers.is_empty() {
-            map.remove(filter);
+            self.exact.remove(filter);
         }
         removed
     }
@@ -117,16 +131,14 @@ impl SubscriptionIndex {
         if let Some(subscribers) = self.exact.get(topic) {
             direct.extend(subscribers.iter().map(|(id, sub)| (id.clone(), *sub)));
         }
-        for (filter, subscribers) in &self.wildcard {
-            if matches(filter, topic) {
-                direct.extend(subscribers.iter().map(|(id, sub)| (id.clone(), *sub)));
-            }
+        for subscribers in self.wildcard.matching(topic) {
+            direct.extend(subscribers.iter().map(|(id, sub)| (id.clone(), *sub)));
         }
         let groups = self
             .shared
-            .iter_mut()
-            .filter(|((_, filter), _)| matches(filter, topic))
-            .map(|(_, group)| group)
+            .matching(topic)
+            .into_iter()
+            .flat_map(|groups| groups.values_mut())
             .collect();
         Matches { direct, groups }
     }

@@ -77,8 +77,9 @@ def test_a_valid_token_connects_as_its_subject(hs256, version):
         ("HS512 instead of HS256", lambda: token(SECRET, algorithm="HS512")),
     ],
 )
-def test_bad_tokens_are_refused(hs256, why, password):
-    client, code = connect_with(hs256, password())
+@pytest.mark.parametrize("version", ["3.1.1", "5"])
+def test_bad_tokens_are_refused(hs256, why, password, version):
+    client, code = connect_with(hs256, password(), version)
     assert code == BAD_CREDENTIALS, why
     client.stop()
 
