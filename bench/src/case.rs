@@ -28,6 +28,9 @@ pub enum Scenario {
     Storm(Transport, u64),
     /// Hold this many idle connections.
     Idle(Transport, u64),
+    /// A messaging run while other clients hold this many wildcard filters that match
+    /// none of its topics (the cost of unrelated subscriptions to routing).
+    Wildcards(Shape, Load, u64),
 }
 
 impl Scenario {
@@ -35,7 +38,7 @@ impl Scenario {
     pub fn supports(&self, target: Target) -> bool {
         let transport = match self {
             Self::Messaging(_, load) => load.transport,
-            Self::Backlog { .. } => return target != Target::Relay,
+            Self::Backlog { .. } | Self::Wildcards(..) => return target != Target::Relay,
             Self::Storm(transport, _) | Self::Idle(transport, _) => *transport,
         };
         target != Target::Relay || transport == Transport::Ws
@@ -44,7 +47,7 @@ impl Scenario {
     /// Whether durability settings matter (QoS 1/2 traffic is written to disk).
     pub fn is_durable(&self) -> bool {
         match self {
-            Self::Messaging(_, load) => load.qos != QoS::AtMostOnce,
+            Self::Messaging(_, load) | Self::Wildcards(_, load, _) => load.qos != QoS::AtMostOnce,
             Self::Backlog { .. } => true,
             Self::Storm(..) | Self::Idle(..) => false,
         }
@@ -53,7 +56,7 @@ impl Scenario {
     /// What the rate counts, per second (or per connection for idle memory).
     pub fn unit(&self) -> &'static str {
         match self {
-            Self::Messaging(..) | Self::Backlog { .. } => "msg/s",
+            Self::Messaging(..) | Self::Backlog { .. } | Self::Wildcards(..) => "msg/s",
             Self::Storm(..) => "conn/s",
             Self::Idle(..) => "KiB/conn",
         }
@@ -95,9 +98,16 @@ pub async fn run(scenario: Scenario, target: Target, programs: &Programs) -> Res
     let cpu_before = broker.cpu()?;
     let mut complete = true;
     let (rate, latency, seconds) = match scenario {
-        Scenario::Messaging(shape, load) => {
+        Scenario::Messaging(shape, load) | Scenario::Wildcards(shape, load, _) => {
+            let decoys = match scenario {
+                Scenario::Wildcards(_, _, filters) => {
+                    messaging::decoys(&addr(load.transport)?, load, filters).await?
+                }
+                _ => Vec::new(),
+            };
             let roles = messaging::roles(shape, load.messages);
             let measured = messaging::run(&addr(load.transport)?, load, roles).await?;
+            drop(decoys);
             complete = measured.complete;
             let seconds = measured.elapsed.as_secs_f64();
             (

@@ -40,6 +40,29 @@ pub struct Role {
     pub fan: u64,
 }
 
+/// Filters one decoy client holds (tabmq's default `max_subscriptions_per_session`).
+const FILTERS_PER_DECOY: u64 = 100;
+
+/// Clients holding `filters` wildcard filters between them (`decoy/{client}/{n}/+`),
+/// none matching a topic of the runs: hold them while the run goes on.
+pub async fn decoys(addr: &str, load: Load, filters: u64) -> Result<Vec<Peer>, BenchError> {
+    let mut peers = Vec::new();
+    for client in 0..filters.div_ceil(FILTERS_PER_DECOY) {
+        let (mut peer, _) = Peer::connect(
+            load.transport,
+            addr,
+            config(&format!("bench-decoy-{client}"), false),
+            SessionFlows::default(),
+        )
+        .await?;
+        let count = FILTERS_PER_DECOY.min(filters - client * FILTERS_PER_DECOY);
+        let list: Vec<String> = (0..count).map(|n| format!("decoy/{client}/{n}/+")).collect();
+        peer.subscribe_all(&list).await?;
+        peers.push(peer);
+    }
+    Ok(peers)
+}
+
 /// The roles of `connections` peers in a fan-in, fan-out or rooms run.
 pub fn roles(shape: Shape, messages: u64) -> Vec<Role> {
     let split = |count: u64, parts: u64, index: u64| count / parts + u64::from(index < count % parts);

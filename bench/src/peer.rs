@@ -73,6 +73,35 @@ impl Peer {
         Timestamp::from_millis(self.epoch.elapsed().as_millis() as u64)
     }
 
+    /// Subscribes to every filter in one SUBSCRIBE (QoS 0) and waits for a SUBACK granting all.
+    pub async fn subscribe_all(&mut self, filters: &[String]) -> Result<(), BenchError> {
+        let now = self.now();
+        let subscriptions = filters
+            .iter()
+            .map(|filter| Subscription {
+                filter: filter.clone(),
+                options: SubscriptionOptions::default(),
+            })
+            .collect();
+        self.client
+            .subscribe(subscriptions, Properties::default(), now)
+            .map_err(|e| BenchError::Protocol(e.to_string()))?;
+        self.flush().await?;
+        let mut refused = None;
+        self.until(|event| match event {
+            ClientEvent::Subscribed { reasons, .. } => {
+                refused = reasons.iter().find(|r| r.is_error()).copied();
+                true
+            }
+            _ => false,
+        })
+        .await?;
+        match refused {
+            Some(reason) => Err(BenchError::Protocol(format!("subscription refused: {reason:?}"))),
+            None => Ok(()),
+        }
+    }
+
     /// Subscribes to one filter and waits for a successful SUBACK.
     pub async fn subscribe(&mut self, filter: &str, qos: QoS) -> Result<(), BenchError> {
         let now = self.now();

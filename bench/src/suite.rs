@@ -68,6 +68,20 @@ pub fn cases(smoke: bool) -> Vec<Case> {
         messaging("fan-in 10→1", fan_in, ws, QoS::AtLeastOnce, 65_536, scale(5_000)),
         messaging("fan-in 10→1", fan_in, tcp, QoS::AtLeastOnce, 64, scale(100_000)),
     ];
+    let one_to_one = Shape::FanIn { publishers: 1 };
+    for filters in [1_000, 10_000] {
+        let load = Load {
+            transport: ws,
+            qos: QoS::AtMostOnce,
+            payload: 64,
+            messages: scale(100_000),
+        };
+        let filters = if smoke { filters / 100 } else { filters };
+        cases.push(Case {
+            title: format!("fan-in 1→1 past {filters} unrelated wildcard filters, QoS 0, 64 B"),
+            scenario: Scenario::Wildcards(one_to_one, load, filters),
+        });
+    }
     cases.push(Case {
         title: "backlog drain, QoS 1, 64 B".into(),
         scenario: Scenario::Backlog {
