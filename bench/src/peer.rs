@@ -75,45 +75,32 @@ impl Peer {
 
     /// Subscribes to every filter in one SUBSCRIBE (QoS 0) and waits for a SUBACK granting all.
     pub async fn subscribe_all(&mut self, filters: &[String]) -> Result<(), BenchError> {
-        let now = self.now();
-        let subscriptions = filters
+        let list = filters
             .iter()
-            .map(|filter| Subscription {
-                filter: filter.clone(),
-                options: SubscriptionOptions::default(),
-            })
+            .map(|filter| (filter.clone(), QoS::AtMostOnce))
             .collect();
-        self.client
-            .subscribe(subscriptions, Properties::default(), now)
-            .map_err(|e| BenchError::Protocol(e.to_string()))?;
-        self.flush().await?;
-        let mut refused = None;
-        self.until(|event| match event {
-            ClientEvent::Subscribed { reasons, .. } => {
-                refused = reasons.iter().find(|r| r.is_error()).copied();
-                true
-            }
-            _ => false,
-        })
-        .await?;
-        match refused {
-            Some(reason) => Err(BenchError::Protocol(format!("subscription refused: {reason:?}"))),
-            None => Ok(()),
-        }
+        self.subscribe_list(list).await
     }
 
     /// Subscribes to one filter and waits for a successful SUBACK.
     pub async fn subscribe(&mut self, filter: &str, qos: QoS) -> Result<(), BenchError> {
+        self.subscribe_list(vec![(filter.to_owned(), qos)]).await
+    }
+
+    async fn subscribe_list(&mut self, list: Vec<(String, QoS)>) -> Result<(), BenchError> {
         let now = self.now();
-        let subscription = Subscription {
-            filter: filter.into(),
-            options: SubscriptionOptions {
-                qos,
-                ..SubscriptionOptions::default()
-            },
-        };
+        let subscriptions = list
+            .into_iter()
+            .map(|(filter, qos)| Subscription {
+                filter,
+                options: SubscriptionOptions {
+                    qos,
+                    ..SubscriptionOptions::default()
+                },
+            })
+            .collect();
         self.client
-            .subscribe(vec![subscription], Properties::default(), now)
+            .subscribe(subscriptions, Properties::default(), now)
             .map_err(|e| BenchError::Protocol(e.to_string()))?;
         self.flush().await?;
         let mut refused = None;
