@@ -95,12 +95,13 @@ pub async fn serve(
             && request.header_has_token("upgrade", "websocket");
         if is_upgrade && request.path == shared.config.listeners.ws_path {
             // Counted against the client a proxy carries; others were counted at accept.
-            let _slot = match trusted {
-                true => match super::admit(&shared, peer) {
-                    Some(slot) => Some(slot),
-                    None => return refuse(stream, 429, b"too many connections from this address\n").await,
-                },
-                false => None,
+            let _slot = if trusted {
+                let Some(slot) = super::admit(&shared, peer) else {
+                    return refuse(stream, 429, b"too many connections from this address\n").await;
+                };
+                Some(slot)
+            } else {
+                None
             };
             upgrade(shared, stream, request, leftover, peer, certified).await;
             return;

@@ -93,6 +93,29 @@ pub struct Policy {
     client_id_pattern: Option<ClientIdPattern>,
 }
 
+impl Policy {
+    /// Whether `identity`, connected as `client_id`, may publish to `topic`.
+    fn permits_publish(&self, identity: &Identity, client_id: &str, topic: &str) -> bool {
+        if topic.starts_with("$SYS/") {
+            return false;
+        }
+        let by_token = identity
+            .grants
+            .as_ref()
+            .and_then(|grants| grants.publish.as_ref())
+            .is_none_or(|filters| {
+                filters
+                    .iter()
+                    .any(|filter| tabmq_protocol::topic::matches(filter, topic))
+            });
+        by_token
+            && match &self.acl {
+                Some(acl) => acl.may_write(subject(identity, client_id), topic),
+                None => !topic.starts_with('$'),
+            }
+    }
+}
+
 /// The broker's authentication and authorization.
 #[derive(Debug)]
 pub struct Security {
@@ -256,51 +279,63 @@ impl Security {
         certified: Option<&str>,
     ) -> Result<Identity, ReasonCode> {
         let policy = self.policy();
-        let password = connect.password.as_deref().unwrap_or_default();
-        let identity = match (&connect.username, &policy.passwords, &policy.jwt) {
-            _ if certified.is_some() => {
-                let user = certified.unwrap_or_default();
-                if connect
-                    .username
-                    .as_ref()
-                    .is_some_and(|name| !name.is_empty() && name != user)
-                {
-                    info!(%peer, "refused: the user name is not the certificate's");
-                    return Err(self.refuse(peer, ReasonCode::BadUserNameOrPassword).await);
-                }
-                Identity {
+        let identity = match certified {
+            Some(user) => {
+                let identity = Identity {
                     username: Some(user.into()),
                     ..Identity::default()
-                }
+                };
+                self.matching_user_name(connect, peer, identity).await?
             }
+            None => self.identify(connect, peer, &policy).await?,
+        };
+        if let Some(pattern) = &policy.client_id_pattern
+            && !connect.client_id.is_empty()
+            && !pattern.allows(&connect.client_id, identity.username.as_deref())
+        {
+            info!(%peer, client_id = %connect.client_id, user = identity.username.as_deref(), "refused: client id not owned by this user");
+            Metrics::inc(&self.metrics.auth_failures_total);
+            return Err(ReasonCode::ClientIdentifierNotValid);
+        }
+        if let Some(will) = &connect.will
+            && !policy.permits_publish(&identity, &connect.client_id, &will.topic)
+        {
+            info!(%peer, client_id = %connect.client_id, "refused: will topic not writable by this client");
+            Metrics::inc(&self.metrics.acl_denials_total);
+            return Err(ReasonCode::NotAuthorized);
+        }
+        Ok(identity)
+    }
+
+    /// Who the CONNECT's credentials prove the client is, by the policy.
+    async fn identify(
+        &self,
+        connect: &Connect,
+        peer: IpAddr,
+        policy: &Policy,
+    ) -> Result<Identity, ReasonCode> {
+        let password = connect.password.as_deref().unwrap_or_default();
+        match (&connect.username, &policy.passwords, &policy.jwt) {
             (_, _, Some(verifier)) if looks_like_jwt(password) => {
-                let token = String::from_utf8_lossy(password);
-                let claims = match verifier.verify(&token) {
+                let claims = match verifier.verify(&String::from_utf8_lossy(password)) {
                     Ok(claims) => claims,
                     Err(why) => {
                         info!(%peer, %why, "token refused");
                         return Err(self.refuse(peer, ReasonCode::BadUserNameOrPassword).await);
                     }
                 };
-                if connect
-                    .username
-                    .as_ref()
-                    .is_some_and(|user| !user.is_empty() && *user != claims.sub)
-                {
-                    info!(%peer, "token refused: the user name is not its subject");
-                    return Err(self.refuse(peer, ReasonCode::BadUserNameOrPassword).await);
-                }
                 let grants = (claims.publish.is_some() || claims.subscribe.is_some()).then(|| {
                     Arc::new(TokenGrants {
                         publish: claims.publish,
                         subscribe: claims.subscribe,
                     })
                 });
-                Identity {
+                let identity = Identity {
                     username: Some(claims.sub.into()),
                     expires_at: Some(claims.exp.saturating_add(verifier.leeway_secs())),
                     grants,
-                }
+                };
+                self.matching_user_name(connect, peer, identity).await
             }
             (Some(user), Some(passwords), _) => {
                 let known = passwords.hash_of(user);
@@ -316,33 +351,34 @@ impl Security {
                 if !(matched && known.is_some()) {
                     return Err(self.refuse(peer, ReasonCode::BadUserNameOrPassword).await);
                 }
-                Identity {
+                Ok(Identity {
                     username: Some(user.as_str().into()),
                     ..Identity::default()
-                }
+                })
             }
-            (Some(_), None, Some(_)) => {
-                // A user name with a password that is no token, and no password file.
-                return Err(self.refuse(peer, ReasonCode::BadUserNameOrPassword).await);
-            }
+            // A user name with a password that is no token, and no password file.
+            (Some(_), None, Some(_)) => Err(self.refuse(peer, ReasonCode::BadUserNameOrPassword).await),
             // A user name that nothing can check names nobody.
-            _ if policy.allow_anonymous => Identity::default(),
-            _ => return Err(self.refuse(peer, ReasonCode::NotAuthorized).await),
-        };
-        if let Some(pattern) = &policy.client_id_pattern
-            && !connect.client_id.is_empty()
-            && !pattern.allows(&connect.client_id, identity.username.as_deref())
-        {
-            info!(%peer, client_id = %connect.client_id, user = identity.username.as_deref(), "refused: client id not owned by this user");
-            Metrics::inc(&self.metrics.auth_failures_total);
-            return Err(ReasonCode::ClientIdentifierNotValid);
+            _ if policy.allow_anonymous => Ok(Identity::default()),
+            _ => Err(self.refuse(peer, ReasonCode::NotAuthorized).await),
         }
-        if let Some(will) = &connect.will
-            && !self.permits_publish(&policy, &identity, &connect.client_id, &will.topic)
-        {
-            info!(%peer, client_id = %connect.client_id, "refused: will topic not writable by this client");
-            Metrics::inc(&self.metrics.acl_denials_total);
-            return Err(ReasonCode::NotAuthorized);
+    }
+
+    /// `identity` (from a token or a certificate), unless the CONNECT names another user:
+    /// its user name may be empty or repeat the identity's.
+    async fn matching_user_name(
+        &self,
+        connect: &Connect,
+        peer: IpAddr,
+        identity: Identity,
+    ) -> Result<Identity, ReasonCode> {
+        let other = connect
+            .username
+            .as_deref()
+            .is_some_and(|name| !name.is_empty() && Some(name) != identity.username.as_deref());
+        if other {
+            info!(%peer, "refused: the user name is not the one the token or certificate names");
+            return Err(self.refuse(peer, ReasonCode::BadUserNameOrPassword).await);
         }
         Ok(identity)
     }
@@ -362,31 +398,11 @@ impl Security {
     /// Whether `identity`, connected as `client_id`, may publish to `topic`. `$SYS/` is the
     /// broker's alone; other `$` topics need an ACL rule that names them.
     pub fn may_publish(&self, identity: &Identity, client_id: &str, topic: &str) -> bool {
-        let allowed = self.permits_publish(&self.policy(), identity, client_id, topic);
+        let allowed = self.policy().permits_publish(identity, client_id, topic);
         if !allowed {
             Metrics::inc(&self.metrics.acl_denials_total);
         }
         allowed
-    }
-
-    fn permits_publish(&self, policy: &Policy, identity: &Identity, client_id: &str, topic: &str) -> bool {
-        if topic.starts_with("$SYS/") {
-            return false;
-        }
-        let by_token = identity
-            .grants
-            .as_ref()
-            .and_then(|grants| grants.publish.as_ref())
-            .is_none_or(|filters| {
-                filters
-                    .iter()
-                    .any(|filter| tabmq_protocol::topic::matches(filter, topic))
-            });
-        by_token
-            && match &policy.acl {
-                Some(acl) => acl.may_write(subject(identity, client_id), topic),
-                None => !topic.starts_with('$'),
-            }
     }
 
     /// Whether `identity`, connected as `client_id`, may subscribe to `filter`.

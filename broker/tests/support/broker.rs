@@ -136,6 +136,21 @@ impl Broker {
             .unwrap_or_else(|| panic!("metric {name} not found in:\n{body}"))
     }
 
+    /// Like [`Broker::metric`], asking again while the broker refuses the request (a test
+    /// that spent its per-address connections or rate waits for them to come back).
+    pub fn metric_when_admitted(&self, name: &str) -> u64 {
+        let line = format!("tabmq_{name} ");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let body = try_http_get(self.ws, "/metrics").unwrap_or_default();
+            if let Some(value) = body.lines().find_map(|l| l.strip_prefix(&line)) {
+                return value.trim().parse().expect("a number");
+            }
+            assert!(Instant::now() < deadline, "metrics never answered");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// The data directory.
     pub fn data_dir(&self) -> PathBuf {
         self.dir.join("data")
@@ -161,19 +176,27 @@ fn wait_for_port(address: SocketAddr) {
 
 /// A plain HTTP/1.1 GET; returns the body.
 pub fn http_get(address: SocketAddr, path: &str) -> String {
+    try_http_get(address, path).expect("an HTTP answer")
+}
+
+/// A plain HTTP/1.1 GET; the body, or `None` when the broker closed the connection
+/// without answering (refused by a limit).
+pub fn try_http_get(address: SocketAddr, path: &str) -> Option<String> {
     use std::io::{Read, Write};
-    let mut stream = TcpStream::connect(address).expect("connect for HTTP");
+    let mut stream = TcpStream::connect(address).ok()?;
     write!(
         stream,
         "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
     )
-    .expect("send request");
+    .ok()?;
     let mut response = String::new();
-    stream.read_to_string(&mut response).expect("read response");
-    response
-        .split_once("\r\n\r\n")
-        .map(|(_, body)| body.to_owned())
-        .unwrap_or_default()
+    stream.read_to_string(&mut response).ok()?;
+    Some(
+        response
+            .split_once("\r\n\r\n")
+            .map(|(_, body)| body.to_owned())
+            .unwrap_or_default(),
+    )
 }
 
 /// Runs the broker binary with `args` and returns (exit code, stderr).
