@@ -53,6 +53,16 @@ pub struct Options {
 }
 
 impl Options {
+    /// The CONNECT user name: `username`, else the signed-in `user`.
+    pub fn login_name(&self) -> Option<String> {
+        self.username.clone().or_else(|| self.user.clone())
+    }
+
+    /// The CONNECT password.
+    pub fn login_password(&self) -> Option<bytes::Bytes> {
+        self.password.clone().map(|p| p.into_bytes().into())
+    }
+
     /// The protocol client's settings for `client_id`.
     pub fn client_config(&self, version: ProtocolVersion, client_id: String) -> ClientConfig {
         let will = self.will.as_ref().map(|will| Will {
@@ -71,8 +81,8 @@ impl Options {
             keep_alive: self.keep_alive,
             clean_start: self.clean_start,
             session_expiry_interval: self.session_expiry,
-            username: self.username.clone().or_else(|| self.user.clone()),
-            password: self.password.clone().map(|p| p.into_bytes().into()),
+            username: self.login_name(),
+            password: self.login_password(),
             will,
             // Background tabs run timers late (Chromium: once a minute after five minutes
             // hidden); pinging at half the keep-alive keeps within the broker's 1.5×.

@@ -236,8 +236,7 @@ impl Session {
                 self.options.username = username;
                 self.options.password = password;
                 if let Some(client) = self.client.as_mut() {
-                    let config = self.options.client_config(self.version, String::new());
-                    client.set_credentials(config.username, config.password);
+                    client.set_credentials(self.options.login_name(), self.options.login_password());
                 }
             }
             Input::Online => {
