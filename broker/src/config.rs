@@ -156,6 +156,12 @@ pub struct Limits {
     /// Messages waiting for a connected client's socket; beyond it, QoS 0 messages
     /// to that client are dropped (QoS 1/2 ones are bounded by the queue limits).
     pub max_backlog: usize,
+    /// Payload bytes waiting for a connected client's socket; beyond it, QoS 0 messages
+    /// to that client are dropped, as with `max_backlog`.
+    pub max_backlog_bytes: usize,
+    /// Bytes of packets waiting for the router, all connections together; a connection
+    /// that finds it full stops being read until there is room.
+    pub router_queue_bytes: usize,
     /// Longest topic name or filter, in bytes.
     pub max_topic_length: usize,
     /// Most levels in a topic name or filter.
@@ -191,6 +197,8 @@ impl Default for Limits {
             max_queued_bytes: 16 * 1024 * 1024,
             queue_full: QueueFullPolicy::DropNew,
             max_backlog: 10_000,
+            max_backlog_bytes: 1024 * 1024,
+            router_queue_bytes: 1024 * 1024,
             max_topic_length: 1024,
             max_topic_levels: 32,
             max_subscriptions_per_session: 100,
@@ -430,7 +438,12 @@ impl Config {
         if limits.max_connections == 0 {
             return invalid("limits.max_connections", "must be at least 1");
         }
-        if limits.max_queued_messages == 0 || limits.max_queued_bytes == 0 || limits.max_backlog == 0 {
+        if limits.max_queued_messages == 0
+            || limits.max_queued_bytes == 0
+            || limits.max_backlog == 0
+            || limits.max_backlog_bytes == 0
+            || limits.router_queue_bytes == 0
+        {
             return invalid("limits.max_queued_messages", "queue limits must be at least 1");
         }
         if limits.max_connections_per_ip == 0

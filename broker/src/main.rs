@@ -32,7 +32,11 @@ fn main() -> ExitCode {
         .with_target(false)
         .with_writer(std::io::stderr)
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    // One thread runs every connection and the router, as Mosquitto's loop does: packets
+    // reach the router in the order the kernel reported their sockets ready, and no
+    // message crosses threads on its way through. The store writes on a thread of its
+    // own; password hashing runs on blocking threads.
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("tabmq: cannot start the async runtime: {error}");

@@ -18,7 +18,7 @@ use crate::listener::proxy::TrustedProxies;
 use crate::listener::tls::{TlsError, TlsSettings};
 use crate::listener::{self, Kind};
 use crate::metrics::Metrics;
-use crate::router::{Router, ToRouter};
+use crate::router::{self, Router, RouterSender, ToRouter};
 use crate::security::{Security, SecurityError};
 use crate::store::{RedbStore, Store, StoreError, StoreHandle};
 
@@ -112,7 +112,7 @@ pub async fn run(config: Config) -> Result<(), StartupError> {
         config.storage.durability,
         config.flush_interval(),
     );
-    let (router_tx, router_rx) = mpsc::unbounded_channel();
+    let (router_tx, router_rx) = router::inbox(config.limits.router_queue_bytes);
     let router = Router::new(config.clone(), store.clone(), metrics.clone(), snapshot);
     let router_task = tokio::spawn(router.run(router_rx));
     let ticker = tokio::spawn(tick(router_tx.clone()));
@@ -177,7 +177,7 @@ pub async fn run(config: Config) -> Result<(), StartupError> {
     for task in accept_tasks {
         let _ = task.await;
     }
-    let _ = router_tx.send(ToRouter::Shutdown);
+    let _ = router_tx.send(ToRouter::Shutdown).await;
     if tokio::time::timeout(SHUTDOWN_GRACE, all_closed.recv())
         .await
         .is_err()
@@ -196,11 +196,11 @@ pub async fn run(config: Config) -> Result<(), StartupError> {
     Ok(())
 }
 
-async fn tick(router: mpsc::UnboundedSender<ToRouter>) {
+async fn tick(router: RouterSender) {
     let mut interval = tokio::time::interval(Duration::from_secs(1));
     loop {
         interval.tick().await;
-        if router.send(ToRouter::Tick).is_err() {
+        if router.send(ToRouter::Tick).await.is_err() {
             return;
         }
     }

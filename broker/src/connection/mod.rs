@@ -12,7 +12,7 @@ pub mod transport;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use tabmq_protocol::packet::Connect;
 use tabmq_protocol::server::{CloseCause, Connection, ConnectionPhase, ServerConfig, ServerEvent};
@@ -28,19 +28,23 @@ use crate::config::Config;
 use crate::limits::{PerAddress, PublishRate};
 use crate::listener::proxy::TrustedProxies;
 use crate::metrics::Metrics;
-use crate::router::{ConnectionLink, DetachReason, ToConnection, ToRouter};
+use crate::router::{Backlog, ConnectionLink, DetachReason, RouterSender, ToConnection, ToRouter};
 use crate::security::{Identity, Security};
 use crate::store::{StoreHandle, StoreOp};
 
 /// Most router messages applied before the connection writes to its socket.
 const MAX_INBOX_BATCH: usize = 512;
 
+/// Most payload bytes of router messages applied before the connection writes to its
+/// socket: what a connection holds for a slow socket, beyond its inbox.
+const MAX_INBOX_BATCH_BYTES: usize = 256 * 1024;
+
 /// What every connection task shares.
 pub struct Shared {
     /// The configuration.
     pub config: Arc<Config>,
     /// The router's inbox.
-    pub router: mpsc::UnboundedSender<ToRouter>,
+    pub router: RouterSender,
     /// The store.
     pub store: StoreHandle,
     /// Counters.
@@ -101,7 +105,7 @@ struct Session {
 pub async fn run(shared: Arc<Shared>, mut transport: Transport, peer: SocketAddr, certified: Option<String>) {
     let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
     let (tx, mut inbox) = mpsc::unbounded_channel();
-    let backlog = Arc::new(AtomicUsize::new(0));
+    let backlog = Arc::new(Backlog::default());
     let link = ConnectionLink {
         id,
         tx,
@@ -141,12 +145,18 @@ pub async fn run(shared: Arc<Shared>, mut transport: Transport, peer: SocketAddr
                 }
             },
             Some(message) = inbox.recv() => {
-                backlog.fetch_sub(1, Ordering::Relaxed);
+                let mut bytes = message.backlog_bytes();
+                backlog.take(bytes);
                 apply(&shared, &mut machine, &mut state, message);
-                // Take whatever else is waiting, so one socket write carries it all.
+                // Take more of what is waiting, so one socket write carries it.
                 for _ in 0..MAX_INBOX_BATCH {
+                    if bytes >= MAX_INBOX_BATCH_BYTES {
+                        break;
+                    }
                     let Ok(message) = inbox.try_recv() else { break };
-                    backlog.fetch_sub(1, Ordering::Relaxed);
+                    let size = message.backlog_bytes();
+                    backlog.take(size);
+                    bytes += size;
                     apply(&shared, &mut machine, &mut state, message);
                 }
             },
@@ -158,7 +168,7 @@ pub async fn run(shared: Arc<Shared>, mut transport: Transport, peer: SocketAddr
                 state.close = (1008, "token expired");
             }
         }
-        while let Some(connect) = handle_events(&shared, &link, &mut machine, &mut state, peer) {
+        while let Some(connect) = handle_events(&shared, &link, &mut machine, &mut state, peer).await {
             // Events after the CONNECT wait in the machine until it is decided.
             match shared
                 .security
@@ -167,10 +177,13 @@ pub async fn run(shared: Arc<Shared>, mut transport: Transport, peer: SocketAddr
             {
                 Ok(identity) => {
                     state.identity = identity;
-                    let _ = shared.router.send(ToRouter::Connect {
-                        link: link.clone(),
-                        connect,
-                    });
+                    let _ = shared
+                        .router
+                        .send(ToRouter::Connect {
+                            link: link.clone(),
+                            connect,
+                        })
+                        .await;
                 }
                 Err(reason) => machine.refuse(reason),
             }
@@ -193,6 +206,7 @@ pub async fn run(shared: Arc<Shared>, mut transport: Transport, peer: SocketAddr
     // once the inbox is closed, the router keeps any later ones itself.
     inbox.close();
     while let Ok(message) = inbox.try_recv() {
+        backlog.take(message.backlog_bytes());
         if let ToConnection::Deliver { seq, publish } = message {
             machine.deliver_as(seq, publish);
         }
@@ -201,10 +215,10 @@ pub async fn run(shared: Arc<Shared>, mut transport: Transport, peer: SocketAddr
     let detached = ToRouter::Detached {
         connection: id,
         client_id: state.client_id,
-        flows,
+        flows: Box::new(flows),
         reason: state.detach,
     };
-    let _ = shared.router.send(detached);
+    let _ = shared.router.send(detached).await;
     Metrics::dec(&shared.metrics.connections);
     debug!(%peer, id, "connection closed");
 }
@@ -275,8 +289,9 @@ fn apply(shared: &Shared, machine: &mut Connection, state: &mut Session, message
 }
 
 /// Passes the state machine's events on to the router, up to a CONNECT, which it
-/// returns for authentication (the events after it stay queued in the machine).
-fn handle_events(
+/// returns for authentication (the events after it stay queued in the machine). Waits
+/// while the router's inbox is full: the socket is not read meanwhile.
+async fn handle_events(
     shared: &Shared,
     link: &ConnectionLink,
     machine: &mut Connection,
@@ -349,7 +364,7 @@ fn handle_events(
                     ToRouter::Subscribe {
                         connection: link.id,
                         client_id,
-                        subscribe: *subscribe,
+                        subscribe,
                         denied,
                     }
                 })
@@ -358,7 +373,7 @@ fn handle_events(
                 state.client_id.clone().map(|client_id| ToRouter::Unsubscribe {
                     connection: link.id,
                     client_id,
-                    unsubscribe: *unsubscribe,
+                    unsubscribe,
                 })
             }
             ServerEvent::Delivered { id, .. } => state
@@ -380,7 +395,7 @@ fn handle_events(
             }
         };
         if let Some(message) = to_router {
-            let _ = shared.router.send(message);
+            let _ = shared.router.send(message).await;
         }
     }
     None

@@ -253,10 +253,8 @@ impl Router {
         reason: DetachReason,
         batch: &mut Batch,
     ) {
-        // Deliveries that missed the connection: those it refused after closing its inbox
-        // (earlier batches), then those of this batch, routed before this detach.
-        let mut orphans = self.orphans.remove(&connection).unwrap_or_default();
-        orphans.extend(batch.take_deliveries_to(connection));
+        // Deliveries that missed the connection, routed before this detach.
+        let orphans = self.take_deliveries_to(connection, batch);
         if self.link_of(client_id, connection).is_none() {
             return;
         }

@@ -1,12 +1,13 @@
 //! The messages connections and the router exchange.
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicUsize;
 
 use tabmq_protocol::flow::SessionFlows;
 use tabmq_protocol::packet::{Connect, Publish, Suback, Subscribe, Unsuback, Unsubscribe};
 use tabmq_protocol::{PacketId, Properties, ReasonCode};
 use tokio::sync::mpsc;
+
+use super::backlog::Backlog;
 
 /// Identifies one network connection for the broker's lifetime.
 pub type ConnectionId = u64;
@@ -19,7 +20,7 @@ pub struct ConnectionLink {
     /// Its inbox.
     pub tx: mpsc::UnboundedSender<ToConnection>,
     /// Messages sent to it and not yet taken from its inbox.
-    pub backlog: Arc<AtomicUsize>,
+    pub backlog: Arc<Backlog>,
 }
 
 /// How a connection's session was let go.
@@ -41,7 +42,8 @@ pub enum DetachReason {
     Shutdown,
 }
 
-/// From a connection task to the router.
+/// From a connection task to the router. Kept to a few words (the rare large messages
+/// boxed): every PUBLISH is moved through the router's inbox.
 #[derive(Debug)]
 pub enum ToRouter {
     /// CONNECT arrived; the router answers `Accepted` or `Refused`.
@@ -67,7 +69,7 @@ pub enum ToRouter {
         /// Its client id.
         client_id: Arc<str>,
         /// The packet.
-        subscribe: Subscribe,
+        subscribe: Box<Subscribe>,
         /// Per filter, whether the ACL refuses it (answered 0x87, not subscribed).
         denied: Vec<bool>,
     },
@@ -78,7 +80,7 @@ pub enum ToRouter {
         /// Its client id.
         client_id: Arc<str>,
         /// The packet.
-        unsubscribe: Unsubscribe,
+        unsubscribe: Box<Unsubscribe>,
     },
     /// A message given to the connection is done (acknowledged, sent, or dropped).
     Delivered {
@@ -94,7 +96,7 @@ pub enum ToRouter {
         /// Its client id, if it was accepted.
         client_id: Option<Arc<str>>,
         /// The session's QoS state.
-        flows: SessionFlows,
+        flows: Box<SessionFlows>,
         /// Why.
         reason: DetachReason,
     },
@@ -102,6 +104,34 @@ pub enum ToRouter {
     Tick,
     /// Stop: tell every connection the server is shutting down.
     Shutdown,
+}
+
+impl ToRouter {
+    /// About how many bytes the message carries, for the router inbox's bound; `None`
+    /// for messages bounded elsewhere, which never wait: acknowledgements of deliveries
+    /// (as many as the connection was sent), a connection's end (once per connection),
+    /// and the broker's own.
+    pub fn cost(&self) -> Option<usize> {
+        let bytes = match self {
+            ToRouter::Connect { connect, .. } => connect
+                .will
+                .as_ref()
+                .map_or(0, |will| will.topic.len() + will.payload.len()),
+            ToRouter::Publish { publish, .. } => publish.topic.len() + publish.payload.len(),
+            ToRouter::Subscribe { subscribe, .. } => subscribe
+                .subscriptions
+                .iter()
+                .map(|subscription| subscription.filter.len() + 16)
+                .sum(),
+            ToRouter::Unsubscribe { unsubscribe, .. } => {
+                unsubscribe.filters.iter().map(|filter| filter.len() + 16).sum()
+            }
+            ToRouter::Delivered { .. } | ToRouter::Detached { .. } | ToRouter::Tick | ToRouter::Shutdown => {
+                return None;
+            }
+        };
+        Some(bytes)
+    }
 }
 
 /// From the router to a connection task. Kept to a few words (the rare large answers
@@ -147,6 +177,19 @@ pub enum ToConnection {
     /// The broker is shutting down: close with 0x8B.
     Shutdown,
 }
+
+impl ToConnection {
+    /// The payload and topic bytes it carries, for the connection's backlog.
+    pub fn backlog_bytes(&self) -> usize {
+        match self {
+            ToConnection::Deliver { publish, .. } => publish.topic.len() + publish.payload.len(),
+            _ => 0,
+        }
+    }
+}
+
+// A PUBLISH (connection, client id and `Publish`) is the largest message.
+const _: () = assert!(std::mem::size_of::<ToRouter>() <= 104);
 
 // A delivery (sequence number and `Publish`) is the largest message (see `ToConnection`).
 const _: () = assert!(std::mem::size_of::<ToConnection>() <= 96);

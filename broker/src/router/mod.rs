@@ -2,14 +2,20 @@
 //!
 //! Connection tasks own their sockets and talk to the router only through
 //! [`ToRouter`] messages; the router answers with [`ToConnection`] messages. It works
-//! in batches: it takes every message waiting in its inbox, applies them to its
-//! state, commits the resulting store changes in one group commit, and only then
-//! releases its answers (CONNACKs, acknowledgements, deliveries). So nothing is
-//! acknowledged or passed on before it is on disk, and many clients share one fsync.
+//! in batches: it takes every message waiting in its inbox,
+//! applies them to its state in the order they came, and hands the resulting store
+//! changes to the store as one commit. The batch's answers (CONNACKs,
+//! acknowledgements, deliveries) are held until that commit is durable, then released;
+//! meanwhile the router goes on with the next batches. Commits finish in the order they
+//! were begun and batches are released in that order, so nothing is acknowledged or
+//! passed on before it is on disk, each connection receives its answers in order, and
+//! many clients share one fsync without anyone waiting for it to route.
 
+mod backlog;
 mod connect;
 mod filter_trie;
 mod flap_guard;
+pub mod inbox;
 pub mod messages;
 mod publish;
 mod retained;
@@ -18,58 +24,71 @@ mod subscribe;
 mod subscriptions;
 mod tick;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use tabmq_protocol::ReasonCode;
-use tabmq_protocol::packet::Connect;
+use tabmq_protocol::packet::{Connect, Publish};
 use tokio::sync::mpsc;
 use tracing::error;
 
+pub use self::backlog::Backlog;
 pub use self::connect::DROPPED_PROPERTY;
 use self::flap_guard::FlapGuard;
+pub use self::inbox::{RouterGone, RouterReceiver, RouterSender, inbox};
 pub use self::messages::{ConnectionId, ConnectionLink, DetachReason, ToConnection, ToRouter};
 use self::retained::Retained;
 use self::session::Session;
 use self::subscriptions::SubscriptionIndex;
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::store::{Snapshot, StoreHandle, StoreOp};
+use crate::store::{PendingCommit, Snapshot, StoreHandle, StoreOp};
 
 /// Most inbox messages handled in one batch.
 const MAX_BATCH: usize = 1024;
+
+/// Most batches whose commits may be under way at once; beyond, the router waits for
+/// the oldest (its inbox then fills, and connections stop being read).
+const MAX_UNRELEASED: usize = 64;
+
+/// Answers waiting to be sent, in order.
+type Sends = Vec<(ConnectionLink, ToConnection)>;
 
 /// Store changes and answers produced by one batch; answers wait for the commit.
 #[derive(Default)]
 struct Batch {
     ops: Vec<StoreOp>,
-    sends: Vec<(ConnectionLink, ToConnection)>,
+    sends: Sends,
 }
 
 impl Batch {
+    /// Queues `message` for `link`; it counts in the connection's backlog from now on.
     fn send(&mut self, link: &ConnectionLink, message: ToConnection) {
+        link.backlog.add(message.backlog_bytes());
         self.sends.push((link.clone(), message));
     }
+}
 
-    /// Takes back what this batch was to send to a connection that has ended: its
-    /// deliveries, in order, go back into the session (the rest no longer matters).
-    fn take_deliveries_to(
-        &mut self,
-        connection: ConnectionId,
-    ) -> Vec<(u64, tabmq_protocol::packet::Publish)> {
-        let mut taken = Vec::new();
-        let mut kept = Vec::with_capacity(self.sends.len());
-        for (link, message) in self.sends.drain(..) {
-            match message {
-                ToConnection::Deliver { seq, publish } if link.id == connection => taken.push((seq, publish)),
-                _ if link.id == connection => {}
-                message => kept.push((link, message)),
-            }
+/// A batch whose commit is under way: its answers wait for it.
+struct Unreleased {
+    commit: PendingCommit,
+    sends: Sends,
+}
+
+/// Takes back what `sends` was to deliver to a connection that has ended: its
+/// deliveries, in order, go back into the session (the rest no longer matters).
+fn take_deliveries_to(sends: &mut Sends, connection: ConnectionId) -> Vec<(u64, Publish)> {
+    let mut taken = Vec::new();
+    let mut kept = Vec::with_capacity(sends.len());
+    for (link, message) in sends.drain(..) {
+        match message {
+            ToConnection::Deliver { seq, publish } if link.id == connection => taken.push((seq, publish)),
+            _ if link.id == connection => {}
+            message => kept.push((link, message)),
         }
-        self.sends = kept;
-        taken
     }
+    *sends = kept;
+    taken
 }
 
 /// The router's state.
@@ -84,7 +103,9 @@ pub struct Router {
     /// New connections waiting for the connection they take over to let go.
     waiting_takeovers: HashMap<Arc<str>, (ConnectionLink, Box<Connect>)>,
     /// Deliveries that reached a connection after its inbox closed, by connection.
-    orphans: HashMap<ConnectionId, Vec<(u64, tabmq_protocol::packet::Publish)>>,
+    orphans: HashMap<ConnectionId, Vec<(u64, Publish)>>,
+    /// Batches committing, oldest first.
+    unreleased: VecDeque<Unreleased>,
     assigned_ids: u64,
     ticks: u64,
     shutting_down: bool,
@@ -108,6 +129,7 @@ impl Router {
             flap_guard,
             waiting_takeovers: HashMap::new(),
             orphans: HashMap::new(),
+            unreleased: VecDeque::new(),
             assigned_ids: 0,
             ticks: 0,
             shutting_down: false,
@@ -120,43 +142,78 @@ impl Router {
         router
     }
 
-    /// Handles messages until every sender is gone.
-    pub async fn run(mut self, mut inbox: mpsc::UnboundedReceiver<ToRouter>) {
-        while let Some(first) = inbox.recv().await {
-            let mut batch = Batch::default();
-            self.handle(first, &mut batch);
-            while batch.sends.len() + batch.ops.len() < MAX_BATCH {
-                match inbox.try_recv() {
-                    Ok(message) => self.handle(message, &mut batch),
-                    Err(_) => break,
+    /// Handles messages until every sender is gone, then releases what is committing.
+    pub async fn run(mut self, mut inbox: RouterReceiver) {
+        loop {
+            let room = self.unreleased.len() < MAX_UNRELEASED;
+            tokio::select! {
+                biased;
+                committed = oldest_commit(&mut self.unreleased) => {
+                    if let Some(batch) = self.unreleased.pop_front() {
+                        self.release(batch.sends, committed.is_err());
+                    }
+                }
+                message = inbox.recv(), if room => {
+                    let Some(first) = message else { break };
+                    let mut batch = Batch::default();
+                    self.handle(first, &mut batch);
+                    while batch.sends.len() + batch.ops.len() < MAX_BATCH {
+                        let Some(message) = inbox.try_recv() else { break };
+                        self.handle(message, &mut batch);
+                    }
+                    self.begin_release(batch);
                 }
             }
-            self.commit_and_release(batch).await;
+        }
+        while let Some(batch) = self.unreleased.pop_front() {
+            let committed = batch.commit.await;
+            self.release(batch.sends, committed.is_err());
         }
     }
 
-    async fn commit_and_release(&mut self, mut batch: Batch) {
-        let ops = std::mem::take(&mut batch.ops);
-        let failed = match self.store.commit(ops).await {
-            Ok(()) => false,
-            Err(error) => {
-                error!(%error, "storage commit failed; acknowledgements in this batch report failure");
-                Metrics::inc(&self.metrics.storage_errors_total);
-                true
-            }
-        };
-        for (link, mut message) in batch.sends {
-            if let (true, ToConnection::Acked { reason, .. }) = (failed, &mut message) {
+    /// Commits a batch's store changes; its answers go once the commit is durable and
+    /// every batch before it has been released.
+    fn begin_release(&mut self, batch: Batch) {
+        if batch.ops.is_empty() && self.unreleased.is_empty() {
+            self.release(batch.sends, false);
+            return;
+        }
+        let commit = self.store.begin_commit(batch.ops);
+        self.unreleased.push_back(Unreleased {
+            commit,
+            sends: batch.sends,
+        });
+    }
+
+    fn release(&mut self, sends: Sends, commit_failed: bool) {
+        if commit_failed {
+            error!("storage commit failed; acknowledgements in this batch report failure");
+            Metrics::inc(&self.metrics.storage_errors_total);
+        }
+        for (link, mut message) in sends {
+            if let (true, ToConnection::Acked { reason, .. }) = (commit_failed, &mut message) {
                 *reason = ReasonCode::ImplementationSpecificError;
             }
-            link.backlog.fetch_add(1, Ordering::Relaxed);
             // A closed inbox means the connection is ending and its Detached message
             // follows: keep the messages it missed, to put back into the session then.
-            if let Err(mpsc::error::SendError(ToConnection::Deliver { seq, publish })) = link.tx.send(message)
-            {
-                self.orphans.entry(link.id).or_default().push((seq, publish));
+            if let Err(mpsc::error::SendError(message)) = link.tx.send(message) {
+                link.backlog.take(message.backlog_bytes());
+                if let ToConnection::Deliver { seq, publish } = message {
+                    self.orphans.entry(link.id).or_default().push((seq, publish));
+                }
             }
         }
+    }
+
+    /// Takes back every delivery to `connection` not yet handed to it, oldest first:
+    /// those it refused, those of committing batches, those of `batch`.
+    fn take_deliveries_to(&mut self, connection: ConnectionId, batch: &mut Batch) -> Vec<(u64, Publish)> {
+        let mut taken = self.orphans.remove(&connection).unwrap_or_default();
+        for unreleased in &mut self.unreleased {
+            taken.extend(take_deliveries_to(&mut unreleased.sends, connection));
+        }
+        taken.extend(take_deliveries_to(&mut batch.sends, connection));
+        taken
     }
 
     fn handle(&mut self, message: ToRouter, batch: &mut Batch) {
@@ -186,7 +243,7 @@ impl Router {
                 reason,
             } => {
                 if let Some(client_id) = client_id {
-                    self.detach(connection, &client_id, flows, reason, batch);
+                    self.detach(connection, &client_id, *flows, reason, batch);
                 }
             }
             ToRouter::Tick => self.tick(batch),
@@ -214,5 +271,13 @@ impl Router {
             batch.send(link, ToConnection::Refused(ReasonCode::ServerShuttingDown));
         }
         self.waiting_takeovers.clear();
+    }
+}
+
+/// The oldest committing batch's commit result; pending while there is none.
+async fn oldest_commit(unreleased: &mut VecDeque<Unreleased>) -> Result<(), crate::store::StoreError> {
+    match unreleased.front_mut() {
+        Some(oldest) => (&mut oldest.commit).await,
+        None => std::future::pending().await,
     }
 }

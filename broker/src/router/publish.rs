@@ -2,7 +2,6 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use tabmq_protocol::packet::Publish;
 use tabmq_protocol::{QoS, ReasonCode};
@@ -151,7 +150,7 @@ impl Router {
         };
         if out.qos == QoS::AtMostOnce {
             match session.link.clone() {
-                Some(link) if link.backlog.load(Ordering::Relaxed) < limits.max_backlog => {
+                Some(link) if !link.backlog.is_full(limits.max_backlog, limits.max_backlog_bytes) => {
                     let seq = session.take_seq();
                     batch.send(&link, ToConnection::Deliver { seq, publish: out });
                 }

@@ -17,7 +17,7 @@ impl Router {
         &mut self,
         connection: ConnectionId,
         client_id: &Arc<str>,
-        subscribe: Subscribe,
+        subscribe: Box<Subscribe>,
         denied: &[bool],
         batch: &mut Batch,
     ) {
@@ -99,7 +99,7 @@ impl Router {
         &mut self,
         connection: ConnectionId,
         client_id: &Arc<str>,
-        unsubscribe: Unsubscribe,
+        unsubscribe: Box<Unsubscribe>,
         batch: &mut Batch,
     ) {
         let Some(link) = self.link_of(client_id, connection).cloned() else {

@@ -10,7 +10,7 @@ mod writer;
 
 pub use records::{SessionRecord, Snapshot, StoredMessage, StoredSession, StoredSubscription};
 pub use redb_store::{DATABASE_FILE, RedbStore};
-pub use writer::StoreHandle;
+pub use writer::{PendingCommit, StoreHandle};
 
 use tabmq_protocol::PacketId;
 use tabmq_protocol::flow::InflightState;

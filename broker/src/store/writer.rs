@@ -6,7 +6,10 @@
 //! (`ack` durability), then answers them all. Under load, hundreds of acknowledgements
 //! share one fsync; when idle, a lone write is committed at once.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::mpsc;
+use std::task::{Context, Poll};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -23,6 +26,27 @@ struct WriteRequest {
     ops: Vec<StoreOp>,
     /// Answered once the ops are committed (and synced, in `ack` durability).
     done: Option<oneshot::Sender<Result<(), StoreError>>>,
+}
+
+/// A commit under way: resolves once it is durable (or failed).
+pub enum PendingCommit {
+    /// Already decided (nothing to write, or the writer is gone); taken once.
+    Done(Option<Result<(), StoreError>>),
+    /// Waiting for the writer's answer.
+    Waiting(oneshot::Receiver<Result<(), StoreError>>),
+}
+
+impl Future for PendingCommit {
+    type Output = Result<(), StoreError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.get_mut() {
+            PendingCommit::Done(result) => Poll::Ready(result.take().unwrap_or(Err(StoreError::Stopped))),
+            PendingCommit::Waiting(answer) => Pin::new(answer)
+                .poll(cx)
+                .map(|answer| answer.unwrap_or(Err(StoreError::Stopped))),
+        }
+    }
 }
 
 /// A cloneable handle to the writer thread.
@@ -48,17 +72,24 @@ impl StoreHandle {
 
     /// Commits `ops` and waits until they are as durable as the configuration promises.
     pub async fn commit(&self, ops: Vec<StoreOp>) -> Result<(), StoreError> {
+        self.begin_commit(ops).await
+    }
+
+    /// Starts committing `ops`; the answer comes once they are as durable as the
+    /// configuration promises. Commits finish in the order they were begun.
+    pub fn begin_commit(&self, ops: Vec<StoreOp>) -> PendingCommit {
         if ops.is_empty() {
-            return Ok(());
+            return PendingCommit::Done(Some(Ok(())));
         }
         let (done, answer) = oneshot::channel();
-        self.requests
-            .send(WriteRequest {
-                ops,
-                done: Some(done),
-            })
-            .map_err(|_| StoreError::Stopped)?;
-        answer.await.map_err(|_| StoreError::Stopped)?
+        let request = WriteRequest {
+            ops,
+            done: Some(done),
+        };
+        match self.requests.send(request) {
+            Ok(()) => PendingCommit::Waiting(answer),
+            Err(_) => PendingCommit::Done(Some(Err(StoreError::Stopped))),
+        }
     }
 
     /// Commits `ops` without waiting (a lost write costs at most a redelivery).
