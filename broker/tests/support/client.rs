@@ -42,6 +42,14 @@ pub struct TestClient {
     pub closed: Option<Closed>,
 }
 
+/// A TCP connection whose writes leave at once (no Nagle delay), as a test expects when it
+/// sends one packet and then acts on another connection.
+async fn connect_tcp(address: SocketAddr) -> TcpStream {
+    let stream = TcpStream::connect(address).await.expect("tcp connect");
+    stream.set_nodelay(true).expect("TCP_NODELAY");
+    stream
+}
+
 /// Opens a WebSocket to the broker with the `mqtt` subprotocol.
 pub async fn websocket(address: SocketAddr) -> WebSocketStream<TcpStream> {
     let mut request = format!("ws://{address}/mqtt")
@@ -50,7 +58,7 @@ pub async fn websocket(address: SocketAddr) -> WebSocketStream<TcpStream> {
     request
         .headers_mut()
         .insert("Sec-WebSocket-Protocol", "mqtt".parse().expect("header"));
-    let stream = TcpStream::connect(address).await.expect("tcp connect");
+    let stream = connect_tcp(address).await;
     let (ws, response) = client_async(request, stream).await.expect("websocket handshake");
     assert_eq!(
         response
@@ -65,7 +73,7 @@ pub async fn websocket(address: SocketAddr) -> WebSocketStream<TcpStream> {
 impl TestClient {
     /// Connects over TCP and waits for CONNACK.
     pub async fn tcp(address: SocketAddr, config: ClientConfig) -> Self {
-        let socket = Socket::Tcp(TcpStream::connect(address).await.expect("tcp connect"));
+        let socket = Socket::Tcp(connect_tcp(address).await);
         Self::start(socket, config, SessionFlows::default()).await
     }
 
@@ -73,7 +81,7 @@ impl TestClient {
     /// CONNECT; waits for CONNACK.
     pub async fn tcp_proxied(address: SocketAddr, header: &[u8], config: ClientConfig) -> Self {
         use tokio::io::AsyncWriteExt;
-        let mut stream = TcpStream::connect(address).await.expect("tcp connect");
+        let mut stream = connect_tcp(address).await;
         stream.write_all(header).await.expect("send the PROXY header");
         Self::start(Socket::Tcp(stream), config, SessionFlows::default()).await
     }
@@ -86,7 +94,7 @@ impl TestClient {
 
     /// Connects over TCP with a session restored from an earlier client.
     pub async fn tcp_resuming(address: SocketAddr, config: ClientConfig, flows: SessionFlows) -> Self {
-        let socket = Socket::Tcp(TcpStream::connect(address).await.expect("tcp connect"));
+        let socket = Socket::Tcp(connect_tcp(address).await);
         Self::start(socket, config, flows).await
     }
 
@@ -272,6 +280,30 @@ impl TestClient {
             ClientEvent::Subscribed { reasons, .. } => reasons,
             _ => unreachable!(),
         }
+    }
+
+    /// Sends SUBSCRIBE for `filter` without waiting for the SUBACK.
+    pub async fn subscribe_nowait(&mut self, filter: &str, qos: QoS) {
+        let options = SubscriptionOptions {
+            qos,
+            ..SubscriptionOptions::default()
+        };
+        let subscription = Subscription {
+            filter: filter.into(),
+            options,
+        };
+        self.client
+            .subscribe(vec![subscription], Properties::default(), self.now())
+            .expect("connected");
+        self.flush().await;
+    }
+
+    /// Sends UNSUBSCRIBE for `filter` without waiting for the UNSUBACK.
+    pub async fn unsubscribe_nowait(&mut self, filter: &str) {
+        self.client
+            .unsubscribe(vec![filter.into()], self.now())
+            .expect("connected");
+        self.flush().await;
     }
 
     /// Publishes without waiting for the acknowledgement.
