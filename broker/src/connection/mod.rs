@@ -323,7 +323,7 @@ async fn handle_events(
                     .security
                     .may_publish(&state.identity, &client_id, &publish.topic)
                 {
-                    debug!(%peer, %client_id, topic = %publish.topic, "publish denied by the ACL");
+                    info!(%peer, %client_id, topic = %publish.topic, "publish refused: not authorized");
                     if let Some(packet_id) = publish.packet_id {
                         // MQTT 5 says why; 3.1.1 has no way to, so it acknowledges and
                         // discards the message (MQTT-3.3.5-2).
@@ -356,9 +356,13 @@ async fn handle_events(
                         .subscriptions
                         .iter()
                         .map(|s| {
-                            !shared
+                            let allowed = shared
                                 .security
-                                .may_subscribe(&state.identity, &client_id, &s.filter)
+                                .may_subscribe(&state.identity, &client_id, &s.filter);
+                            if !allowed {
+                                info!(%peer, %client_id, filter = %s.filter, "subscription refused: not authorized");
+                            }
+                            !allowed
                         })
                         .collect();
                     ToRouter::Subscribe {

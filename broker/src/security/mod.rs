@@ -109,10 +109,10 @@ impl Policy {
                     .any(|filter| tabmq_protocol::topic::matches(filter, topic))
             });
         by_token
-            && match &self.acl {
-                Some(acl) => acl.may_write(subject(identity, client_id), topic),
-                None => !topic.starts_with('$'),
-            }
+            && self
+                .acl
+                .as_ref()
+                .is_none_or(|acl| acl.may_write(subject(identity, client_id), topic))
     }
 }
 
@@ -396,7 +396,8 @@ impl Security {
     }
 
     /// Whether `identity`, connected as `client_id`, may publish to `topic`. `$SYS/` is the
-    /// broker's alone; other `$` topics need an ACL rule that names them.
+    /// broker's alone; other `$` topics are open as any topic is, unless an ACL is in force
+    /// (whose wildcard rules do not reach them: a rule must name them).
     pub fn may_publish(&self, identity: &Identity, client_id: &str, topic: &str) -> bool {
         let allowed = self.policy().permits_publish(identity, client_id, topic);
         if !allowed {
