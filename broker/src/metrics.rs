@@ -23,10 +23,12 @@ macro_rules! counters {
 }
 
 counters! {
-    /// Network connections open now.
+    /// Network connections open now (MQTT or not yet).
     connections: "gauge",
-    /// Connections accepted since start.
+    /// MQTT connections accepted (CONNACK sent with success) since start.
     connections_total: "counter",
+    /// CONNECTs answered with a refusal, whatever the reason.
+    connects_refused_total: "counter",
     /// Connections refused because max_connections was reached.
     connections_rejected_total: "counter",
     /// Sessions known to the broker (connected or not).

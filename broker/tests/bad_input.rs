@@ -248,3 +248,17 @@ async fn oversized_websocket_messages_close_the_connection() {
     assert_ne!(closed, Some(Some(1000)), "not a normal close");
     bystander_still_works(&broker).await;
 }
+
+#[tokio::test]
+async fn only_accepted_connects_count_as_connections_and_refusals_are_counted() {
+    let broker = Broker::start("");
+    // A socket that never sends CONNECT, and one whose CONNECT is refused (an empty client
+    // id without a clean start).
+    let _silent = TcpStream::connect(broker.tcp).await.expect("connect");
+    let mut refused = TestClient::tcp(broker.tcp, config(ProtocolVersion::V311, "", false)).await;
+    assert_eq!(refused.connack().await, Err(ReasonCode::ClientIdentifierNotValid));
+    let accepted = TestClient::tcp(broker.tcp, config(ProtocolVersion::V311, "counted", true)).await;
+    assert!(accepted.is_connected());
+    assert_eq!(broker.metric("connections_total"), 1, "the accepted one only");
+    assert_eq!(broker.metric("connects_refused_total"), 1);
+}

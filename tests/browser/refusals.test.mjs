@@ -24,7 +24,7 @@ for (const version of ['5.0', '3.1.1']) {
 
     const newcomer = await openHarness(await browser.newContext(), broker);
     await createClient(newcomer, broker, { namespace, deviceId: 'taken', version });
-    const before = await broker.metric('connections_total');
+    const before = await broker.metric('connects_refused_total');
     const error = await newcomer.evaluate(() => window.client.connect().then(() => null, (e) => ({ kind: e.kind, reasonCode: e.reasonCode })));
     assert.deepEqual(error, { kind: 'refused', reasonCode: 0x85 });
     const refused = await newcomer.evaluate(() => window.events.filter((e) => e.name === 'refused'));
@@ -33,7 +33,7 @@ for (const version of ['5.0', '3.1.1']) {
     // Observe: with backoff starting at 100 ms, retries would reach the broker within a
     // second; in three there must be none.
     await new Promise((resolve) => setTimeout(resolve, 3_000));
-    assert.equal(await broker.metric('connections_total'), before + 1, 'the refused attempt only');
+    assert.equal(await broker.metric('connects_refused_total'), before + 1, 'the refused attempt only');
     assert.equal(await newcomer.evaluate(() => window.events.filter((e) => e.name === 'reconnecting').length), 0);
     assert.equal(await holder.evaluate(() => window.client.connected), true);
     for (const page of [holder, newcomer]) await page.context().close();

@@ -16,6 +16,9 @@ fn mosquitto() -> PathBuf {
 /// Builds in release mode and runs the broker suite, then the browser clients' comparison.
 /// `extra` is passed to `tabmq-bench suite` (e.g. `--repeat 5`, `--only fan-in`).
 pub(crate) fn run(extra: &[String]) -> Result<(), TaskError> {
+    if extra.iter().any(|arg| arg == "-h" || arg == "--help") {
+        return help();
+    }
     setup::mosquitto_broker()?;
     setup::wasm_target()?;
     setup::npm_packages("tests/browser")?;
@@ -104,6 +107,18 @@ pub(crate) fn smoke() -> Result<(), TaskError> {
         .current_dir(root.join("tests/browser"))
         .env("TABMQ_BIN", root.join("target/debug/tabmq"));
     cmd::run(&mut browser)
+}
+
+/// What `cargo xtask bench` does and the suite's options (`tabmq-bench suite --help`).
+fn help() -> Result<(), TaskError> {
+    println!(
+        "usage: cargo xtask bench [suite options]\n\n\
+         Builds tabmq and tabmq-bench in release mode, runs the broker suite against tabmq,\n\
+         Mosquitto and a bare WebSocket relay (target/bench/brokers.md), the security costs\n\
+         (target/bench/security.md) and the browser clients against MQTT.js in Chromium\n\
+         (target/bench/browser.md). The suite's options:\n"
+    );
+    debug_bench(&["suite", "--help"])
 }
 
 /// `tabmq-bench ARGS`, debug build.

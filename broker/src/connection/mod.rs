@@ -124,7 +124,6 @@ pub async fn run(shared: Arc<Shared>, mut transport: Transport, peer: SocketAddr
         close: (1000, ""),
     };
     Metrics::inc(&shared.metrics.connections);
-    Metrics::inc(&shared.metrics.connections_total);
     debug!(%peer, id, "connection opened");
     loop {
         let deadline = machine
@@ -252,6 +251,7 @@ fn apply(shared: &Shared, machine: &mut Connection, state: &mut Session, message
             flows,
             properties,
         } => {
+            Metrics::inc(&shared.metrics.connections_total);
             state.recorder.seed(&flows);
             state.client_id = Some(client_id);
             state.persistent = persistent;
@@ -418,7 +418,10 @@ fn record_close(shared: &Shared, state: &mut Session, cause: CloseCause, peer: S
             Metrics::inc(&shared.metrics.protocol_errors_total);
             state.detach = DetachReason::Lost;
         }
-        CloseCause::Refused(reason) => debug!(%peer, ?reason, "connection refused"),
+        CloseCause::Refused(reason) => {
+            debug!(%peer, ?reason, "connection refused");
+            Metrics::inc(&shared.metrics.connects_refused_total);
+        }
     }
 }
 
