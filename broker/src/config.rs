@@ -170,6 +170,9 @@ pub struct Limits {
     pub max_subscriptions_per_session: usize,
     /// Topic aliases a v5 client may use.
     pub topic_alias_maximum: u16,
+    /// Topic aliases the broker assigns, per connection, to the topics it sends a v5 client
+    /// most (0: none); never more than the client's Topic Alias Maximum.
+    pub topic_aliases_to_client: u16,
     /// Upper bound on keep-alive in seconds, told to v5 clients (0: no bound).
     pub max_keep_alive_secs: u16,
     /// Connections one client address may hold at once (both ports, HTTP included).
@@ -203,6 +206,7 @@ impl Default for Limits {
             max_topic_levels: 32,
             max_subscriptions_per_session: 100,
             topic_alias_maximum: 10,
+            topic_aliases_to_client: 16,
             max_keep_alive_secs: 0,
             max_connections_per_ip: 1000,
             max_connect_rate_per_ip: 50,

@@ -68,6 +68,7 @@ impl Shared {
             maximum_packet_size: limits.max_packet_size,
             receive_maximum: limits.max_inflight,
             topic_alias_maximum: limits.topic_alias_maximum,
+            aliases_to_client: limits.topic_aliases_to_client,
             maximum_qos: tabmq_protocol::QoS::ExactlyOnce,
             max_keep_alive: (limits.max_keep_alive_secs != 0).then_some(limits.max_keep_alive_secs),
             connect_timeout: std::time::Duration::from_secs(limits.connect_timeout_secs),

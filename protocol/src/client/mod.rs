@@ -495,6 +495,7 @@ impl Client {
             &mut self.stream,
             self.config.version,
             self.limits.peer,
+            &mut (),
             in_use,
         );
         if self.stream.pending_len() > pending_before {

@@ -4,10 +4,12 @@
 //! layer: messages on their way out and QoS 2 packet ids on their way in. It is
 //! serde-serializable so a client can keep it in IndexedDB and a broker on disk.
 
+mod aliases;
 mod incoming;
 mod outgoing;
 mod transmit;
 
+pub(crate) use aliases::OutgoingAliases;
 pub use incoming::IncomingQos2;
 pub use outgoing::{AckOutcome, InflightState, MessageId, OutgoingFlows, OutgoingMessage};
 pub(crate) use transmit::{PeerLimits, transmit_queued};

@@ -1,5 +1,6 @@
 //! Moving queued messages onto the wire, shared by the client and server machines.
 
+use super::aliases::TopicAliasing;
 use super::{MessageId, OutgoingFlows};
 use crate::codec::encode_to_vec;
 use crate::codec::stream::PacketStream;
@@ -28,7 +29,8 @@ impl PeerLimits {
     };
 }
 
-/// Encodes queued messages into `stream` while the peer's window has room.
+/// Encodes queued messages into `stream` while the peer's window has room, naming their
+/// topics through `aliases`.
 ///
 /// Returns the messages finished by this: QoS 0 ones (done once sent) with
 /// `Success`, and ones larger than the peer's maximum packet size with
@@ -38,16 +40,22 @@ pub(crate) fn transmit_queued(
     stream: &mut PacketStream,
     version: ProtocolVersion,
     limits: PeerLimits,
+    aliases: &mut impl TopicAliasing,
     other_in_use: impl Fn(u16) -> bool,
 ) -> Vec<(MessageId, ReasonCode)> {
     let mut finished = Vec::new();
-    while let Some((id, publish)) =
+    while let Some((id, mut publish)) =
         outgoing.next_to_send(limits.receive_maximum, limits.maximum_qos, &other_in_use)
     {
         let (qos, packet_id) = (publish.qos, publish.packet_id);
-        match encode_to_vec(&Packet::Publish(publish), version) {
+        let alias = aliases.apply(&mut publish);
+        let packet = Packet::Publish(publish);
+        match encode_to_vec(&packet, version) {
             Ok(bytes) if bytes.len() as u64 <= u64::from(limits.maximum_packet_size) => {
                 stream.send_encoded(&bytes);
+                if let (Some(alias), Packet::Publish(publish)) = (alias, packet) {
+                    aliases.sent(alias, publish.topic);
+                }
                 if qos == QoS::AtMostOnce {
                     finished.push((id, ReasonCode::Success));
                 }

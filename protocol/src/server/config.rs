@@ -13,6 +13,9 @@ pub struct ServerConfig {
     pub receive_maximum: u16,
     /// Highest topic alias the client may use (0: none).
     pub topic_alias_maximum: u16,
+    /// Most topic aliases the server assigns to the topics it sends a v5 client (0: none),
+    /// never more than the client's Topic Alias Maximum.
+    pub aliases_to_client: u16,
     /// Highest QoS the server accepts in PUBLISH.
     pub maximum_qos: QoS,
     /// Upper bound on the keep-alive; a v5 client asking for more (or for 0) is told
@@ -28,6 +31,7 @@ impl Default for ServerConfig {
             maximum_packet_size: 1024 * 1024,
             receive_maximum: 100,
             topic_alias_maximum: 10,
+            aliases_to_client: 16,
             maximum_qos: QoS::ExactlyOnce,
             max_keep_alive: None,
             connect_timeout: Duration::from_secs(10),

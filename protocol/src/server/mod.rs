@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use crate::codec::stream::PacketStream;
 use crate::error::{ConnectionError, DecodeError, ProtocolViolation};
-use crate::flow::{AckOutcome, MessageId, PeerLimits, SessionFlows, transmit_queued};
+use crate::flow::{AckOutcome, MessageId, OutgoingAliases, PeerLimits, SessionFlows, transmit_queued};
 use crate::packet::{Connack, Connect, Disconnect, Packet, PubResponse, Publish, Suback, Unsuback};
 use crate::properties::Properties;
 use crate::qos::{PacketId, QoS};
@@ -67,6 +67,8 @@ pub struct Connection {
     last_received: Timestamp,
     session_expiry_was_zero: bool,
     topic_aliases: HashMap<u16, String>,
+    /// Aliases of the topics we send the client.
+    aliases_to_client: OutgoingAliases,
     /// Incoming QoS 1/2 messages reported to the broker and not yet acknowledged by it.
     awaiting_ack: BTreeMap<PacketId, QoS>,
 }
@@ -87,6 +89,7 @@ impl Connection {
             last_received: now,
             session_expiry_was_zero: true,
             topic_aliases: HashMap::new(),
+            aliases_to_client: OutgoingAliases::default(),
             awaiting_ack: BTreeMap::new(),
         }
     }
@@ -218,6 +221,10 @@ impl Connection {
             if let Some(size) = props.maximum_packet_size {
                 self.client_limits.maximum_packet_size = size;
             }
+            self.aliases_to_client = OutgoingAliases::new(
+                props.topic_alias_maximum.unwrap_or(0),
+                self.config.aliases_to_client,
+            );
             self.session_expiry_was_zero = props.session_expiry_interval.unwrap_or(0) == 0;
         }
         self.keep_alive = Duration::from_secs(u64::from(self.effective_keep_alive(connect.keep_alive)));
@@ -462,6 +469,7 @@ impl Connection {
             &mut self.stream,
             self.version,
             self.client_limits,
+            &mut self.aliases_to_client,
             |_| false,
         );
         for (id, reason) in finished {

@@ -107,3 +107,45 @@ for (const protocolVersion of [4, 5]) {
     await close(watcher);
   });
 }
+
+test('server topic aliases: MQTT.js resolves them, within its maximum, named again after a reconnect', async () => {
+  const clientId = 'aliased-mqttjs';
+  const options = { protocolVersion: 5, clientId, properties: { topicAliasMaximum: 3 } };
+  const hot = ['fleet/truck-17/engine/oil-temperature', 'fleet/truck-17/engine/rpm'];
+  const topics = [];
+  for (let round = 0; round < 8; round++) topics.push(...hot, `fleet/once/${round}`);
+
+  // What crossed the wire, recorded before MQTT.js resolves the alias.
+  const receiveAll = async (count) => {
+    const { client } = await connect(options);
+    await client.subscribeAsync('fleet/#', { qos: 1 });
+    const wire = [];
+    client.on('packetreceive', (packet) => {
+      if (packet.cmd === 'publish') wire.push({ topic: packet.topic, alias: packet.properties?.topicAlias });
+    });
+    const resolved = [];
+    const done = new Promise((resolve) => {
+      client.on('message', (topic) => { resolved.push(topic); if (resolved.length === count) resolve(); });
+    });
+    return { client, wire, resolved, done };
+  };
+
+  const first = await receiveAll(topics.length);
+  const { client: publisher } = await connect({ protocolVersion: 5, clientId: 'alias-publisher-js' });
+  for (const topic of topics) await publisher.publishAsync(topic, 'm', { qos: 1 });
+  await first.done;
+  assert.deepEqual(first.resolved, topics, 'every message, its topic resolved, in order');
+  const aliases = first.wire.map((w) => w.alias).filter((a) => a !== undefined);
+  assert.ok(aliases.length > 0, 'aliases assigned');
+  assert.ok(aliases.every((a) => a >= 1 && a <= 3), `within the maximum: ${aliases}`);
+  const aliasOnly = first.wire.filter((w) => w.alias !== undefined && w.topic === '').length;
+  assert.equal(aliasOnly, 12, 'the two busy topics from their third use on');
+  await close(first.client);
+
+  const second = await receiveAll(1);
+  await publisher.publishAsync(hot[0], 'm', { qos: 1 });
+  await second.done;
+  assert.equal(second.wire[0].topic, hot[0], 'a new connection: the topic in full first');
+  await close(second.client);
+  await close(publisher);
+});
