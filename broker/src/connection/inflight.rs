@@ -73,3 +73,78 @@ impl InflightRecorder {
         changes
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use tabmq_protocol::packet::Publish;
+    use tabmq_protocol::{PacketId, QoS};
+
+    use super::*;
+
+    fn flows_with(inflight: &[(MessageId, u16, QoS, InflightState)]) -> SessionFlows {
+        let mut flows = SessionFlows::default();
+        for &(id, packet_id, qos, state) in inflight {
+            let mut publish = Publish::new("t", "m", qos);
+            publish.packet_id = PacketId::new(packet_id);
+            flows.outgoing.restore_inflight(id, publish, state);
+        }
+        flows
+    }
+
+    /// (seq, state) of each write in `changes`.
+    fn written(changes: &InflightChanges) -> Vec<(u64, InflightState)> {
+        changes
+            .ops
+            .iter()
+            .map(|op| match op {
+                StoreOp::PutInflight { seq, state, .. } => (*seq, *state),
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_qos1_send_is_written_without_waiting_and_only_once() {
+        let mut recorder = InflightRecorder::default();
+        let flows = flows_with(&[(1, 1, QoS::AtLeastOnce, InflightState::AwaitingPuback)]);
+        let changes = recorder.changes("c", &flows);
+        assert_eq!(written(&changes), [(1, InflightState::AwaitingPuback)]);
+        assert!(!changes.must_sync, "a lost QoS 1 record only means a duplicate");
+        assert!(recorder.changes("c", &flows).ops.is_empty(), "unchanged since");
+    }
+
+    #[test]
+    fn qos2_states_must_be_durable_before_the_bytes_leave() {
+        let mut recorder = InflightRecorder::default();
+        let sent = flows_with(&[(5, 9, QoS::ExactlyOnce, InflightState::AwaitingPubrec)]);
+        let changes = recorder.changes("c", &sent);
+        assert!(changes.must_sync, "the packet id a resend must reuse");
+        let released = flows_with(&[(5, 9, QoS::ExactlyOnce, InflightState::AwaitingPubcomp)]);
+        let changes = recorder.changes("c", &released);
+        assert_eq!(written(&changes), [(5, InflightState::AwaitingPubcomp)]);
+        assert!(
+            changes.must_sync,
+            "PUBREL sent: a restart resends PUBREL, not the message"
+        );
+    }
+
+    #[test]
+    fn a_seeded_window_is_not_written_again_and_new_sends_are() {
+        let stored = flows_with(&[
+            (1, 1, QoS::AtLeastOnce, InflightState::AwaitingPuback),
+            (2, 2, QoS::ExactlyOnce, InflightState::AwaitingPubrec),
+        ]);
+        let mut recorder = InflightRecorder::default();
+        recorder.seed(&stored);
+        assert!(recorder.changes("c", &stored).ops.is_empty());
+        let grown = flows_with(&[
+            (1, 1, QoS::AtLeastOnce, InflightState::AwaitingPuback),
+            (2, 2, QoS::ExactlyOnce, InflightState::AwaitingPubrec),
+            (3, 3, QoS::AtLeastOnce, InflightState::AwaitingPuback),
+        ]);
+        assert_eq!(
+            written(&recorder.changes("c", &grown)),
+            [(3, InflightState::AwaitingPuback)]
+        );
+    }
+}

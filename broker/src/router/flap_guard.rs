@@ -82,3 +82,74 @@ impl FlapGuard {
             .retain(|_, history| history.back().is_some_and(|at| now.duration_since(*at) <= window));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECOND: Duration = Duration::from_secs(1);
+
+    fn guard() -> FlapGuard {
+        FlapGuard::new(3, Duration::from_secs(10), Duration::from_secs(30))
+    }
+
+    #[test]
+    fn takeovers_beyond_the_maximum_within_the_window_start_a_cooldown() {
+        let mut guard = guard();
+        let start = Instant::now();
+        for n in 0..3 {
+            assert_eq!(guard.record_takeover("id", start + n * SECOND), Verdict::Allow);
+        }
+        assert_eq!(
+            guard.record_takeover("id", start + 3 * SECOND),
+            Verdict::Refuse { first: true }
+        );
+        assert_eq!(
+            guard.check("id", start + 4 * SECOND),
+            Verdict::Refuse { first: false },
+            "logged once per episode"
+        );
+        assert_eq!(
+            guard.check("other", start + 4 * SECOND),
+            Verdict::Allow,
+            "per client id"
+        );
+        assert_eq!(
+            guard.check("id", start + 34 * SECOND),
+            Verdict::Allow,
+            "cooled down"
+        );
+        assert_eq!(
+            guard.record_takeover("id", start + 35 * SECOND),
+            Verdict::Allow,
+            "history forgotten with the cooldown"
+        );
+    }
+
+    #[test]
+    fn takeovers_spread_wider_than_the_window_never_trip_it() {
+        let mut guard = guard();
+        let start = Instant::now();
+        for n in 0..20 {
+            assert_eq!(
+                guard.record_takeover("id", start + n * 4 * SECOND),
+                Verdict::Allow
+            );
+        }
+    }
+
+    #[test]
+    fn prune_forgets_finished_histories_and_cooldowns() {
+        let mut guard = guard();
+        let start = Instant::now();
+        for n in 0..4 {
+            guard.record_takeover("flapping", start + n * SECOND);
+        }
+        guard.record_takeover("calm", start);
+        guard.prune(start + 20 * SECOND);
+        assert!(guard.takeovers.get("calm").is_none(), "its window is over");
+        assert!(guard.blocked_until.contains_key("flapping"), "still cooling down");
+        guard.prune(start + 40 * SECOND);
+        assert!(guard.takeovers.is_empty() && guard.blocked_until.is_empty());
+    }
+}

@@ -143,3 +143,107 @@ impl SubscriptionIndex {
         Matches { direct, groups }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use tabmq_protocol::QoS;
+
+    use super::*;
+
+    fn subscriber(qos: QoS) -> Subscriber {
+        Subscriber {
+            options: SubscriptionOptions {
+                qos,
+                ..SubscriptionOptions::default()
+            },
+            identifier: None,
+        }
+    }
+
+    /// The ids of the sessions `topic` reaches directly, sorted, once each (a session with
+    /// several matching filters is matched once per filter; the router merges them).
+    fn reached(index: &mut SubscriptionIndex, topic: &str) -> Vec<String> {
+        let mut ids: Vec<String> = index
+            .matching(topic)
+            .direct
+            .iter()
+            .map(|(id, _)| id.to_string())
+            .collect();
+        ids.sort();
+        ids.dedup();
+        ids
+    }
+
+    #[test]
+    fn exact_and_wildcard_filters_reach_their_sessions_and_stop_when_removed() {
+        let mut index = SubscriptionIndex::default();
+        let (alice, bob): (Arc<str>, Arc<str>) = ("alice".into(), "bob".into());
+        assert!(!index.add(&alice, "chat/room", subscriber(QoS::AtMostOnce)));
+        assert!(!index.add(&bob, "chat/+", subscriber(QoS::AtLeastOnce)));
+        assert!(
+            index.add(&bob, "chat/+", subscriber(QoS::ExactlyOnce)),
+            "replaced"
+        );
+        assert_eq!(reached(&mut index, "chat/room"), ["alice", "bob"]);
+        assert_eq!(reached(&mut index, "chat/other"), ["bob"]);
+        let matches = index.matching("chat/other");
+        assert_eq!(
+            matches.direct[0].1.options.qos,
+            QoS::ExactlyOnce,
+            "the newer options"
+        );
+        assert!(index.remove(&bob, "chat/+"));
+        assert!(!index.remove(&bob, "chat/+"), "already gone");
+        assert_eq!(reached(&mut index, "chat/room"), ["alice"]);
+        assert!(index.remove(&alice, "chat/room"));
+        assert!(reached(&mut index, "chat/room").is_empty());
+        assert!(index.exact.is_empty(), "empty entries are not kept");
+    }
+
+    #[test]
+    fn a_share_group_gives_each_message_to_one_member_in_turn() {
+        let mut index = SubscriptionIndex::default();
+        let members: Vec<Arc<str>> = ["w1", "w2", "w3"].into_iter().map(Arc::from).collect();
+        for member in &members {
+            index.add(member, "$share/workers/jobs/#", subscriber(QoS::AtLeastOnce));
+        }
+        index.add(&members[0], "$share/audit/jobs/#", subscriber(QoS::AtMostOnce));
+        let mut turns = Vec::new();
+        for _ in 0..6 {
+            let mut matches = index.matching("jobs/1");
+            assert!(
+                matches.direct.is_empty(),
+                "shared subscriptions are not direct ones"
+            );
+            assert_eq!(matches.groups.len(), 2, "each group gets the message");
+            for group in matches.groups.iter_mut() {
+                let chosen = group
+                    .in_turn()
+                    .next()
+                    .map(|(id, _)| id.clone())
+                    .expect("a member");
+                group.advance_past(&chosen);
+                if group.members.len() == 3 {
+                    turns.push(chosen.to_string());
+                }
+            }
+        }
+        assert_eq!(turns, ["w1", "w2", "w3", "w1", "w2", "w3"]);
+        assert!(index.remove(&members[1], "$share/workers/jobs/#"));
+        assert!(!index.remove(&members[1], "$share/nobody/jobs/#"));
+        let matches = index.matching("jobs/1");
+        let workers = matches.groups.iter().find(|g| g.members.len() == 2);
+        assert!(workers.is_some(), "w2 left the group");
+    }
+
+    #[test]
+    fn dollar_topics_reach_only_filters_that_name_their_first_level() {
+        let mut index = SubscriptionIndex::default();
+        let (all, sys): (Arc<str>, Arc<str>) = ("all".into(), "sys".into());
+        index.add(&all, "#", subscriber(QoS::AtMostOnce));
+        index.add(&all, "+/uptime", subscriber(QoS::AtMostOnce));
+        index.add(&sys, "$SYS/#", subscriber(QoS::AtMostOnce));
+        assert_eq!(reached(&mut index, "$SYS/uptime"), ["sys"]);
+        assert_eq!(reached(&mut index, "broker/uptime"), ["all"]);
+    }
+}
