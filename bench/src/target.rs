@@ -54,6 +54,9 @@ pub struct Running {
     _dir: TempDir,
 }
 
+/// How long a broker may take to exit after SIGTERM.
+const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// A directory removed when dropped.
 struct TempDir(PathBuf);
 
@@ -192,8 +195,18 @@ impl Running {
         Ok((kib("VmRSS:"), kib("VmHWM:")))
     }
 
-    /// Stops the process.
+    /// Stops the process: SIGTERM, so that it (or a profiler wrapping it) can finish its
+    /// output, then SIGKILL if it is still running after a grace period.
     pub async fn stop(mut self) {
+        if let Some(pid) = self.child.id() {
+            let _ = tokio::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status()
+                .await;
+            if tokio::time::timeout(STOP_GRACE, self.child.wait()).await.is_ok() {
+                return;
+            }
+        }
         let _ = self.child.kill().await;
     }
 }

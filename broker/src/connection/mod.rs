@@ -9,6 +9,7 @@
 mod inflight;
 pub mod stream;
 pub mod transport;
+pub mod websocket;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -18,7 +19,6 @@ use tabmq_protocol::packet::Connect;
 use tabmq_protocol::server::{CloseCause, Connection, ConnectionPhase, ServerConfig, ServerEvent};
 use tabmq_protocol::topic::SharedFilter;
 use tabmq_protocol::{ProtocolVersion, ReasonCode};
-use tokio::sync::mpsc;
 use tracing::{debug, info};
 
 use self::inflight::InflightRecorder;
@@ -28,7 +28,7 @@ use crate::config::Config;
 use crate::limits::{PerAddress, PublishRate};
 use crate::listener::proxy::TrustedProxies;
 use crate::metrics::Metrics;
-use crate::router::{Backlog, ConnectionLink, DetachReason, RouterSender, ToConnection, ToRouter};
+use crate::router::{Backlog, ConnectionLink, DetachReason, Mailbox, RouterSender, ToConnection, ToRouter};
 use crate::security::{Identity, Security};
 use crate::store::{StoreHandle, StoreOp};
 
@@ -105,11 +105,11 @@ struct Session {
 /// names, when that is how users authenticate.
 pub async fn run(shared: Arc<Shared>, mut transport: Transport, peer: SocketAddr, certified: Option<String>) {
     let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
-    let (tx, mut inbox) = mpsc::unbounded_channel();
+    let inbox = Arc::new(Mailbox::default());
     let backlog = Arc::new(Backlog::default());
     let link = ConnectionLink {
         id,
-        tx,
+        mailbox: inbox.clone(),
         backlog: backlog.clone(),
     };
     let clock = shared.clock;
@@ -130,13 +130,15 @@ pub async fn run(shared: Arc<Shared>, mut transport: Transport, peer: SocketAddr
         let deadline = machine
             .poll_timeout()
             .map(|at| tokio::time::Instant::from_std(clock.instant(at)));
+        let now = clock.now();
+        let mut received_bytes = |bytes: &[u8]| {
+            Metrics::add(&shared.metrics.bytes_in_total, bytes.len() as u64);
+            machine.handle_bytes(bytes, now);
+        };
         tokio::select! {
-            received = transport.recv() => match received {
-                Ok(Some(bytes)) => {
-                    Metrics::add(&shared.metrics.bytes_in_total, bytes.len() as u64);
-                    machine.handle_bytes(&bytes, clock.now());
-                }
-                Ok(None) => break,
+            received = transport.recv(&mut received_bytes) => match received {
+                Ok(true) => {}
+                Ok(false) => break,
                 Err(error) => {
                     info!(%peer, %error, "closing connection: transport error");
                     Metrics::inc(&shared.metrics.protocol_errors_total);
@@ -144,7 +146,7 @@ pub async fn run(shared: Arc<Shared>, mut transport: Transport, peer: SocketAddr
                     break;
                 }
             },
-            Some(message) = inbox.recv() => {
+            message = inbox.recv() => {
                 let mut bytes = message.backlog_bytes();
                 backlog.take(bytes);
                 apply(&shared, &mut machine, &mut state, message);
@@ -153,7 +155,7 @@ pub async fn run(shared: Arc<Shared>, mut transport: Transport, peer: SocketAddr
                     if bytes >= MAX_INBOX_BATCH_BYTES {
                         break;
                     }
-                    let Ok(message) = inbox.try_recv() else { break };
+                    let Some(message) = inbox.try_recv() else { break };
                     let size = message.backlog_bytes();
                     backlog.take(size);
                     bytes += size;
@@ -170,11 +172,15 @@ pub async fn run(shared: Arc<Shared>, mut transport: Transport, peer: SocketAddr
         }
         while let Some(connect) = handle_events(&shared, &link, &mut machine, &mut state, peer).await {
             // Events after the CONNECT wait in the machine until it is decided.
-            match shared
-                .security
-                .authenticate(&connect, peer.ip(), certified.as_deref())
-                .await
-            {
+            // Boxed: authentication's future is large and lives only for a moment; inline,
+            // it would take room in every connection's future for the connection's life.
+            let identity = Box::pin(
+                shared
+                    .security
+                    .authenticate(&connect, peer.ip(), certified.as_deref()),
+            )
+            .await;
+            match identity {
                 Ok(identity) => {
                     state.identity = identity;
                     let _ = shared
@@ -191,7 +197,9 @@ pub async fn run(shared: Arc<Shared>, mut transport: Transport, peer: SocketAddr
         if !persist(&shared, &mut machine, &mut state).await {
             break;
         }
-        if let Some(bytes) = machine.poll_transmit() {
+        let output = machine.poll_transmit();
+        if output.is_some() || transport.has_replies() {
+            let bytes = output.unwrap_or_default();
             Metrics::add(&shared.metrics.bytes_out_total, bytes.len() as u64);
             if transport.send(bytes).await.is_err() {
                 break;
@@ -204,8 +212,7 @@ pub async fn run(shared: Arc<Shared>, mut transport: Transport, peer: SocketAddr
     transport.close(state.close.0, state.close.1).await;
     // Messages the router already handed over go back with the session, not into the void;
     // once the inbox is closed, the router keeps any later ones itself.
-    inbox.close();
-    while let Ok(message) = inbox.try_recv() {
+    for message in inbox.close() {
         backlog.take(message.backlog_bytes());
         if let ToConnection::Deliver { seq, publish } = message {
             machine.deliver_as(seq, publish);

@@ -7,21 +7,13 @@ use std::time::Duration;
 
 use crate::connection::stream::Stream;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
-use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 
 use tracing::info;
 
 use crate::connection::transport::Transport;
 use crate::connection::{self, Shared};
 use crate::metrics::Metrics;
-
-/// Bytes a WebSocket connection reads at a time, and keeps allocated while idle. Measured
-/// (`tabmq-bench run --scenario idle` and `fan-in --payload`): 4 KiB cost 14 KiB per idle
-/// connection, 2 KiB 12 KiB; small messages run at the same rate either way (frames
-/// already received are joined regardless), 64 KiB messages take 15 % more CPU.
-const WEBSOCKET_READ_BUFFER: usize = 2 * 1024;
 
 /// Largest request head accepted (beyond: 431).
 const MAX_HEAD: usize = 16 * 1024;
@@ -103,6 +95,8 @@ pub async fn serve(
             } else {
                 None
             };
+            // The request buffer is not kept for the connection's lifetime.
+            drop(buffer);
             upgrade(shared, stream, request, leftover, peer, certified).await;
             return;
         }
@@ -164,17 +158,20 @@ enum Head {
 async fn read_head(stream: &mut Stream, buffer: &mut Vec<u8>) -> std::io::Result<Head> {
     loop {
         if let Some(end) = buffer.windows(4).position(|window| window == b"\r\n\r\n") {
-            return Ok(Head::Complete(end + 4));
+            return Ok(if end + 4 > MAX_HEAD {
+                Head::TooLarge
+            } else {
+                Head::Complete(end + 4)
+            });
         }
         if buffer.len() > MAX_HEAD {
             return Ok(Head::TooLarge);
         }
-        let mut chunk = [0u8; 2048];
-        let read = stream.read(&mut chunk).await?;
-        if read == 0 {
+        // Straight into the buffer: a chunk array here would sit in every connection's future.
+        buffer.reserve(2048);
+        if stream.read_buf(buffer).await? == 0 {
             return Ok(Head::Closed);
         }
-        buffer.extend_from_slice(&chunk[..read]);
     }
 }
 
@@ -276,7 +273,7 @@ async fn refuse(mut stream: Stream, status: u16, body: &[u8]) {
         return;
     }
     let _ = stream.shutdown().await;
-    let mut sink = [0u8; 4096];
+    let mut sink = vec![0u8; 4096];
     let _ = tokio::time::timeout(LINGER, async {
         while matches!(stream.read(&mut sink).await, Ok(read) if read > 0) {}
     })
@@ -351,15 +348,30 @@ async fn serve_file(
 /// Completes the WebSocket handshake and runs the MQTT connection on it.
 async fn upgrade(
     shared: Arc<Shared>,
-    mut stream: Stream,
+    stream: Stream,
     request: Request,
     leftover: Vec<u8>,
     peer: std::net::SocketAddr,
     certified: Option<String>,
 ) {
-    if super::at_capacity(&shared) {
-        let _ = respond(&mut stream, 503, "text/plain", b"too many connections\n", false).await;
+    // The handshake's buffers and strings are gone by the time the connection runs.
+    let Some(stream) = Box::pin(handshake(&shared, stream, request, peer)).await else {
         return;
+    };
+    let transport = Transport::websocket(stream, leftover, shared.config.limits.max_packet_size);
+    connection::run(shared, transport, peer, certified).await;
+}
+
+/// Answers the upgrade request: the stream, switched to WebSocket, or `None` if refused.
+async fn handshake(
+    shared: &Shared,
+    mut stream: Stream,
+    request: Request,
+    peer: std::net::SocketAddr,
+) -> Option<Stream> {
+    if super::at_capacity(shared) {
+        let _ = respond(&mut stream, 503, "text/plain", b"too many connections\n", false).await;
+        return None;
     }
     if let Some(origin) = request.header("origin")
         && !super::origin::allowed(
@@ -371,7 +383,7 @@ async fn upgrade(
         info!(%peer, origin, "WebSocket upgrade refused: origin not allowed (listeners.allowed_origins)");
         Metrics::inc(&shared.metrics.origin_refusals_total);
         let _ = respond(&mut stream, 403, "text/plain", b"origin not allowed\n", false).await;
-        return;
+        return None;
     }
     let Some(key) = request.header("sec-websocket-key") else {
         let _ = respond(
@@ -382,7 +394,7 @@ async fn upgrade(
             false,
         )
         .await;
-        return;
+        return None;
     };
     if request.header("sec-websocket-version") != Some("13") {
         let _ = respond(
@@ -393,7 +405,7 @@ async fn upgrade(
             false,
         )
         .await;
-        return;
+        return None;
     }
     let offered: Vec<&str> = request
         .header("sec-websocket-protocol")
@@ -408,15 +420,6 @@ async fn upgrade(
         response.push_str(&format!("Sec-WebSocket-Protocol: {protocol}\r\n"));
     }
     response.push_str("\r\n");
-    if stream.write_all(response.as_bytes()).await.is_err() {
-        return;
-    }
-    let limit = shared.config.limits.max_packet_size as usize;
-    let mut config = WebSocketConfig::default();
-    config.read_buffer_size = WEBSOCKET_READ_BUFFER;
-    config.write_buffer_size = 0;
-    config.max_message_size = Some(limit);
-    config.max_frame_size = Some(limit);
-    let ws = WebSocketStream::from_partially_read(stream, leftover, Role::Server, Some(config)).await;
-    connection::run(shared, Transport::websocket(ws), peer, certified).await;
+    stream.write_all(response.as_bytes()).await.ok()?;
+    Some(stream)
 }

@@ -20,9 +20,6 @@ use crate::connection::{self, Shared};
 use crate::limits::{AddressRefusal, AddressSlot};
 use crate::metrics::Metrics;
 
-/// Read buffer of a TCP connection.
-const TCP_READ_BUFFER: usize = 4 * 1024;
-
 /// Whether `max_connections` MQTT connections are open; counts the refusal if so.
 pub fn at_capacity(shared: &Shared) -> bool {
     let full =
@@ -143,9 +140,7 @@ pub async fn accept_loop(
             };
             match kind {
                 Kind::Tcp if at_capacity(&shared) => drop(stream),
-                Kind::Tcp => {
-                    connection::run(shared, Transport::tcp(stream, TCP_READ_BUFFER), peer, certified).await
-                }
+                Kind::Tcp => connection::run(shared, Transport::Tcp(stream), peer, certified).await,
                 // HTTP (the page, /metrics) stays reachable; the upgrade checks the limit.
                 Kind::WebSocket => http::serve(shared, stream, peer, trusted, certified).await,
             }

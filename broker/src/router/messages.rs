@@ -2,12 +2,11 @@
 
 use std::sync::Arc;
 
+use super::backlog::Backlog;
+use super::mailbox::Mailbox;
 use tabmq_protocol::flow::SessionFlows;
 use tabmq_protocol::packet::{Connect, Publish, Suback, Subscribe, Unsuback, Unsubscribe};
 use tabmq_protocol::{PacketId, Properties, ReasonCode};
-use tokio::sync::mpsc;
-
-use super::backlog::Backlog;
 
 /// Identifies one network connection for the broker's lifetime.
 pub type ConnectionId = u64;
@@ -18,7 +17,7 @@ pub struct ConnectionLink {
     /// The connection's id.
     pub id: ConnectionId,
     /// Its inbox.
-    pub tx: mpsc::UnboundedSender<ToConnection>,
+    pub mailbox: Arc<Mailbox>,
     /// Messages sent to it and not yet taken from its inbox.
     pub backlog: Arc<Backlog>,
 }
@@ -135,7 +134,7 @@ impl ToRouter {
 }
 
 /// From the router to a connection task. Kept to a few words (the rare large answers
-/// boxed): each connection's unbounded inbox allocates room for 32 messages at a time.
+/// boxed): every delivery is moved through a connection's inbox.
 #[derive(Debug)]
 pub enum ToConnection {
     /// The CONNECT is accepted.

@@ -16,6 +16,7 @@ mod connect;
 mod filter_trie;
 mod flap_guard;
 pub mod inbox;
+mod mailbox;
 pub mod messages;
 mod publish;
 mod retained;
@@ -29,13 +30,13 @@ use std::sync::Arc;
 
 use tabmq_protocol::ReasonCode;
 use tabmq_protocol::packet::{Connect, Publish};
-use tokio::sync::mpsc;
 use tracing::error;
 
 pub use self::backlog::Backlog;
 pub use self::connect::DROPPED_PROPERTY;
 use self::flap_guard::FlapGuard;
 pub use self::inbox::{RouterGone, RouterReceiver, RouterSender, inbox};
+pub use self::mailbox::Mailbox;
 pub use self::messages::{ConnectionId, ConnectionLink, DetachReason, ToConnection, ToRouter};
 use self::retained::Retained;
 use self::session::Session;
@@ -196,7 +197,7 @@ impl Router {
             }
             // A closed inbox means the connection is ending and its Detached message
             // follows: keep the messages it missed, to put back into the session then.
-            if let Err(mpsc::error::SendError(message)) = link.tx.send(message) {
+            if let Err(message) = link.mailbox.send(message) {
                 link.backlog.take(message.backlog_bytes());
                 if let ToConnection::Deliver { seq, publish } = message {
                     self.orphans.entry(link.id).or_default().push((seq, publish));

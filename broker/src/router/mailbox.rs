@@ -1,0 +1,125 @@
+//! A connection's inbox: what the router hands it, in order.
+//!
+//! A queue behind a lock and a wake-up, holding nothing while empty and giving back what
+//! a burst made it grow once it is drained: an idle connection's inbox costs a few words
+//! (tokio's unbounded channel allocated room for 32 messages up front, 3 KiB, the largest
+//! part of an idle connection).
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+
+use tokio::sync::Notify;
+
+use super::ToConnection;
+
+/// Room kept in a drained queue; beyond it, memory goes back to the allocator.
+const KEPT_CAPACITY: usize = 16;
+
+#[derive(Debug, Default)]
+struct Queue {
+    messages: VecDeque<ToConnection>,
+    closed: bool,
+}
+
+/// One connection's inbox, shared by the router (sending) and the connection (receiving).
+#[derive(Debug, Default)]
+pub struct Mailbox {
+    queue: Mutex<Queue>,
+    ready: Notify,
+}
+
+impl Mailbox {
+    fn queue(&self) -> std::sync::MutexGuard<'_, Queue> {
+        self.queue
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Queues `message`; gives it back if the connection has closed its inbox.
+    pub fn send(&self, message: ToConnection) -> Result<(), ToConnection> {
+        let mut queue = self.queue();
+        if queue.closed {
+            return Err(message);
+        }
+        queue.messages.push_back(message);
+        drop(queue);
+        self.ready.notify_one();
+        Ok(())
+    }
+
+    /// The next message, if one is waiting.
+    pub fn try_recv(&self) -> Option<ToConnection> {
+        let mut queue = self.queue();
+        let message = queue.messages.pop_front();
+        if queue.messages.is_empty() && queue.messages.capacity() > KEPT_CAPACITY {
+            queue.messages.shrink_to(KEPT_CAPACITY);
+        }
+        message
+    }
+
+    /// The next message, waiting for one. Cancel-safe.
+    pub async fn recv(&self) -> ToConnection {
+        loop {
+            if let Some(message) = self.try_recv() {
+                return message;
+            }
+            // A send between the check and here leaves a permit: no wake-up is lost.
+            self.ready.notified().await;
+        }
+    }
+
+    /// Closes the inbox: later sends fail. Returns what was still waiting.
+    pub fn close(&self) -> VecDeque<ToConnection> {
+        let mut queue = self.queue();
+        queue.closed = true;
+        std::mem::take(&mut queue.messages)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tabmq_protocol::ReasonCode;
+
+    use super::*;
+
+    fn refused() -> ToConnection {
+        ToConnection::Refused(ReasonCode::NotAuthorized)
+    }
+
+    #[tokio::test]
+    async fn messages_come_out_in_order_and_a_waiting_receiver_is_woken() {
+        let mailbox = std::sync::Arc::new(Mailbox::default());
+        let waiting = tokio::spawn({
+            let mailbox = mailbox.clone();
+            async move { mailbox.recv().await }
+        });
+        tokio::task::yield_now().await;
+        mailbox.send(ToConnection::TakenOver).expect("open");
+        mailbox.send(refused()).expect("open");
+        let first = tokio::time::timeout(Duration::from_secs(5), waiting).await;
+        assert!(matches!(first, Ok(Ok(ToConnection::TakenOver))));
+        assert!(matches!(mailbox.try_recv(), Some(ToConnection::Refused(_))));
+        assert!(mailbox.try_recv().is_none());
+    }
+
+    #[test]
+    fn after_close_sends_come_back_and_what_waited_is_returned() {
+        let mailbox = Mailbox::default();
+        mailbox.send(ToConnection::Shutdown).expect("open");
+        let left = mailbox.close();
+        assert_eq!(left.len(), 1);
+        assert!(matches!(mailbox.send(refused()), Err(ToConnection::Refused(_))));
+    }
+
+    #[test]
+    fn a_drained_inbox_gives_its_room_back() {
+        let mailbox = Mailbox::default();
+        for _ in 0..1_000 {
+            mailbox.send(ToConnection::Shutdown).expect("open");
+        }
+        while mailbox.try_recv().is_some() {}
+        assert!(mailbox.queue().messages.capacity() <= KEPT_CAPACITY);
+    }
+}
