@@ -80,6 +80,16 @@ pub struct Sample {
     pub complete: bool,
 }
 
+/// A rate as the reports print it: one decimal below 100 (memory per connection in KiB,
+/// rates of a stalled broker), none above.
+pub fn figure(rate: f64) -> String {
+    if rate < 100.0 {
+        format!("{rate:.1}")
+    } else {
+        format!("{rate:.0}")
+    }
+}
+
 fn percentiles(histogram: &Histogram<u64>) -> Option<[f64; 3]> {
     (!histogram.is_empty())
         .then(|| [50.0, 99.0, 99.9].map(|q| histogram.value_at_quantile(q / 100.0) as f64 / 1_000.0))

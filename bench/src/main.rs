@@ -260,9 +260,9 @@ async fn run(cli: Cli) -> Result<(), BenchError> {
                 " (cut at the time limit)"
             };
             println!(
-                "{}: {:.0} {}{cut}{latency}, broker CPU {:.2} s over {:.2} s, peak RSS {:.1} MiB",
+                "{}: {} {}{cut}{latency}, broker CPU {:.2} s over {:.2} s, peak RSS {:.1} MiB",
                 target.name(),
-                sample.rate,
+                case::figure(sample.rate),
                 scenario.unit(),
                 sample.cpu,
                 sample.seconds,

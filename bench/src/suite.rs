@@ -220,10 +220,10 @@ pub async fn run(
                 });
             let _ = writeln!(
                 report,
-                "| {} | {} | {:.0} {unit}{} | {p50} | {p99} | {p999} | {:.2} | {:.1} | {} | {} |",
+                "| {} | {} | {} {unit}{} | {p50} | {p99} | {p999} | {:.2} | {:.1} | {} | {} |",
                 case.title,
                 row.target.name(),
-                row.rate,
+                case::figure(row.rate),
                 if row.complete { "" } else { " (cut at 60 s)" },
                 row.cpu,
                 row.peak_rss,

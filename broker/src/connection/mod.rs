@@ -130,6 +130,7 @@ pub async fn run(shared: Arc<Shared>, mut transport: Transport, peer: SocketAddr
         let deadline = machine
             .poll_timeout()
             .map(|at| tokio::time::Instant::from_std(clock.instant(at)));
+        machine.release_idle_memory();
         let now = clock.now();
         let mut received_bytes = |bytes: &[u8]| {
             Metrics::add(&shared.metrics.bytes_in_total, bytes.len() as u64);

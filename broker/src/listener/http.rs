@@ -2,7 +2,6 @@
 //! Prometheus `/metrics` endpoint, and the static files of the demo page.
 
 use std::path::{Component, Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use crate::connection::stream::Stream;
@@ -11,8 +10,9 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
 use tracing::info;
 
+use crate::connection::Shared;
 use crate::connection::transport::Transport;
-use crate::connection::{self, Shared};
+use crate::limits::AddressSlot;
 use crate::metrics::Metrics;
 
 /// Largest request head accepted (beyond: 431).
@@ -52,27 +52,41 @@ impl Request {
 }
 
 /// Serves HTTP requests on `stream` until it closes or upgrades to WebSocket.
-/// `trusted`: `peer` is a trusted proxy, whose `X-Forwarded-For` names the client;
-/// `certified`: the user its TLS client certificate names.
+/// A client that upgraded to WebSocket: the connection to run.
+pub struct Upgraded {
+    /// The WebSocket transport, handshake done.
+    pub transport: Transport,
+    /// The client (behind a trusted proxy: the one it names).
+    pub peer: std::net::SocketAddr,
+    /// The client's place among its address's connections, when a proxy carries it.
+    pub slot: Option<AddressSlot>,
+}
+
+/// `trusted`: `peer` is a trusted proxy, whose `X-Forwarded-For` names the client.
+/// Returns the WebSocket connection if the client upgraded to one, for the caller to run:
+/// nothing of the HTTP exchange stays with it.
 pub async fn serve(
-    shared: Arc<Shared>,
+    shared: &Shared,
     mut stream: Stream,
     peer: std::net::SocketAddr,
     trusted: bool,
-    certified: Option<String>,
-) {
+) -> Option<Upgraded> {
     let mut buffer = Vec::with_capacity(1024);
     loop {
         let head = match tokio::time::timeout(HEAD_TIMEOUT, read_head(&mut stream, &mut buffer)).await {
             Ok(Ok(Head::Complete(head))) => head,
             Ok(Ok(Head::TooLarge)) => {
-                return refuse(stream, 431, b"request header fields too large\n").await;
+                refuse(stream, 431, b"request header fields too large\n").await;
+                return None;
             }
-            Ok(Ok(Head::Closed)) | Ok(Err(_)) | Err(_) => return,
+            Ok(Ok(Head::Closed)) | Ok(Err(_)) | Err(_) => return None,
         };
         let request = match parse(&buffer[..head]) {
             Ok(request) => request,
-            Err(status) => return refuse(stream, status, b"bad request\n").await,
+            Err(status) => {
+                refuse(stream, status, b"bad request\n").await;
+                return None;
+            }
         };
         let peer = match request.header("x-forwarded-for") {
             Some(forwarded) if trusted => shared
@@ -87,23 +101,27 @@ pub async fn serve(
             && request.header_has_token("upgrade", "websocket");
         if is_upgrade && request.path == shared.config.listeners.ws_path {
             // Counted against the client a proxy carries; others were counted at accept.
-            let _slot = if trusted {
-                let Some(slot) = super::admit(&shared, peer) else {
-                    return refuse(stream, 429, b"too many connections from this address\n").await;
+            let slot = if trusted {
+                let Some(slot) = super::admit(shared, peer) else {
+                    refuse(stream, 429, b"too many connections from this address\n").await;
+                    return None;
                 };
                 Some(slot)
             } else {
                 None
             };
-            // The request buffer is not kept for the connection's lifetime.
-            drop(buffer);
-            upgrade(shared, stream, request, leftover, peer, certified).await;
-            return;
+            let stream = Box::pin(handshake(shared, stream, request, peer)).await?;
+            let transport = Transport::websocket(stream, leftover, shared.config.limits.max_packet_size);
+            return Some(Upgraded {
+                transport,
+                peer,
+                slot,
+            });
         }
         buffer = leftover;
         let keep_alive = request.keep_alive;
         let sent = match (request.method.as_str(), request.path.as_str()) {
-            ("GET", "/metrics") => match metrics_access(&shared, &request, peer) {
+            ("GET", "/metrics") => match metrics_access(shared, &request, peer) {
                 Ok(()) => {
                     let body = shared.metrics.prometheus();
                     respond(
@@ -126,7 +144,7 @@ pub async fn serve(
                     .await
                 }
             },
-            ("GET" | "HEAD", path) => serve_file(&shared, &mut stream, path, keep_alive).await,
+            ("GET" | "HEAD", path) => serve_file(shared, &mut stream, path, keep_alive).await,
             _ => {
                 respond(
                     &mut stream,
@@ -139,7 +157,7 @@ pub async fn serve(
             }
         };
         if sent.is_err() || !keep_alive {
-            return;
+            return None;
         }
     }
 }
@@ -343,23 +361,6 @@ async fn serve_file(
         Ok(body) => respond(stream, 200, content_type(&file), &body, keep_alive).await,
         Err(_) => respond(stream, 404, "text/plain", b"not found\n", keep_alive).await,
     }
-}
-
-/// Completes the WebSocket handshake and runs the MQTT connection on it.
-async fn upgrade(
-    shared: Arc<Shared>,
-    stream: Stream,
-    request: Request,
-    leftover: Vec<u8>,
-    peer: std::net::SocketAddr,
-    certified: Option<String>,
-) {
-    // The handshake's buffers and strings are gone by the time the connection runs.
-    let Some(stream) = Box::pin(handshake(&shared, stream, request, peer)).await else {
-        return;
-    };
-    let transport = Transport::websocket(stream, leftover, shared.config.limits.max_packet_size);
-    connection::run(shared, transport, peer, certified).await;
 }
 
 /// Answers the upgrade request: the stream, switched to WebSocket, or `None` if refused.

@@ -95,7 +95,8 @@ pub async fn accept_loop(
             let mut peer = peer;
             if trusted && kind == Kind::Tcp {
                 let limit = std::time::Duration::from_secs(shared.config.limits.connect_timeout_secs);
-                match tokio::time::timeout(limit, proxy::read_header(&mut stream, peer)).await {
+                // Boxed, as the TLS handshake below: rare, and large beside the connection.
+                match Box::pin(tokio::time::timeout(limit, proxy::read_header(&mut stream, peer))).await {
                     Ok(Ok(client)) => peer = client,
                     Ok(Err(error)) => return debug!(%peer, %error, "closing connection from a trusted proxy"),
                     Err(_) => return debug!(%peer, "no PROXY header in time from a trusted proxy"),
@@ -113,7 +114,7 @@ pub async fn accept_loop(
                 Some(tls) => {
                     let handshake = tls.acceptor().accept(stream);
                     let limit = std::time::Duration::from_secs(shared.config.limits.connect_timeout_secs);
-                    match tokio::time::timeout(limit, handshake).await {
+                    match Box::pin(tokio::time::timeout(limit, handshake)).await {
                         Ok(Ok(stream)) => {
                             if tls.identity_as_username() {
                                 certified = stream
@@ -142,7 +143,14 @@ pub async fn accept_loop(
                 Kind::Tcp if at_capacity(&shared) => drop(stream),
                 Kind::Tcp => connection::run(shared, Transport::Tcp(stream), peer, certified).await,
                 // HTTP (the page, /metrics) stays reachable; the upgrade checks the limit.
-                Kind::WebSocket => http::serve(shared, stream, peer, trusted, certified).await,
+                Kind::WebSocket => {
+                    // The HTTP exchange is over (and its future gone) before the connection runs.
+                    let upgraded = Box::pin(http::serve(&shared, stream, peer, trusted)).await;
+                    if let Some(upgraded) = upgraded {
+                        let _proxied = upgraded.slot;
+                        connection::run(shared, upgraded.transport, upgraded.peer, certified).await;
+                    }
+                }
             }
         });
     }

@@ -70,7 +70,7 @@ impl Router {
         }
         session.offline = flows;
         Metrics::add(&self.metrics.messages_queued, session.outstanding.len() as u64);
-        self.sessions.insert(client_id, session);
+        self.sessions.insert(client_id, Box::new(session));
     }
 
     pub(super) fn connect(&mut self, link: ConnectionLink, mut connect: Box<Connect>, batch: &mut Batch) {
@@ -154,9 +154,15 @@ impl Router {
             }
             Some(existing) => {
                 self.end_session(existing, None, batch);
-                Session::new(client_id.clone(), SessionRecord::new(connect.version))
+                Box::new(Session::new(
+                    client_id.clone(),
+                    SessionRecord::new(connect.version),
+                ))
             }
-            None => Session::new(client_id.clone(), SessionRecord::new(connect.version)),
+            None => Box::new(Session::new(
+                client_id.clone(),
+                SessionRecord::new(connect.version),
+            )),
         };
         session.record.version = connect.version;
         session.record.expiry_interval = expiry;
@@ -311,7 +317,7 @@ impl Router {
     }
 
     /// Ends a session already taken out of the map, publishing `will` if given.
-    pub(super) fn end_session(&mut self, session: Session, will: Option<Will>, batch: &mut Batch) {
+    pub(super) fn end_session(&mut self, session: Box<Session>, will: Option<Will>, batch: &mut Batch) {
         for subscription in &session.record.subscriptions {
             self.subscriptions
                 .remove(&session.client_id, &subscription.filter);

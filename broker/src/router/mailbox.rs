@@ -1,7 +1,7 @@
 //! A connection's inbox: what the router hands it, in order.
 //!
-//! A queue behind a lock and a wake-up, holding nothing while empty and giving back what
-//! a burst made it grow once it is drained: an idle connection's inbox costs a few words
+//! A queue behind a lock and a wake-up, holding nothing while empty: its room goes back
+//! to the allocator each time it is drained, so an idle connection's inbox costs a few words
 //! (tokio's unbounded channel allocated room for 32 messages up front, 3 KiB, the largest
 //! part of an idle connection).
 
@@ -11,9 +11,6 @@ use std::sync::Mutex;
 use tokio::sync::Notify;
 
 use super::ToConnection;
-
-/// Room kept in a drained queue; beyond it, memory goes back to the allocator.
-const KEPT_CAPACITY: usize = 16;
 
 #[derive(Debug, Default)]
 struct Queue {
@@ -51,8 +48,8 @@ impl Mailbox {
     pub fn try_recv(&self) -> Option<ToConnection> {
         let mut queue = self.queue();
         let message = queue.messages.pop_front();
-        if queue.messages.is_empty() && queue.messages.capacity() > KEPT_CAPACITY {
-            queue.messages.shrink_to(KEPT_CAPACITY);
+        if queue.messages.is_empty() && queue.messages.capacity() > 0 {
+            queue.messages = VecDeque::new();
         }
         message
     }
@@ -120,6 +117,6 @@ mod tests {
             mailbox.send(ToConnection::Shutdown).expect("open");
         }
         while mailbox.try_recv().is_some() {}
-        assert!(mailbox.queue().messages.capacity() <= KEPT_CAPACITY);
+        assert_eq!(mailbox.queue().messages.capacity(), 0);
     }
 }

@@ -97,7 +97,8 @@ pub struct Router {
     config: Arc<Config>,
     store: StoreHandle,
     metrics: Arc<Metrics>,
-    sessions: HashMap<Arc<str>, Session>,
+    /// Boxed: the table keeps room for more entries than it holds, a pointer each.
+    sessions: HashMap<Arc<str>, Box<Session>>,
     subscriptions: SubscriptionIndex,
     retained: Retained,
     flap_guard: FlapGuard,

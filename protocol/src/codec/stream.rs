@@ -79,6 +79,18 @@ impl PacketStream {
         (!self.transmit.is_empty()).then(|| std::mem::take(&mut self.transmit))
     }
 
+    /// Gives back the room the last burst left, once everything received is decoded and
+    /// everything encoded was taken.
+    pub(crate) fn release_idle(&mut self) {
+        if self.decoded == self.received.len() {
+            self.received = Vec::new();
+            self.decoded = 0;
+        }
+        if self.transmit.is_empty() {
+            self.transmit = Vec::new();
+        }
+    }
+
     /// Forgets both directions (the transport closed).
     pub(crate) fn reset(&mut self) {
         self.received.clear();

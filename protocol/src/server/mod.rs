@@ -481,6 +481,15 @@ impl Connection {
         self.stream.send_control(packet, self.version);
     }
 
+    /// Gives back memory kept from the last burst (bytes received and decoded, events
+    /// taken), so that an idle connection holds only its state: call before waiting.
+    pub fn release_idle_memory(&mut self) {
+        self.stream.release_idle();
+        if self.events.is_empty() {
+            self.events = VecDeque::new();
+        }
+    }
+
     /// Bytes to write to the transport, or `None`. Call after every other call.
     pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
         self.stream.take_transmit()
