@@ -83,6 +83,9 @@ enum Command {
         /// WebSocket or TCP.
         #[arg(long, value_enum, default_value = "ws")]
         transport: Transport,
+        /// Clients with persistent sessions (their QoS 1/2 messages stored).
+        #[arg(long)]
+        persistent: bool,
     },
     /// The cost of security: a connection storm without credentials, with a password file
     /// and with JWTs; publishing without and with a 100-rule ACL.
@@ -219,12 +222,14 @@ async fn run(cli: Cli) -> Result<(), BenchError> {
             payload,
             messages,
             transport,
+            persistent,
         } => {
             let load = Load {
                 transport,
                 qos: QoS::from_bits(qos).unwrap_or_default(),
                 payload: payload as usize,
                 messages,
+                persistent,
             };
             let scenario = match scenario {
                 ScenarioName::FanIn => Scenario::Messaging(Shape::FanIn { publishers: clients }, load),

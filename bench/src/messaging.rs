@@ -27,6 +27,9 @@ pub struct Load {
     pub payload: usize,
     /// Messages published in total, across publishers.
     pub messages: u64,
+    /// Whether the clients have persistent sessions (a broker then stores their QoS 1/2
+    /// messages before acknowledging them).
+    pub persistent: bool,
 }
 
 /// One connection's part: what it publishes and what it subscribes to.
@@ -238,7 +241,7 @@ async fn member(
     let (mut peer, _) = match Peer::connect(
         load.transport,
         addr,
-        config(&format!("bench-{index}"), false),
+        config(&format!("bench-{index}"), load.persistent),
         SessionFlows::default(),
     )
     .await

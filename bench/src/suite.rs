@@ -32,6 +32,7 @@ fn messaging(
         qos,
         payload,
         messages,
+        persistent: false,
     };
     Case {
         title: format!(
@@ -68,15 +69,22 @@ pub fn cases(smoke: bool) -> Vec<Case> {
         messaging("fan-in 10→1", fan_in, ws, QoS::AtLeastOnce, 65_536, scale(5_000)),
         messaging("fan-in 10→1", fan_in, tcp, QoS::AtLeastOnce, 64, scale(100_000)),
     ];
+    let mut persistent = messaging("fan-in 10→1", fan_in, ws, QoS::AtLeastOnce, 64, scale(100_000));
+    if let Scenario::Messaging(_, load) = &mut persistent.scenario {
+        load.persistent = true;
+    }
+    persistent.title.push_str(", persistent sessions (stored before PUBACK)");
+    cases.push(persistent);
     let one_to_one = Shape::FanIn { publishers: 1 };
-    for filters in [1_000, 10_000] {
+    for filters in [10, 1_000, 100_000] {
         let load = Load {
             transport: ws,
             qos: QoS::AtMostOnce,
             payload: 64,
             messages: scale(100_000),
+            persistent: false,
         };
-        let filters = if smoke { filters / 100 } else { filters };
+        let filters = if smoke { (filters / 100).max(1) } else { filters };
         cases.push(Case {
             title: format!("fan-in 1→1 past {filters} unrelated wildcard filters, QoS 0, 64 B"),
             scenario: Scenario::Wildcards(one_to_one, load, filters),
