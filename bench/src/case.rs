@@ -31,6 +31,15 @@ pub enum Scenario {
     /// A messaging run while other clients hold this many wildcard filters that match
     /// none of its topics (the cost of unrelated subscriptions to routing).
     Wildcards(Shape, Load, u64),
+    /// Subscribers that never read, flooded with QoS 0 messages; then a bystander's latency.
+    Stalled {
+        /// Subscribers that never read.
+        subscribers: u64,
+        /// Payload bytes.
+        payload: usize,
+        /// Messages published.
+        messages: u64,
+    },
 }
 
 impl Scenario {
@@ -38,7 +47,9 @@ impl Scenario {
     pub fn supports(&self, target: Target) -> bool {
         let transport = match self {
             Self::Messaging(_, load) => load.transport,
-            Self::Backlog { .. } | Self::Wildcards(..) => return target != Target::Relay,
+            Self::Backlog { .. } | Self::Wildcards(..) | Self::Stalled { .. } => {
+                return target != Target::Relay;
+            }
             Self::Storm(transport, _) | Self::Idle(transport, _) => *transport,
         };
         target != Target::Relay || transport == Transport::Ws
@@ -49,14 +60,16 @@ impl Scenario {
         match self {
             Self::Messaging(_, load) | Self::Wildcards(_, load, _) => load.qos != QoS::AtMostOnce,
             Self::Backlog { .. } => true,
-            Self::Storm(..) | Self::Idle(..) => false,
+            Self::Storm(..) | Self::Idle(..) | Self::Stalled { .. } => false,
         }
     }
 
     /// What the rate counts, per second (or per connection for idle memory).
     pub fn unit(&self) -> &'static str {
         match self {
-            Self::Messaging(..) | Self::Backlog { .. } | Self::Wildcards(..) => "msg/s",
+            Self::Messaging(..) | Self::Backlog { .. } | Self::Wildcards(..) | Self::Stalled { .. } => {
+                "msg/s"
+            }
             Self::Storm(..) => "conn/s",
             Self::Idle(..) => "KiB/conn",
         }
@@ -134,6 +147,26 @@ pub async fn run(scenario: Scenario, target: Target, programs: &Programs) -> Res
             let drained = connections::backlog(transport, &addr(transport)?, messages, payload).await?;
             let seconds = drained.elapsed.as_secs_f64();
             (drained.delivered as f64 / seconds, None, seconds)
+        }
+        Scenario::Stalled {
+            subscribers,
+            payload,
+            messages,
+        } => {
+            let flood = connections::stalled(
+                Transport::Ws,
+                &addr(Transport::Ws)?,
+                subscribers,
+                payload,
+                messages,
+            )
+            .await?;
+            let seconds = flood.elapsed.as_secs_f64();
+            (
+                flood.published as f64 / seconds,
+                percentiles(&flood.bystander),
+                seconds,
+            )
         }
         Scenario::Storm(transport, clients) => {
             let storm = connections::storm(transport, &addr(transport)?, clients).await?;

@@ -187,3 +187,69 @@ pub async fn idle(transport: Transport, broker: &Running, connections: u64) -> R
         rss_after,
     })
 }
+
+/// Result of a flood towards subscribers that never read.
+pub struct Stalled {
+    /// Messages the publisher got through.
+    pub published: u64,
+    /// Until the publisher's last write.
+    pub elapsed: Duration,
+    /// How long a message to another subscriber took afterwards, microseconds.
+    pub bystander: Histogram<u64>,
+}
+
+/// `stalled` subscribers that never read their sockets while a publisher sends them
+/// `messages` QoS 0 messages of `payload` bytes; then a bystander's messages are timed.
+pub async fn stalled(
+    transport: Transport,
+    addr: &str,
+    stalled: u64,
+    payload: usize,
+    messages: u64,
+) -> Result<Stalled, BenchError> {
+    let mut held = Vec::new();
+    for index in 0..stalled {
+        let id = format!("bench-stalled-{index}");
+        let (mut peer, _) =
+            Peer::connect(transport, addr, config(&id, false), SessionFlows::default()).await?;
+        peer.subscribe("bench/stalled", QoS::AtMostOnce).await?;
+        held.push(peer);
+    }
+    let (mut bystander, _) = Peer::connect(
+        transport,
+        addr,
+        config("bench-bystander", false),
+        SessionFlows::default(),
+    )
+    .await?;
+    bystander.subscribe("bench/bystander", QoS::AtMostOnce).await?;
+    let (mut publisher, _) = Peer::connect(
+        transport,
+        addr,
+        config("bench-flooder", false),
+        SessionFlows::default(),
+    )
+    .await?;
+    let started = Instant::now();
+    for _ in 0..messages {
+        publisher.publish("bench/stalled", vec![7; payload], QoS::AtMostOnce)?;
+        publisher.flush().await?;
+    }
+    let elapsed = started.elapsed();
+    let mut latency = Histogram::<u64>::new(3).expect("3 significant digits is valid");
+    for _ in 0..50 {
+        let sent = Instant::now();
+        publisher.publish("bench/bystander", vec![1; 16], QoS::AtMostOnce)?;
+        publisher.flush().await?;
+        bystander
+            .until(|event| matches!(event, ClientEvent::Message(_)))
+            .await?;
+        let _ = latency.record(sent.elapsed().as_micros() as u64);
+    }
+    drop(held);
+    Ok(Stalled {
+        published: messages,
+        elapsed,
+        bystander: latency,
+    })
+}

@@ -73,7 +73,9 @@ pub fn cases(smoke: bool) -> Vec<Case> {
     if let Scenario::Messaging(_, load) = &mut persistent.scenario {
         load.persistent = true;
     }
-    persistent.title.push_str(", persistent sessions (stored before PUBACK)");
+    persistent
+        .title
+        .push_str(", persistent sessions (stored before PUBACK)");
     cases.push(persistent);
     let one_to_one = Shape::FanIn { publishers: 1 };
     for filters in [10, 1_000, 100_000] {
@@ -88,6 +90,18 @@ pub fn cases(smoke: bool) -> Vec<Case> {
         cases.push(Case {
             title: format!("fan-in 1→1 past {filters} unrelated wildcard filters, QoS 0, 64 B"),
             scenario: Scenario::Wildcards(one_to_one, load, filters),
+        });
+    }
+    for subscribers in [1, 10] {
+        cases.push(Case {
+            title: format!(
+                "{subscribers} subscribers that never read, QoS 0, 64 KiB (bystander latency, peak RSS)"
+            ),
+            scenario: Scenario::Stalled {
+                subscribers,
+                payload: 65_536,
+                messages: scale(2_000),
+            },
         });
     }
     cases.push(Case {
