@@ -324,3 +324,37 @@ fn deliveries_too_large_for_the_client_are_dropped_and_reported() {
     );
     assert_eq!(server.session().outgoing.inflight_len(), 0);
 }
+
+#[test]
+fn packets_are_read_whole_or_cut_anywhere_including_those_sent_with_the_connect() {
+    let version = ProtocolVersion::V5;
+    let publishes: Vec<Vec<u8>> = (0..3)
+        .map(|n| {
+            let publish = Publish::new(format!("t/{n}"), vec![n as u8; 40], QoS::AtMostOnce);
+            tabmq_protocol::codec::encode_to_vec(&Packet::Publish(publish), version).expect("valid")
+        })
+        .collect();
+    let mut all = connect_bytes(version);
+    for publish in &publishes {
+        all.extend_from_slice(publish);
+    }
+    for cut in 1..all.len() {
+        let mut server = Connection::new(ServerConfig::default(), T0);
+        // The CONNECT and the packets behind it, in two pieces cut at `cut`.
+        server.handle_bytes(&all[..cut], T0);
+        server.handle_bytes(&all[cut..], T0);
+        assert!(
+            matches!(events(&mut server).as_slice(), [ServerEvent::Connect(_)]),
+            "cut at {cut}"
+        );
+        server.accept(false, SessionFlows::default(), Properties::default(), T0);
+        let topics: Vec<String> = events(&mut server)
+            .into_iter()
+            .filter_map(|event| match event {
+                ServerEvent::Publish(publish) => Some(publish.topic),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(topics, ["t/0", "t/1", "t/2"], "cut at {cut}");
+    }
+}

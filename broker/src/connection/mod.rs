@@ -321,7 +321,7 @@ async fn handle_events(
                 };
                 if !state
                     .publish_rate
-                    .allow(publish.payload.len(), std::time::Instant::now())
+                    .allow(publish.payload.len(), std::time::Instant::now)
                 {
                     info!(%peer, %client_id, "closing connection: publish rate exceeded (limits.max_publish_rate)");
                     Metrics::inc(&shared.metrics.publish_rate_exceeded_total);

@@ -283,11 +283,22 @@ impl FrameDecoder {
     }
 }
 
-/// Unmasks `payload`, which starts `offset` bytes into the frame's masked payload (mod 4).
+/// Unmasks `payload`, which starts `offset` bytes into the frame's masked payload (mod 4):
+/// eight bytes at a time, the mask rotated to where the payload starts.
 fn unmask(mask: [u8; 4], offset: &mut u8, payload: &mut [u8]) {
     let start = usize::from(*offset);
-    for (index, byte) in payload.iter_mut().enumerate() {
-        *byte ^= mask[(start + index) % 4];
+    let rotated: [u8; 4] = std::array::from_fn(|index| mask[(start + index) % 4]);
+    let wide = u64::from_ne_bytes([
+        rotated[0], rotated[1], rotated[2], rotated[3], rotated[0], rotated[1], rotated[2], rotated[3],
+    ]);
+    let mut chunks = payload.chunks_exact_mut(8);
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        chunk.copy_from_slice(&(u64::from_ne_bytes(word) ^ wide).to_ne_bytes());
+    }
+    for (index, byte) in chunks.into_remainder().iter_mut().enumerate() {
+        *byte ^= rotated[index % 4];
     }
     *offset = ((start + payload.len()) % 4) as u8;
 }

@@ -118,8 +118,13 @@ impl PublishRate {
         }
     }
 
-    /// Counts a PUBLISH of `bytes` payload bytes; false when it exceeds a rate.
-    pub fn allow(&mut self, bytes: usize, now: Instant) -> bool {
+    /// Counts a PUBLISH of `bytes` payload bytes at the time `now` gives (asked only when
+    /// a rate is set); false when it exceeds a rate.
+    pub fn allow(&mut self, bytes: usize, now: impl FnOnce() -> Instant) -> bool {
+        if self.messages.is_none() && self.bytes.is_none() {
+            return true;
+        }
+        let now = now();
         let messages = self.messages.as_mut().is_none_or(|bucket| bucket.take(1.0, now));
         let bytes = self
             .bytes
@@ -194,8 +199,8 @@ mod tests {
             },
             now,
         );
-        assert!(messages.allow(10, now) && messages.allow(10, now));
-        assert!(!messages.allow(10, now));
+        assert!(messages.allow(10, || now) && messages.allow(10, || now));
+        assert!(!messages.allow(10, || now));
         let mut bytes = PublishRate::new(
             &Limits {
                 max_publish_bytes_rate: 100,
@@ -203,11 +208,11 @@ mod tests {
             },
             now,
         );
-        assert!(bytes.allow(60, now));
-        assert!(!bytes.allow(60, now));
-        assert!(bytes.allow(60, now + Duration::from_secs(1)));
+        assert!(bytes.allow(60, || now));
+        assert!(!bytes.allow(60, || now));
+        assert!(bytes.allow(60, || now + Duration::from_secs(1)));
         assert!(
-            PublishRate::new(&Limits::default(), now).allow(1 << 30, now),
+            PublishRate::new(&Limits::default(), now).allow(1 << 30, || now),
             "unlimited by default"
         );
     }

@@ -86,11 +86,10 @@ impl Router {
     /// Delivers `publish` to every matching session; `true` if any matched.
     /// `origin` is the publishing client, for the no-local option.
     pub(super) fn route(&mut self, publish: Publish, origin: Option<&Arc<str>>, batch: &mut Batch) -> bool {
-        let now_ms = unix_millis();
         let expires_at = publish
             .properties
             .message_expiry_interval
-            .map(|secs| now_ms + u64::from(secs) * 1000);
+            .map(|secs| unix_millis() + u64::from(secs) * 1000);
         if publish.retain {
             let op = self.retained.update(&publish, expires_at);
             if !publish.topic.starts_with(SYS_PREFIX) {

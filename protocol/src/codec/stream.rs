@@ -22,6 +22,12 @@ impl PacketStream {
         self.received.extend_from_slice(bytes);
     }
 
+    /// Whether received bytes wait to be decoded (an incomplete packet, or packets held
+    /// back until the connection may go on).
+    pub(crate) fn has_partial(&self) -> bool {
+        self.decoded < self.received.len()
+    }
+
     fn drop_decoded(&mut self) {
         self.received.drain(..self.decoded);
         self.decoded = 0;

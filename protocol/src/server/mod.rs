@@ -119,11 +119,36 @@ impl Connection {
         if self.phase == ConnectionPhase::Closed {
             return;
         }
-        self.stream.receive(bytes);
         if !bytes.is_empty() {
             self.last_received = now;
         }
-        self.read_packets(now);
+        if self.stream.has_partial() {
+            self.stream.receive(bytes);
+            self.read_packets(now);
+            return;
+        }
+        // Whole packets are decoded where they lie; only an incomplete one is kept.
+        let mut rest = bytes;
+        while !rest.is_empty()
+            && matches!(
+                self.phase,
+                ConnectionPhase::ExpectConnect { .. } | ConnectionPhase::Connected
+            )
+        {
+            match crate::codec::decode(rest, self.version, self.config.maximum_packet_size) {
+                Ok(Some((packet, used))) => {
+                    rest = &rest[used..];
+                    if let Err(violation) = self.handle_packet(packet, now) {
+                        self.fail(violation.into());
+                    }
+                }
+                Ok(None) => break,
+                Err(error) => self.fail(error.into()),
+            }
+        }
+        if self.phase != ConnectionPhase::Closed {
+            self.stream.receive(rest);
+        }
     }
 
     fn read_packets(&mut self, now: Timestamp) {
