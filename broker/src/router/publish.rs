@@ -105,6 +105,19 @@ impl Router {
                 ..
             } = self;
             let matches = subscriptions.matching(&publish.topic);
+            // One subscription, as in most fan-in: nothing to merge, no map to build.
+            if let ([(client_id, subscriber)], []) = (matches.direct.as_slice(), matches.groups.as_slice()) {
+                if subscriber.options.no_local && origin == Some(client_id) {
+                    return false;
+                }
+                let client_id = client_id.clone();
+                let mut target = Target::default();
+                target.add(subscriber);
+                let retain = publish.retain && target.retain_as_published;
+                let out = tailored(&publish, target.qos, retain, target.identifiers);
+                self.deliver_to(&client_id, out, expires_at, batch);
+                return true;
+            }
             for (client_id, subscriber) in &matches.direct {
                 if subscriber.options.no_local && origin == Some(client_id) {
                     continue;
