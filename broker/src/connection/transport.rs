@@ -20,12 +20,31 @@ use super::websocket::{self, FrameDecoder, FrameError};
 /// connection with the same client id (MQTT 3.1.1 has no server DISCONNECT).
 pub const CLOSE_SESSION_TAKEN_OVER: u16 = 4000;
 
+/// How long a closing connection keeps reading what its client still sends.
+const LINGER: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// The most one read takes from a socket.
 const SCRATCH_SIZE: usize = 64 * 1024;
 
 thread_local! {
     /// Where every connection on this thread reads; borrowed only within one poll.
     static SCRATCH: RefCell<Vec<u8>> = RefCell::new(vec![0; SCRATCH_SIZE]);
+}
+
+/// Reads `stream` until its end (or an error), dropping what arrives.
+async fn drain(stream: &mut Stream) {
+    std::future::poll_fn(|cx| {
+        SCRATCH.with_borrow_mut(|scratch| {
+            loop {
+                let mut buffer = ReadBuf::new(scratch);
+                match ready!(Pin::new(&mut *stream).poll_read(cx, &mut buffer)) {
+                    Ok(()) if !buffer.filled().is_empty() => continue,
+                    _ => return Poll::Ready(()),
+                }
+            }
+        })
+    })
+    .await;
 }
 
 /// A transport failure.
@@ -124,7 +143,10 @@ impl Transport {
     }
 
     /// Closes the transport; WebSocket peers get `code` and `reason` in the close frame
-    /// (or the echo of their own close).
+    /// (or the echo of their own close). Then reads and drops what the client still sends
+    /// until it closes too, for at most [`LINGER`]: bytes left unread at close make the
+    /// kernel reset the connection, which can destroy the last packets sent to the client
+    /// (a DISCONNECT saying why) before it reads them.
     pub async fn close(&mut self, code: u16, reason: &'static str) {
         let stream = match self {
             Transport::Tcp(stream) => stream,
@@ -138,5 +160,6 @@ impl Transport {
             }
         };
         let _ = stream.shutdown().await;
+        let _ = tokio::time::timeout(LINGER, drain(stream)).await;
     }
 }
