@@ -75,14 +75,23 @@ impl Shared {
         }
     }
 
-    /// Whether a topic name or filter is within the configured length and depth.
-    fn topic_within_limits(&self, topic: &str) -> bool {
-        let limits = &self.config.limits;
-        let plain = match SharedFilter::parse(topic) {
+    /// Whether a topic filter is within the configured length and depth (a shared one's
+    /// depth is its filter's).
+    fn filter_within_limits(&self, filter: &str) -> bool {
+        let plain = match SharedFilter::parse(filter) {
             Ok(Some(shared)) => shared.filter,
-            _ => topic,
+            _ => filter,
         };
-        topic.len() <= limits.max_topic_length && plain.split('/').count() <= limits.max_topic_levels
+        filter.len() <= self.config.limits.max_topic_length && self.levels_within_limits(plain)
+    }
+
+    /// Whether a topic name is within the configured length and depth (run on every PUBLISH).
+    fn topic_within_limits(&self, topic: &str) -> bool {
+        topic.len() <= self.config.limits.max_topic_length && self.levels_within_limits(topic)
+    }
+
+    fn levels_within_limits(&self, topic: &str) -> bool {
+        topic.bytes().filter(|byte| *byte == b'/').count() < self.config.limits.max_topic_levels
     }
 }
 
@@ -354,7 +363,7 @@ async fn handle_events(
                 if !subscribe
                     .subscriptions
                     .iter()
-                    .all(|s| shared.topic_within_limits(&s.filter))
+                    .all(|s| shared.filter_within_limits(&s.filter))
                 {
                     info!(%peer, "closing connection: topic filter over the configured limits");
                     machine.close(ReasonCode::TopicFilterInvalid);
