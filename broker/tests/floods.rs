@@ -91,6 +91,8 @@ impl Bystander {
 
     fn assert_served(&self, case: &str) {
         let p99 = self.p99();
+        let slowest = self.connects.iter().max().copied().unwrap_or_default();
+        eprintln!("{case}: bystander p99 {p99:?}, slowest connect {slowest:?}");
         assert!(
             p99 < Duration::from_millis(100),
             "{case}: p99 publish-to-delivery {p99:?} over {} messages",
