@@ -33,6 +33,17 @@ fn events(server: &mut Connection) -> Vec<ServerEvent> {
     std::iter::from_fn(|| server.poll_event()).collect()
 }
 
+/// The topics of the PUBLISH events waiting, in order.
+fn published_topics(server: &mut Connection) -> Vec<String> {
+    events(server)
+        .into_iter()
+        .filter_map(|event| match event {
+            ServerEvent::Publish(publish) => Some(publish.topic),
+            _ => None,
+        })
+        .collect()
+}
+
 fn accepted(version: ProtocolVersion, config: ServerConfig) -> Connection {
     let mut server = Connection::new(config, T0);
     server.handle_bytes(&connect_bytes(version), T0);
@@ -183,13 +194,7 @@ fn topic_aliases_are_resolved_and_bounds_enforced() {
     let set_alias = frame(0x30, &cat(&[&field(b"long/topic"), &[3, 0x23, 0, 2], b"one"]));
     let use_alias = frame(0x30, &cat(&[&field(b""), &[3, 0x23, 0, 2], b"two"]));
     server.handle_bytes(&cat(&[&set_alias, &use_alias]), T0);
-    let topics: Vec<String> = events(&mut server)
-        .into_iter()
-        .filter_map(|event| match event {
-            ServerEvent::Publish(publish) => Some(publish.topic),
-            _ => None,
-        })
-        .collect();
+    let topics = published_topics(&mut server);
     assert_eq!(topics, vec!["long/topic", "long/topic"]);
 
     server.handle_bytes(&frame(0x30, &cat(&[&field(b""), &[3, 0x23, 0, 4], b"x"])), T0);
@@ -348,13 +353,7 @@ fn packets_are_read_whole_or_cut_anywhere_including_those_sent_with_the_connect(
             "cut at {cut}"
         );
         server.accept(false, SessionFlows::default(), Properties::default(), T0);
-        let topics: Vec<String> = events(&mut server)
-            .into_iter()
-            .filter_map(|event| match event {
-                ServerEvent::Publish(publish) => Some(publish.topic),
-                _ => None,
-            })
-            .collect();
+        let topics = published_topics(&mut server);
         assert_eq!(topics, ["t/0", "t/1", "t/2"], "cut at {cut}");
     }
 }

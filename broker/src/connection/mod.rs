@@ -28,7 +28,7 @@ use crate::config::Config;
 use crate::limits::{PerAddress, PublishRate};
 use crate::listener::proxy::TrustedProxies;
 use crate::metrics::Metrics;
-use crate::router::{Backlog, ConnectionLink, DetachReason, Mailbox, RouterSender, ToConnection, ToRouter};
+use crate::router::{ConnectionLink, DetachReason, Mailbox, RouterSender, ToConnection, ToRouter};
 use crate::security::{Identity, Security};
 use crate::store::{StoreHandle, StoreOp};
 
@@ -115,11 +115,9 @@ struct Session {
 pub async fn run(shared: Arc<Shared>, mut transport: Transport, peer: SocketAddr, certified: Option<String>) {
     let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
     let inbox = Arc::new(Mailbox::default());
-    let backlog = Arc::new(Backlog::default());
     let link = ConnectionLink {
         id,
         mailbox: inbox.clone(),
-        backlog: backlog.clone(),
     };
     let clock = shared.clock;
     let mut machine = Connection::new(shared.server_config(), clock.now());
@@ -158,7 +156,6 @@ pub async fn run(shared: Arc<Shared>, mut transport: Transport, peer: SocketAddr
             },
             message = inbox.recv() => {
                 let mut bytes = message.backlog_bytes();
-                backlog.take(bytes);
                 apply(&shared, &mut machine, &mut state, message);
                 // Take more of what is waiting, so one socket write carries it.
                 for _ in 0..MAX_INBOX_BATCH {
@@ -166,9 +163,7 @@ pub async fn run(shared: Arc<Shared>, mut transport: Transport, peer: SocketAddr
                         break;
                     }
                     let Some(message) = inbox.try_recv() else { break };
-                    let size = message.backlog_bytes();
-                    backlog.take(size);
-                    bytes += size;
+                    bytes += message.backlog_bytes();
                     apply(&shared, &mut machine, &mut state, message);
                 }
             },
@@ -223,7 +218,6 @@ pub async fn run(shared: Arc<Shared>, mut transport: Transport, peer: SocketAddr
     // Messages the router already handed over go back with the session, not into the void;
     // once the inbox is closed, the router keeps any later ones itself.
     for message in inbox.close() {
-        backlog.take(message.backlog_bytes());
         if let ToConnection::Deliver { seq, publish } = message {
             machine.deliver_as(seq, publish);
         }

@@ -3,7 +3,9 @@
 //! A queue behind a lock and a wake-up, holding nothing while empty: its room goes back
 //! to the allocator each time it is drained, so an idle connection's inbox costs a few words
 //! (tokio's unbounded channel allocated room for 32 messages up front, 3 KiB, the largest
-//! part of an idle connection).
+//! part of an idle connection). It keeps the connection's [`Backlog`]: the router counts
+//! a message in when it routes it, the mailbox counts it out when the connection takes it
+//! (or the closed mailbox gives it back).
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -11,6 +13,7 @@ use std::sync::Mutex;
 use tokio::sync::Notify;
 
 use super::ToConnection;
+use super::backlog::Backlog;
 
 #[derive(Debug, Default)]
 struct Queue {
@@ -23,6 +26,7 @@ struct Queue {
 pub struct Mailbox {
     queue: Mutex<Queue>,
     ready: Notify,
+    backlog: Backlog,
 }
 
 impl Mailbox {
@@ -32,10 +36,18 @@ impl Mailbox {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Queues `message`; gives it back if the connection has closed its inbox.
+    /// What the router has routed to the connection and the connection not yet taken.
+    pub fn backlog(&self) -> &Backlog {
+        &self.backlog
+    }
+
+    /// Queues `message` (already counted in the backlog); gives it back, counted out, if
+    /// the connection has closed its inbox.
     pub fn send(&self, message: ToConnection) -> Result<(), ToConnection> {
         let mut queue = self.queue();
         if queue.closed {
+            drop(queue);
+            self.backlog.take(message.backlog_bytes());
             return Err(message);
         }
         queue.messages.push_back(message);
@@ -50,6 +62,10 @@ impl Mailbox {
         let message = queue.messages.pop_front();
         if queue.messages.is_empty() && queue.messages.capacity() > 0 {
             queue.messages = VecDeque::new();
+        }
+        drop(queue);
+        if let Some(message) = &message {
+            self.backlog.take(message.backlog_bytes());
         }
         message
     }
@@ -69,7 +85,12 @@ impl Mailbox {
     pub fn close(&self) -> VecDeque<ToConnection> {
         let mut queue = self.queue();
         queue.closed = true;
-        std::mem::take(&mut queue.messages)
+        let left = std::mem::take(&mut queue.messages);
+        drop(queue);
+        for message in &left {
+            self.backlog.take(message.backlog_bytes());
+        }
+        left
     }
 }
 
@@ -108,6 +129,32 @@ mod tests {
         let left = mailbox.close();
         assert_eq!(left.len(), 1);
         assert!(matches!(mailbox.send(refused()), Err(ToConnection::Refused(_))));
+    }
+
+    fn delivery(bytes: usize) -> ToConnection {
+        let publish =
+            tabmq_protocol::packet::Publish::new("t", vec![0u8; bytes], tabmq_protocol::QoS::AtMostOnce);
+        ToConnection::Deliver { seq: 1, publish }
+    }
+
+    #[test]
+    fn what_is_taken_or_handed_back_leaves_the_backlog() {
+        let mailbox = Mailbox::default();
+        for _ in 0..3 {
+            mailbox.backlog().add(delivery(999).backlog_bytes());
+            mailbox.send(delivery(999)).expect("open");
+        }
+        assert!(mailbox.backlog().is_full(100, 3_000), "3 kB routed, not taken");
+        mailbox.try_recv();
+        assert!(!mailbox.backlog().is_full(100, 3_000));
+        assert_eq!(mailbox.close().len(), 2);
+        assert!(
+            !mailbox.backlog().is_full(1, 1),
+            "what the closed inbox returned is counted out"
+        );
+        mailbox.backlog().add(delivery(999).backlog_bytes());
+        assert!(mailbox.send(delivery(999)).is_err());
+        assert!(!mailbox.backlog().is_full(1, 1), "and what it refused");
     }
 
     #[test]

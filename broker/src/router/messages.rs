@@ -2,7 +2,6 @@
 
 use std::sync::Arc;
 
-use super::backlog::Backlog;
 use super::mailbox::Mailbox;
 use tabmq_protocol::flow::SessionFlows;
 use tabmq_protocol::packet::{Connect, Publish, Suback, Subscribe, Unsuback, Unsubscribe};
@@ -16,10 +15,8 @@ pub type ConnectionId = u64;
 pub struct ConnectionLink {
     /// The connection's id.
     pub id: ConnectionId,
-    /// Its inbox.
+    /// Its inbox, with the backlog of what was routed to it and not yet taken.
     pub mailbox: Arc<Mailbox>,
-    /// Messages sent to it and not yet taken from its inbox.
-    pub backlog: Arc<Backlog>,
 }
 
 /// How a connection's session was let go.

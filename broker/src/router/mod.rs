@@ -2,10 +2,10 @@
 //!
 //! Connection tasks own their sockets and talk to the router only through
 //! [`ToRouter`] messages; the router answers with [`ToConnection`] messages. It works
-//! in batches: it takes every message waiting in its inbox,
-//! applies them to its state in the order they came, and hands the resulting store
-//! changes to the store as one commit. The batch's answers (CONNACKs,
-//! acknowledgements, deliveries) are held until that commit is durable, then released;
+//! in batches: it takes every message waiting in its inbox, applies them to its state in
+//! the order they came, and hands the resulting store changes to the store as one
+//! commit. The batch's answers (CONNACKs, acknowledgements, deliveries) are held until
+//! that commit is durable, then released;
 //! meanwhile the router goes on with the next batches. Commits finish in the order they
 //! were begun and batches are released in that order, so nothing is acknowledged or
 //! passed on before it is on disk, each connection receives its answers in order, and
@@ -32,7 +32,6 @@ use tabmq_protocol::ReasonCode;
 use tabmq_protocol::packet::{Connect, Publish};
 use tracing::error;
 
-pub use self::backlog::Backlog;
 pub use self::connect::DROPPED_PROPERTY;
 use self::flap_guard::FlapGuard;
 pub use self::inbox::{RouterGone, RouterReceiver, RouterSender, inbox};
@@ -43,7 +42,7 @@ use self::session::Session;
 use self::subscriptions::SubscriptionIndex;
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::store::{PendingCommit, Snapshot, StoreHandle, StoreOp};
+use crate::store::{PendingCommit, Snapshot, StoreError, StoreHandle, StoreOp};
 
 /// Most inbox messages handled in one batch.
 const MAX_BATCH: usize = 1024;
@@ -65,7 +64,7 @@ struct Batch {
 impl Batch {
     /// Queues `message` for `link`; it counts in the connection's backlog from now on.
     fn send(&mut self, link: &ConnectionLink, message: ToConnection) {
-        link.backlog.add(message.backlog_bytes());
+        link.mailbox.backlog().add(message.backlog_bytes());
         self.sends.push((link.clone(), message));
     }
 }
@@ -152,7 +151,7 @@ impl Router {
                 biased;
                 committed = oldest_commit(&mut self.unreleased) => {
                     if let Some(batch) = self.unreleased.pop_front() {
-                        self.release(batch.sends, committed.is_err());
+                        self.release(batch.sends, committed);
                     }
                 }
                 message = inbox.recv(), if room => {
@@ -169,7 +168,7 @@ impl Router {
         }
         while let Some(batch) = self.unreleased.pop_front() {
             let committed = batch.commit.await;
-            self.release(batch.sends, committed.is_err());
+            self.release(batch.sends, committed);
         }
     }
 
@@ -177,7 +176,7 @@ impl Router {
     /// every batch before it has been released.
     fn begin_release(&mut self, batch: Batch) {
         if batch.ops.is_empty() && self.unreleased.is_empty() {
-            self.release(batch.sends, false);
+            self.release(batch.sends, Ok(()));
             return;
         }
         let commit = self.store.begin_commit(batch.ops);
@@ -187,9 +186,11 @@ impl Router {
         });
     }
 
-    fn release(&mut self, sends: Sends, commit_failed: bool) {
-        if commit_failed {
-            error!("storage commit failed; acknowledgements in this batch report failure");
+    /// Sends a batch's answers; if its commit failed, its acknowledgements say so.
+    fn release(&mut self, sends: Sends, committed: Result<(), StoreError>) {
+        let commit_failed = committed.is_err();
+        if let Err(error) = committed {
+            error!(%error, "storage commit failed; acknowledgements in this batch report failure");
             Metrics::inc(&self.metrics.storage_errors_total);
         }
         for (link, mut message) in sends {
@@ -198,11 +199,8 @@ impl Router {
             }
             // A closed inbox means the connection is ending and its Detached message
             // follows: keep the messages it missed, to put back into the session then.
-            if let Err(message) = link.mailbox.send(message) {
-                link.backlog.take(message.backlog_bytes());
-                if let ToConnection::Deliver { seq, publish } = message {
-                    self.orphans.entry(link.id).or_default().push((seq, publish));
-                }
+            if let Err(ToConnection::Deliver { seq, publish }) = link.mailbox.send(message) {
+                self.orphans.entry(link.id).or_default().push((seq, publish));
             }
         }
     }
@@ -277,7 +275,7 @@ impl Router {
 }
 
 /// The oldest committing batch's commit result; pending while there is none.
-async fn oldest_commit(unreleased: &mut VecDeque<Unreleased>) -> Result<(), crate::store::StoreError> {
+async fn oldest_commit(unreleased: &mut VecDeque<Unreleased>) -> Result<(), StoreError> {
     match unreleased.front_mut() {
         Some(oldest) => (&mut oldest.commit).await,
         None => std::future::pending().await,

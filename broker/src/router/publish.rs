@@ -1,6 +1,5 @@
 //! Routing: from one PUBLISH to every session that subscribes to its topic.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use tabmq_protocol::packet::Publish;
@@ -26,11 +25,36 @@ struct Target {
 }
 
 impl Target {
-    fn add(&mut self, subscriber: &Subscriber) {
-        self.qos = self.qos.max(subscriber.options.qos);
-        self.retain_as_published |= subscriber.options.retain_as_published;
-        self.identifiers.extend(subscriber.identifier);
+    fn of(subscriber: &Subscriber) -> Self {
+        Self {
+            qos: subscriber.options.qos,
+            identifiers: subscriber.identifier.into_iter().collect(),
+            retain_as_published: subscriber.options.retain_as_published,
+        }
     }
+
+    fn merge(&mut self, other: Target) {
+        self.qos = self.qos.max(other.qos);
+        self.retain_as_published |= other.retain_as_published;
+        self.identifiers.extend(other.identifiers);
+    }
+}
+
+/// Merges the targets of one session into one (a session with several matching
+/// filters gets the message once). A list sorted by client id, not a map: most messages
+/// reach one session, which then costs no hashing and no table.
+fn merged_by_session(mut targets: Vec<(Arc<str>, Target)>) -> Vec<(Arc<str>, Target)> {
+    if targets.len() > 1 {
+        targets.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        targets.dedup_by(|later, kept| {
+            let same = later.0 == kept.0;
+            if same {
+                kept.1.merge(std::mem::take(&mut later.1));
+            }
+            same
+        });
+    }
+    targets
 }
 
 /// `publish` as one subscriber receives it.
@@ -97,7 +121,7 @@ impl Router {
             }
             Metrics::set(&self.metrics.retained_messages, self.retained.len() as u64);
         }
-        let mut targets: HashMap<Arc<str>, Target> = HashMap::new();
+        let mut targets: Vec<(Arc<str>, Target)> = Vec::new();
         {
             let Router {
                 subscriptions,
@@ -105,24 +129,11 @@ impl Router {
                 ..
             } = self;
             let matches = subscriptions.matching(&publish.topic);
-            // One subscription, as in most fan-in: nothing to merge, no map to build.
-            if let ([(client_id, subscriber)], []) = (matches.direct.as_slice(), matches.groups.as_slice()) {
-                if subscriber.options.no_local && origin == Some(client_id) {
-                    return false;
-                }
-                let client_id = client_id.clone();
-                let mut target = Target::default();
-                target.add(subscriber);
-                let retain = publish.retain && target.retain_as_published;
-                let out = tailored(&publish, target.qos, retain, target.identifiers);
-                self.deliver_to(&client_id, out, expires_at, batch);
-                return true;
-            }
             for (client_id, subscriber) in &matches.direct {
                 if subscriber.options.no_local && origin == Some(client_id) {
                     continue;
                 }
-                targets.entry(client_id.clone()).or_default().add(subscriber);
+                targets.push((client_id.clone(), Target::of(subscriber)));
             }
             for group in matches.groups {
                 let online =
@@ -134,10 +145,11 @@ impl Router {
                     .cloned();
                 if let Some((client_id, subscriber)) = chosen {
                     group.advance_past(&client_id);
-                    targets.entry(client_id).or_default().add(&subscriber);
+                    targets.push((client_id, Target::of(&subscriber)));
                 }
             }
         }
+        let targets = merged_by_session(targets);
         let matched = !targets.is_empty();
         for (client_id, target) in targets {
             let retain = publish.retain && target.retain_as_published;
@@ -162,7 +174,12 @@ impl Router {
         };
         if out.qos == QoS::AtMostOnce {
             match session.link.clone() {
-                Some(link) if !link.backlog.is_full(limits.max_backlog, limits.max_backlog_bytes) => {
+                Some(link)
+                    if !link
+                        .mailbox
+                        .backlog()
+                        .is_full(limits.max_backlog, limits.max_backlog_bytes) =>
+                {
                     let seq = session.take_seq();
                     batch.send(&link, ToConnection::Deliver { seq, publish: out });
                 }
@@ -256,6 +273,37 @@ mod tests {
     use tabmq_protocol::packet::Publish;
 
     use super::tailored;
+
+    #[test]
+    fn a_session_matched_by_several_filters_gets_the_best_of_them_once() {
+        let subscriber = |qos, identifier, retain_as_published| {
+            super::Target::of(&super::Subscriber {
+                options: tabmq_protocol::packet::SubscriptionOptions {
+                    qos,
+                    retain_as_published,
+                    ..Default::default()
+                },
+                identifier,
+            })
+        };
+        let (a, b): (std::sync::Arc<str>, std::sync::Arc<str>) = ("a".into(), "b".into());
+        let merged = super::merged_by_session(vec![
+            (b.clone(), subscriber(QoS::AtMostOnce, None, false)),
+            (a.clone(), subscriber(QoS::AtMostOnce, Some(1), false)),
+            (b.clone(), subscriber(QoS::ExactlyOnce, Some(2), true)),
+        ]);
+        let summary: Vec<(&str, QoS, Vec<u32>, bool)> = merged
+            .iter()
+            .map(|(id, t)| (&**id, t.qos, t.identifiers.clone(), t.retain_as_published))
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                ("a", QoS::AtMostOnce, vec![1], false),
+                ("b", QoS::ExactlyOnce, vec![2], true)
+            ]
+        );
+    }
 
     #[test]
     fn a_message_without_properties_is_tailored_without_allocating_them() {
