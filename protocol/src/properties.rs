@@ -400,15 +400,12 @@ impl Properties {
 
     /// Writes the property list (length then properties), checking each is allowed here.
     pub(crate) fn encode(&self, out: &mut Vec<u8>, context: PropertyContext) -> Result<(), EncodeError> {
-        let mut body = Vec::new();
-        self.encode_body(&mut body, context)?;
-        let length = u32::try_from(body.len())
-            .ok()
-            .filter(|len| *len <= writer::MAX_VARINT)
-            .ok_or(EncodeError::PacketTooLarge(body.len()))?;
-        writer::varint(out, length);
-        out.extend_from_slice(&body);
-        Ok(())
+        let start = out.len();
+        if let Err(error) = self.encode_body(out, context) {
+            out.truncate(start);
+            return Err(error);
+        }
+        writer::prefix_length(out, start, None)
     }
 
     fn encode_body(&self, out: &mut Vec<u8>, context: PropertyContext) -> Result<(), EncodeError> {

@@ -4,7 +4,7 @@
 //! there or end exactly there. Filters whose first level is a wildcard do not match `$`
 //! topics, as the specification says.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 
 /// One level of the trie.
 #[derive(Debug)]
@@ -20,7 +20,7 @@ struct Node<V> {
 impl<V> Default for Node<V> {
     fn default() -> Self {
         Self {
-            literal: HashMap::new(),
+            literal: HashMap::default(),
             plus: None,
             hash: None,
             end: None,
@@ -92,13 +92,13 @@ impl<V> FilterTrie<V> {
         remove_from(&mut self.root, &levels)
     }
 
-    /// The values of every filter matching `topic`.
-    pub(crate) fn matching(&mut self, topic: &str) -> Vec<&mut V> {
-        let levels: Vec<&str> = topic.split('/').collect();
-        let mut found = Vec::new();
+    /// Calls `found` with the value of every filter matching `topic`.
+    pub(crate) fn for_each_match<'a>(&'a mut self, topic: &str, mut found: impl FnMut(&'a mut V)) {
+        if self.root.is_empty() {
+            return;
+        }
         let dollar = topic.starts_with('$');
-        collect(&mut self.root, &levels, dollar, &mut found);
-        found
+        visit(&mut self.root, Some(topic), dollar, &mut found);
     }
 }
 
@@ -133,13 +133,14 @@ fn remove_from<V>(node: &mut Node<V>, levels: &[&str]) -> Option<V> {
     }
 }
 
-/// Adds the values under `node` matching the topic `levels`; `wildcards_barred` while the
-/// first level of a `$` topic is being matched.
-fn collect<'a, V>(
+/// Visits the values under `node` matching `levels`, the rest of the topic (`None` once
+/// every level is consumed); `wildcards_barred` while the first level of a `$` topic is
+/// being matched.
+fn visit<'a, V>(
     node: &'a mut Node<V>,
-    levels: &[&str],
+    levels: Option<&str>,
     wildcards_barred: bool,
-    found: &mut Vec<&'a mut V>,
+    found: &mut impl FnMut(&'a mut V),
 ) {
     let Node {
         literal,
@@ -149,19 +150,23 @@ fn collect<'a, V>(
     } = node;
     if !wildcards_barred && let Some(value) = hash.as_mut() {
         // `a/#` matches `a/b/c` and also `a` itself.
-        found.push(value);
+        found(value);
     }
-    let Some((level, rest)) = levels.split_first() else {
+    let Some(levels) = levels else {
         if let Some(value) = end.as_mut() {
-            found.push(value);
+            found(value);
         }
         return;
     };
-    if let Some(child) = literal.get_mut(*level) {
-        collect(child, rest, false, found);
+    let (level, rest) = match levels.split_once('/') {
+        Some((level, rest)) => (level, Some(rest)),
+        None => (levels, None),
+    };
+    if let Some(child) = literal.get_mut(level) {
+        visit(child, rest, false, found);
     }
     if !wildcards_barred && let Some(child) = plus.as_deref_mut() {
-        collect(child, rest, false, found);
+        visit(child, rest, false, found);
     }
 }
 
@@ -186,6 +191,13 @@ mod tests {
         "$SYS",
     ];
 
+    /// The values of every filter matching `topic`.
+    fn matching<V: Clone>(trie: &mut FilterTrie<V>, topic: &str) -> Vec<V> {
+        let mut found = Vec::new();
+        trie.for_each_match(topic, |value| found.push(value.clone()));
+        found
+    }
+
     fn trie() -> FilterTrie<String> {
         let mut trie = FilterTrie::default();
         for filter in FILTERS {
@@ -198,7 +210,7 @@ mod tests {
     fn a_topic_finds_exactly_the_filters_that_match_it() {
         let mut trie = trie();
         for topic in TOPICS {
-            let mut found: Vec<String> = trie.matching(topic).into_iter().map(|v| v.clone()).collect();
+            let mut found = matching(&mut trie, topic);
             found.sort();
             let mut expected: Vec<String> = FILTERS
                 .iter()
@@ -215,7 +227,7 @@ mod tests {
         let mut trie = trie();
         assert_eq!(trie.remove("a/+/c").as_deref(), Some("a/+/c"));
         assert_eq!(trie.remove("a/+/c"), None);
-        assert!(trie.matching("a/b/c").iter().all(|v| v.as_str() != "a/+/c"));
+        assert!(matching(&mut trie, "a/b/c").iter().all(|v| v.as_str() != "a/+/c"));
         assert_eq!(trie.get_mut("a/+").map(|v| v.clone()).as_deref(), Some("a/+"));
         for filter in FILTERS.iter().filter(|f| **f != "a/+/c") {
             assert_eq!(trie.remove(filter).as_deref(), Some(*filter));
@@ -230,7 +242,7 @@ mod tests {
             *trie.entry(&format!("other/{n}/+")) = n;
         }
         *trie.entry("room/+") = 1;
-        assert_eq!(trie.matching("room/7").len(), 1);
-        assert!(trie.matching("nothing/here").is_empty());
+        assert_eq!(matching(&mut trie, "room/7").len(), 1);
+        assert!(matching(&mut trie, "nothing/here").is_empty());
     }
 }

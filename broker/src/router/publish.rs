@@ -43,7 +43,7 @@ impl Target {
 /// Merges the targets of one session into one (a session with several matching
 /// filters gets the message once). A list sorted by client id, not a map: most messages
 /// reach one session, which then costs no hashing and no table.
-fn merged_by_session(mut targets: Vec<(Arc<str>, Target)>) -> Vec<(Arc<str>, Target)> {
+fn merge_by_session(targets: &mut Vec<(Arc<str>, Target)>) {
     if targets.len() > 1 {
         targets.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         targets.dedup_by(|later, kept| {
@@ -54,13 +54,11 @@ fn merged_by_session(mut targets: Vec<(Arc<str>, Target)>) -> Vec<(Arc<str>, Tar
             same
         });
     }
-    targets
 }
 
-/// `publish` as one subscriber receives it.
-pub(super) fn tailored(publish: &Publish, qos: QoS, retain: bool, identifiers: Vec<u32>) -> Publish {
-    let mut out = publish.clone();
-    out.qos = publish.qos.min(qos);
+/// A copy of a published message, made into what one subscriber receives.
+pub(super) fn tailored(mut out: Publish, qos: QoS, retain: bool, identifiers: Vec<u32>) -> Publish {
+    out.qos = out.qos.min(qos);
     out.retain = retain;
     out.dup = false;
     out.packet_id = None;
@@ -128,14 +126,12 @@ impl Router {
                 sessions,
                 ..
             } = self;
-            let matches = subscriptions.matching(&publish.topic);
-            for (client_id, subscriber) in &matches.direct {
-                if subscriber.options.no_local && origin == Some(client_id) {
-                    continue;
+            let groups = subscriptions.matching(&publish.topic, |client_id, subscriber| {
+                if !(subscriber.options.no_local && origin == Some(client_id)) {
+                    targets.push((client_id.clone(), Target::of(subscriber)));
                 }
-                targets.push((client_id.clone(), Target::of(subscriber)));
-            }
-            for group in matches.groups {
+            });
+            for group in groups {
                 let online =
                     |(id, _): &&(Arc<str>, Subscriber)| sessions.get(id).is_some_and(|s| s.link.is_some());
                 let chosen = group
@@ -149,14 +145,31 @@ impl Router {
                 }
             }
         }
-        let targets = merged_by_session(targets);
+        merge_by_session(&mut targets);
         let matched = !targets.is_empty();
+        // Every target but the last gets a copy; the last gets the message itself.
+        let last = targets.pop();
         for (client_id, target) in targets {
-            let retain = publish.retain && target.retain_as_published;
-            let out = tailored(&publish, target.qos, retain, target.identifiers);
-            self.deliver_to(&client_id, out, expires_at, batch);
+            self.deliver_target(&client_id, publish.clone(), target, expires_at, batch);
+        }
+        if let Some((client_id, target)) = last {
+            self.deliver_target(&client_id, publish, target, expires_at, batch);
         }
         matched
+    }
+
+    /// Tailors `publish` for one target session and hands it over.
+    fn deliver_target(
+        &mut self,
+        client_id: &Arc<str>,
+        publish: Publish,
+        target: Target,
+        expires_at: Option<u64>,
+        batch: &mut Batch,
+    ) {
+        let retain = publish.retain && target.retain_as_published;
+        let out = tailored(publish, target.qos, retain, target.identifiers);
+        self.deliver_to(client_id, out, expires_at, batch);
     }
 
     /// Hands a message, already tailored for the session, to its connection or queue.
@@ -287,11 +300,12 @@ mod tests {
             })
         };
         let (a, b): (std::sync::Arc<str>, std::sync::Arc<str>) = ("a".into(), "b".into());
-        let merged = super::merged_by_session(vec![
+        let mut merged = vec![
             (b.clone(), subscriber(QoS::AtMostOnce, None, false)),
             (a.clone(), subscriber(QoS::AtMostOnce, Some(1), false)),
             (b.clone(), subscriber(QoS::ExactlyOnce, Some(2), true)),
-        ]);
+        ];
+        super::merge_by_session(&mut merged);
         let summary: Vec<(&str, QoS, Vec<u32>, bool)> = merged
             .iter()
             .map(|(id, t)| (&**id, t.qos, t.identifiers.clone(), t.retain_as_published))
@@ -308,13 +322,13 @@ mod tests {
     #[test]
     fn a_message_without_properties_is_tailored_without_allocating_them() {
         let publish = Publish::new("t", "m", QoS::AtLeastOnce);
-        let out = tailored(&publish, QoS::AtMostOnce, false, Vec::new());
+        let out = tailored(publish.clone(), QoS::AtMostOnce, false, Vec::new());
         assert_eq!(out.qos, QoS::AtMostOnce);
         assert!(
             !out.properties.is_allocated(),
             "one allocation per subscriber for nothing"
         );
-        let out = tailored(&publish, QoS::AtLeastOnce, false, vec![7]);
+        let out = tailored(publish, QoS::AtLeastOnce, false, vec![7]);
         assert_eq!(out.properties.subscription_identifiers, [7]);
     }
 }

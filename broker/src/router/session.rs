@@ -1,7 +1,8 @@
 //! A session as the router holds it.
 
-use std::collections::HashMap;
 use std::sync::Arc;
+
+use foldhash::HashMap;
 
 use tabmq_protocol::flow::SessionFlows;
 use tabmq_protocol::packet::Will;
@@ -55,7 +56,7 @@ impl Session {
             will: None,
             offline: SessionFlows::default(),
             next_seq: 1,
-            outstanding: HashMap::new(),
+            outstanding: HashMap::default(),
             outstanding_bytes: 0,
             dropped: 0,
         }

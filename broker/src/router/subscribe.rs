@@ -71,7 +71,7 @@ impl Router {
                 for message in messages {
                     // Retained messages sent because of a subscription keep RETAIN set.
                     retained.push(tailored(
-                        &message,
+                        message,
                         request.options.qos,
                         true,
                         identifier.into_iter().collect(),

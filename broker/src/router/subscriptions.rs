@@ -5,8 +5,9 @@
 //! Shared subscriptions (`$share/group/filter`) are kept per group at their filter's node
 //! and resolved to one member per message, round-robin.
 
-use std::collections::HashMap;
 use std::sync::Arc;
+
+use foldhash::HashMap;
 
 use tabmq_protocol::packet::SubscriptionOptions;
 use tabmq_protocol::topic::SharedFilter;
@@ -51,14 +52,6 @@ pub(crate) struct SubscriptionIndex {
     wildcard: FilterTrie<HashMap<Arc<str>, Subscriber>>,
     /// Share groups by filter, then by group name.
     shared: FilterTrie<HashMap<String, ShareGroup>>,
-}
-
-/// A match for a published topic.
-pub(crate) struct Matches<'a> {
-    /// Ordinary subscriptions that match: (client id, subscription).
-    pub(crate) direct: Vec<(Arc<str>, Subscriber)>,
-    /// Share groups whose filter matches.
-    pub(crate) groups: Vec<&'a mut ShareGroup>,
 }
 
 impl SubscriptionIndex {
@@ -125,22 +118,25 @@ impl SubscriptionIndex {
         removed
     }
 
-    /// Everything that matches `topic`.
-    pub(crate) fn matching(&mut self, topic: &str) -> Matches<'_> {
-        let mut direct: Vec<(Arc<str>, Subscriber)> = Vec::new();
-        if let Some(subscribers) = self.exact.get(topic) {
-            direct.extend(subscribers.iter().map(|(id, sub)| (id.clone(), *sub)));
+    /// Calls `direct` with every ordinary subscription matching `topic` (client id and
+    /// subscription; a session with several matching filters once per filter), and returns
+    /// the share groups whose filter matches.
+    pub(crate) fn matching(
+        &mut self,
+        topic: &str,
+        mut direct: impl FnMut(&Arc<str>, &Subscriber),
+    ) -> Vec<&mut ShareGroup> {
+        let mut each = |subscribers: &mut HashMap<Arc<str>, Subscriber>| {
+            subscribers.iter().for_each(|(id, sub)| direct(id, sub));
+        };
+        if let Some(subscribers) = self.exact.get_mut(topic) {
+            each(subscribers);
         }
-        for subscribers in self.wildcard.matching(topic) {
-            direct.extend(subscribers.iter().map(|(id, sub)| (id.clone(), *sub)));
-        }
-        let groups = self
-            .shared
-            .matching(topic)
-            .into_iter()
-            .flat_map(|groups| groups.values_mut())
-            .collect();
-        Matches { direct, groups }
+        self.wildcard.for_each_match(topic, each);
+        let mut groups = Vec::new();
+        self.shared
+            .for_each_match(topic, |by_name| groups.extend(by_name.values_mut()));
+        groups
     }
 }
 
@@ -163,12 +159,8 @@ mod tests {
     /// The ids of the sessions `topic` reaches directly, sorted, once each (a session with
     /// several matching filters is matched once per filter; the router merges them).
     fn reached(index: &mut SubscriptionIndex, topic: &str) -> Vec<String> {
-        let mut ids: Vec<String> = index
-            .matching(topic)
-            .direct
-            .iter()
-            .map(|(id, _)| id.to_string())
-            .collect();
+        let mut ids = Vec::new();
+        index.matching(topic, |id, _| ids.push(id.to_string()));
         ids.sort();
         ids.dedup();
         ids
@@ -186,12 +178,9 @@ mod tests {
         );
         assert_eq!(reached(&mut index, "chat/room"), ["alice", "bob"]);
         assert_eq!(reached(&mut index, "chat/other"), ["bob"]);
-        let matches = index.matching("chat/other");
-        assert_eq!(
-            matches.direct[0].1.options.qos,
-            QoS::ExactlyOnce,
-            "the newer options"
-        );
+        let mut granted = Vec::new();
+        index.matching("chat/other", |_, sub| granted.push(sub.options.qos));
+        assert_eq!(granted, [QoS::ExactlyOnce], "the newer options");
         assert!(index.remove(&bob, "chat/+"));
         assert!(!index.remove(&bob, "chat/+"), "already gone");
         assert_eq!(reached(&mut index, "chat/room"), ["alice"]);
@@ -210,13 +199,11 @@ mod tests {
         index.add(&members[0], "$share/audit/jobs/#", subscriber(QoS::AtMostOnce));
         let mut turns = Vec::new();
         for _ in 0..6 {
-            let mut matches = index.matching("jobs/1");
-            assert!(
-                matches.direct.is_empty(),
-                "shared subscriptions are not direct ones"
-            );
-            assert_eq!(matches.groups.len(), 2, "each group gets the message");
-            for group in matches.groups.iter_mut() {
+            let mut direct = 0;
+            let mut groups = index.matching("jobs/1", |_, _| direct += 1);
+            assert_eq!(direct, 0, "shared subscriptions are not direct ones");
+            assert_eq!(groups.len(), 2, "each group gets the message");
+            for group in groups.iter_mut() {
                 let chosen = group
                     .in_turn()
                     .next()
@@ -231,8 +218,8 @@ mod tests {
         assert_eq!(turns, ["w1", "w2", "w3", "w1", "w2", "w3"]);
         assert!(index.remove(&members[1], "$share/workers/jobs/#"));
         assert!(!index.remove(&members[1], "$share/nobody/jobs/#"));
-        let matches = index.matching("jobs/1");
-        let workers = matches.groups.iter().find(|g| g.members.len() == 2);
+        let groups = index.matching("jobs/1", |_, _| {});
+        let workers = groups.iter().find(|g| g.members.len() == 2);
         assert!(workers.is_some(), "w2 left the group");
     }
 

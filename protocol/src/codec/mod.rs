@@ -110,17 +110,14 @@ fn decode_as<const FROM_SERVER: bool>(
 
 /// Appends `packet`, encoded for `version`, to `out`. On error `out` is left unchanged.
 pub fn encode(packet: &Packet, version: ProtocolVersion, out: &mut Vec<u8>) -> Result<(), EncodeError> {
-    let mut body = Vec::new();
-    let flags = packet.encode_body(&mut body, version)?;
-    let length = u32::try_from(body.len())
-        .ok()
-        .filter(|len| *len <= writer::MAX_VARINT)
-        .ok_or(EncodeError::PacketTooLarge(body.len()))?;
-    out.reserve(1 + writer::varint_len(length) + body.len());
-    out.push(((packet.packet_type() as u8) << 4) | flags);
-    writer::varint(out, length);
-    out.extend_from_slice(&body);
-    Ok(())
+    let start = out.len();
+    match packet.encode_body(out, version) {
+        Ok(flags) => writer::prefix_length(out, start, Some(((packet.packet_type() as u8) << 4) | flags)),
+        Err(error) => {
+            out.truncate(start);
+            Err(error)
+        }
+    }
 }
 
 /// `packet` encoded for `version`, as a new buffer.

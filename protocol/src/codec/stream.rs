@@ -63,9 +63,21 @@ impl PacketStream {
         encode(packet, version, &mut self.transmit)
     }
 
-    /// Queues bytes that already hold an encoded packet.
-    pub(crate) fn send_encoded(&mut self, bytes: &[u8]) {
-        self.transmit.extend_from_slice(bytes);
+    /// Encodes `packet` for sending if its encoding is at most `max_size` bytes; `false`,
+    /// with nothing queued, if it is larger.
+    pub(crate) fn send_within(
+        &mut self,
+        packet: &Packet,
+        version: ProtocolVersion,
+        max_size: u32,
+    ) -> Result<bool, EncodeError> {
+        let start = self.transmit.len();
+        encode(packet, version, &mut self.transmit)?;
+        if (self.transmit.len() - start) as u64 > u64::from(max_size) {
+            self.transmit.truncate(start);
+            return Ok(false);
+        }
+        Ok(true)
     }
 
     /// Encodes a packet this crate built itself (acknowledgements, pings, DISCONNECT),

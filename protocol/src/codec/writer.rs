@@ -29,6 +29,23 @@ pub(crate) fn varint(out: &mut Vec<u8>, mut value: u32) {
     }
 }
 
+/// Puts the length of `out[start..]`, written as a body just before, in front of it as a
+/// variable byte integer, with `first` (if any) before that: the body is written once,
+/// straight into `out`, and moved by the header's few bytes instead of copied from a
+/// buffer of its own. On error `out` is left as it was before the body.
+pub(crate) fn prefix_length(out: &mut Vec<u8>, start: usize, first: Option<u8>) -> Result<(), EncodeError> {
+    let body_len = out.len() - start;
+    let Some(length) = u32::try_from(body_len).ok().filter(|len| *len <= MAX_VARINT) else {
+        out.truncate(start);
+        return Err(EncodeError::PacketTooLarge(body_len));
+    };
+    out.extend(first);
+    varint(out, length);
+    let header_len = usize::from(first.is_some()) + varint_len(length);
+    out[start..].rotate_right(header_len);
+    Ok(())
+}
+
 /// How many bytes [`varint`] writes for `value`.
 pub(crate) fn varint_len(value: u32) -> usize {
     match value {

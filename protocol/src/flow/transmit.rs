@@ -2,7 +2,6 @@
 
 use super::aliases::TopicAliasing;
 use super::{MessageId, OutgoingFlows};
-use crate::codec::encode_to_vec;
 use crate::codec::stream::PacketStream;
 use crate::packet::Packet;
 use crate::qos::{PacketId, QoS};
@@ -50,9 +49,8 @@ pub(crate) fn transmit_queued(
         let (qos, packet_id) = (publish.qos, publish.packet_id);
         let alias = aliases.apply(&mut publish);
         let packet = Packet::Publish(publish);
-        match encode_to_vec(&packet, version) {
-            Ok(bytes) if bytes.len() as u64 <= u64::from(limits.maximum_packet_size) => {
-                stream.send_encoded(&bytes);
+        match stream.send_within(&packet, version, limits.maximum_packet_size) {
+            Ok(true) => {
                 if let (Some(alias), Packet::Publish(publish)) = (alias, packet) {
                     aliases.sent(alias, publish.topic);
                 }
