@@ -38,6 +38,9 @@ pub struct RouterSender {
 pub struct RouterReceiver {
     rx: mpsc::UnboundedReceiver<Admitted>,
     room: Arc<Semaphore>,
+    /// Room of the messages taken since the last [`RouterReceiver::give_back_room`]: given
+    /// back once per batch, not once per message (each give-back takes the semaphore's lock).
+    taken: usize,
 }
 
 /// An inbox holding at most `capacity_bytes` of messages (at least one message of any size).
@@ -51,7 +54,7 @@ pub fn inbox(capacity_bytes: usize) -> (RouterSender, RouterReceiver) {
             room: room.clone(),
             capacity,
         },
-        RouterReceiver { rx, room },
+        RouterReceiver { rx, room, taken: 0 },
     )
 }
 
@@ -78,20 +81,30 @@ impl RouterSender {
 }
 
 impl RouterReceiver {
-    /// The next message, waiting for one; `None` once every sender is gone.
+    /// The next message, waiting for one (after giving back the room of those taken);
+    /// `None` once every sender is gone.
     pub async fn recv(&mut self) -> Option<ToRouter> {
+        self.give_back_room();
         let admitted = self.rx.recv().await?;
-        Some(self.free(admitted))
+        Some(self.take(admitted))
     }
 
-    /// The next message if one is waiting.
+    /// The next message if one is waiting. Its room comes back with
+    /// [`RouterReceiver::give_back_room`] or the next [`RouterReceiver::recv`].
     pub fn try_recv(&mut self) -> Option<ToRouter> {
         let admitted = self.rx.try_recv().ok()?;
-        Some(self.free(admitted))
+        Some(self.take(admitted))
     }
 
-    fn free(&self, admitted: Admitted) -> ToRouter {
-        self.room.add_permits(admitted.cost as usize);
+    /// Makes the room of the messages taken so far available to senders.
+    pub fn give_back_room(&mut self) {
+        if self.taken > 0 {
+            self.room.add_permits(std::mem::take(&mut self.taken));
+        }
+    }
+
+    fn take(&mut self, admitted: Admitted) -> ToRouter {
+        self.taken += admitted.cost as usize;
         admitted.message
     }
 }
@@ -138,6 +151,11 @@ mod tests {
             "12 kB do not fit in 10 kB"
         );
         assert!(receiver.try_recv().is_some());
+        assert!(
+            !admitted(&sender, publish(6_000)).await,
+            "room comes back once per batch"
+        );
+        receiver.give_back_room();
         assert!(admitted(&sender, publish(6_000)).await, "room came back");
     }
 
@@ -156,6 +174,7 @@ mod tests {
         assert!(admitted(&sender, publish(5_000)).await);
         assert!(!admitted(&sender, publish(0)).await);
         receiver.try_recv();
+        receiver.give_back_room();
         assert!(admitted(&sender, publish(0)).await);
     }
 

@@ -166,6 +166,7 @@ impl Router {
                         let Some(message) = inbox.try_recv() else { break };
                         self.handle(message, &mut batch);
                     }
+                    inbox.give_back_room();
                     self.begin_release(batch);
                 }
             }
