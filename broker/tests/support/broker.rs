@@ -33,8 +33,30 @@ impl Broker {
         Self::start_serving(extra_config, "")
     }
 
+    /// Like [`Broker::start`], on a data directory holding a copy of the files in `seed`.
+    pub fn start_on_copy_of(extra_config: &str, seed: &Path) -> Self {
+        let mut broker = Self::prepare(extra_config, "");
+        std::fs::create_dir_all(broker.data_dir()).expect("data directory");
+        for entry in std::fs::read_dir(seed).expect("seed directory") {
+            let path = entry.expect("seed entry").path();
+            if path.is_file() {
+                let name = path.file_name().expect("a file name");
+                std::fs::copy(&path, broker.data_dir().join(name)).expect("copy a seed file");
+            }
+        }
+        broker.launch();
+        broker
+    }
+
     /// Like [`Broker::start`], serving the static files of `www` over HTTP.
     pub fn start_serving(extra_config: &str, www: &str) -> Self {
+        let mut broker = Self::prepare(extra_config, www);
+        broker.launch();
+        broker
+    }
+
+    /// A broker not started yet, with its directory and ports.
+    fn prepare(extra_config: &str, www: &str) -> Self {
         let dir = std::env::temp_dir().join(format!(
             "tabmq-test-{}-{}",
             std::process::id(),
@@ -42,16 +64,14 @@ impl Broker {
         ));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("test directory");
-        let mut broker = Broker {
+        Broker {
             child: None,
             tcp: free_port(),
             ws: free_port(),
             dir,
             extra_config: extra_config.to_owned(),
             www: www.to_owned(),
-        };
-        broker.launch();
-        broker
+        }
     }
 
     fn config_path(&self) -> PathBuf {
