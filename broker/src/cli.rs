@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 
 use crate::config::{Config, ConfigError};
 use crate::passwd::PasswdArgs;
+use crate::storage_tools::{CheckArgs, RecoverArgs};
 
 /// tabmq: an MQTT 3.1.1/5.0 broker for browsers, over WebSocket and TCP.
 #[derive(Debug, Parser)]
@@ -40,6 +41,12 @@ pub enum Command {
     /// Add a user to a password file (auth.password_file) or change their password;
     /// the password is read from the terminal, or from standard input.
     Passwd(PasswdArgs),
+    /// Check a data directory's database (with the broker stopped): report the storage
+    /// format, what is intact and every damaged record. Exits 1 if anything is damaged.
+    Check(CheckArgs),
+    /// Copy every intact session, message and retained message of a damaged database into
+    /// a new database file beside it (with the broker stopped).
+    Recover(RecoverArgs),
 }
 
 impl Cli {

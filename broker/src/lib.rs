@@ -20,4 +20,5 @@ pub mod passwd;
 pub mod router;
 pub mod security;
 pub mod server;
+pub mod storage_tools;
 pub mod store;

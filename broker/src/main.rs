@@ -3,19 +3,47 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use tabmq_broker::{cli, passwd, server};
+use tabmq_broker::{cli, passwd, server, storage_tools, store};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
-    if let Some(cli::Command::Passwd(args)) = &cli.command {
-        return match passwd::run(args) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(error) => {
-                eprintln!("tabmq passwd: {error}");
-                ExitCode::FAILURE
-            }
-        };
+    quiet_verification_panics();
+    match &cli.command {
+        Some(cli::Command::Passwd(args)) => {
+            return match passwd::run(args) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => {
+                    eprintln!("tabmq passwd: {error}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+        Some(cli::Command::Check(args)) => {
+            return match storage_tools::check(args) {
+                Ok(report) => {
+                    print!("{}", report.text);
+                    if report.intact { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+                }
+                Err(error) => {
+                    eprintln!("tabmq check: {error}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+        Some(cli::Command::Recover(args)) => {
+            return match storage_tools::recover(args) {
+                Ok(report) => {
+                    print!("{report}");
+                    ExitCode::SUCCESS
+                }
+                Err(error) => {
+                    eprintln!("tabmq recover: {error}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+        None => {}
     }
     let config = match cli.config() {
         Ok(config) => config,
@@ -50,4 +78,15 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// A damaged database file can make the storage engine panic while it is verified on a
+/// copy; that panic is reported as damage, so its own message is not printed.
+fn quiet_verification_panics() {
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if std::thread::current().name() != Some(store::VERIFY_THREAD) {
+            default_hook(info);
+        }
+    }));
 }

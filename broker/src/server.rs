@@ -20,7 +20,7 @@ use crate::listener::{self, Kind};
 use crate::metrics::Metrics;
 use crate::router::{self, Router, RouterSender, ToRouter};
 use crate::security::{Security, SecurityError};
-use crate::store::{RedbStore, Store, StoreError, StoreHandle};
+use crate::store::{RedbStore, StoreError, StoreHandle};
 
 /// How long shutdown waits for connections to say goodbye.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -94,8 +94,7 @@ pub async fn run(config: Config) -> Result<(), StartupError> {
     } else {
         None
     };
-    let store = RedbStore::open(&config.storage.data_dir)?;
-    let snapshot = store.load()?;
+    let (store, snapshot) = RedbStore::open(&config.storage.data_dir)?;
     info!(
         data_dir = %config.storage.data_dir.display(),
         sessions = snapshot.sessions.len(),

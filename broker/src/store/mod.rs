@@ -4,12 +4,17 @@
 //! the writes of all connections and the router into one transaction and one fsync
 //! (group commit), so "acknowledged means on disk" stays fast under load.
 
+mod format;
+mod format_v1;
 mod records;
 mod redb_store;
+mod verify;
 mod writer;
 
+pub use format::{Damage, FORMAT_VERSION};
 pub use records::{SessionRecord, Snapshot, StoredMessage, StoredSession, StoredSubscription};
 pub use redb_store::{DATABASE_FILE, RedbStore};
+pub use verify::{VERIFY_THREAD, Verified, verify_copy};
 pub use writer::{PendingCommit, StoreHandle};
 
 use tabmq_protocol::PacketId;
@@ -30,13 +35,23 @@ pub enum StoreError {
     /// A read or write failed (disk full, I/O error).
     #[error("storage failure: {0}")]
     Io(String),
-    /// A stored record could not be decoded.
-    #[error("corrupt record in table {table}: {message}")]
-    Corrupt {
-        /// The table.
-        table: &'static str,
-        /// The decoder's explanation.
-        message: String,
+    /// The database file is damaged: nothing was changed in it.
+    #[error("the database at {path} is damaged ({} damaged: {}); it was left unchanged. Run `tabmq check` for a report and `tabmq recover` to copy what is intact", damage.len(), damage.iter().take(3).map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Damaged {
+        /// The database file.
+        path: std::path::PathBuf,
+        /// What is damaged.
+        damage: Vec<Damage>,
+    },
+    /// The database was written in a storage format this build does not read.
+    #[error("the database at {path} has storage format {found}; this build reads formats 1 to {supported} (written by a newer tabmq, or not a tabmq database)")]
+    UnknownFormat {
+        /// The database file.
+        path: std::path::PathBuf,
+        /// The format found.
+        found: u64,
+        /// The newest format this build reads.
+        supported: u64,
     },
     /// The writer thread is gone (the broker is shutting down).
     #[error("the storage writer has stopped")]
@@ -113,11 +128,8 @@ pub enum StoreOp {
     },
 }
 
-/// A storage backend: load everything at start, then apply batches of changes.
+/// A storage backend: applies batches of changes (it is opened with everything it holds).
 pub trait Store: Send + 'static {
-    /// Everything stored, to rebuild the broker's state at startup.
-    fn load(&self) -> Result<Snapshot, StoreError>;
-
     /// Applies `ops` atomically; with `sync`, they are on stable storage when this returns.
     fn commit(&mut self, ops: &[StoreOp], sync: bool) -> Result<(), StoreError>;
 

@@ -8,6 +8,8 @@ use tabmq_protocol::ProtocolVersion;
 use tabmq_protocol::flow::InflightState;
 use tabmq_protocol::packet::{Publish, SubscriptionOptions, Will};
 
+use super::StoreOp;
+
 /// A message stored for a session or as a retained message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredMessage {
@@ -63,4 +65,45 @@ pub struct Snapshot {
     pub sessions: BTreeMap<String, StoredSession>,
     /// Retained messages by topic.
     pub retained: BTreeMap<String, StoredMessage>,
+}
+
+impl Snapshot {
+    /// The changes that write everything in this snapshot into an empty store.
+    pub fn to_ops(&self) -> Vec<StoreOp> {
+        let mut ops = Vec::new();
+        for (client_id, session) in &self.sessions {
+            ops.push(StoreOp::PutSession {
+                client_id: client_id.clone(),
+                record: Box::new(session.record.clone()),
+            });
+            for (seq, message) in &session.messages {
+                ops.push(StoreOp::PutMessage {
+                    client_id: client_id.clone(),
+                    seq: *seq,
+                    message: message.clone(),
+                });
+            }
+            for (seq, (packet_id, state)) in &session.inflight {
+                ops.push(StoreOp::PutInflight {
+                    client_id: client_id.clone(),
+                    seq: *seq,
+                    packet_id: *packet_id,
+                    state: *state,
+                });
+            }
+            for packet_id in &session.incoming {
+                ops.push(StoreOp::PutIncoming {
+                    client_id: client_id.clone(),
+                    packet_id: *packet_id,
+                });
+            }
+        }
+        for (topic, message) in &self.retained {
+            ops.push(StoreOp::PutRetained {
+                topic: topic.clone(),
+                message: message.clone(),
+            });
+        }
+        ops
+    }
 }

@@ -5,22 +5,14 @@
 //! made durable by the next immediate commit). A torn or corrupt file is reported
 //! at open, never silently replaced.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use redb::{Database, Durability, ReadableTable, TableDefinition, WriteTransaction};
-use serde::Serialize;
-use serde::de::DeserializeOwned;
-use tabmq_protocol::PacketId;
-use tabmq_protocol::flow::InflightState;
+use redb::{Database, Durability, WriteTransaction};
+use tracing::info;
 
-use super::{SessionRecord, Snapshot, Store, StoreError, StoreOp, StoredSession};
-
-const SESSIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("sessions");
-const MESSAGES: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("messages");
-const INFLIGHT: TableDefinition<(&str, u64), (u16, u8)> = TableDefinition::new("inflight");
-const INCOMING: TableDefinition<(&str, u16), ()> = TableDefinition::new("incoming");
-const RETAINED: TableDefinition<&str, &[u8]> = TableDefinition::new("retained");
+use super::format::{self, FORMAT_VERSION, InflightRecord, MessageRecord, RecordKey, SessionRecordV2};
+use super::verify::{V1_TABLES, verify_copy};
+use super::{Snapshot, Store, StoreError, StoreOp};
 
 /// The database file's name inside the data directory.
 pub const DATABASE_FILE: &str = "tabmq.redb";
@@ -34,98 +26,119 @@ fn io(error: impl std::fmt::Display) -> StoreError {
     StoreError::Io(error.to_string())
 }
 
-fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
-    postcard::to_allocvec(value).map_err(io)
+fn key(name: &str) -> RecordKey<'_> {
+    RecordKey { name, number: None }
 }
 
-fn decode<T: DeserializeOwned>(bytes: &[u8], table: &'static str) -> Result<T, StoreError> {
-    postcard::from_bytes(bytes).map_err(|error| StoreError::Corrupt {
-        table,
-        message: error.to_string(),
-    })
-}
-
-fn state_byte(state: InflightState) -> u8 {
-    match state {
-        InflightState::AwaitingPuback => 0,
-        InflightState::AwaitingPubrec => 1,
-        InflightState::AwaitingPubcomp => 2,
+fn numbered(name: &str, number: u64) -> RecordKey<'_> {
+    RecordKey {
+        name,
+        number: Some(number),
     }
-}
-
-fn state_from_byte(byte: u8) -> Result<InflightState, StoreError> {
-    match byte {
-        0 => Ok(InflightState::AwaitingPuback),
-        1 => Ok(InflightState::AwaitingPubrec),
-        2 => Ok(InflightState::AwaitingPubcomp),
-        _ => Err(StoreError::Corrupt {
-            table: "inflight",
-            message: format!("state byte {byte}"),
-        }),
-    }
-}
-
-fn packet_id(value: u16, table: &'static str) -> Result<PacketId, StoreError> {
-    PacketId::new(value).ok_or(StoreError::Corrupt {
-        table,
-        message: "packet id 0".into(),
-    })
 }
 
 impl RedbStore {
-    /// Opens (or creates) the database in `data_dir`, creating the directory if needed.
-    pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
+    /// Opens the database in `data_dir` (creating the directory and the database if
+    /// needed) with everything it holds. An existing file is checked whole first, on a
+    /// copy: a damaged one is refused, unchanged. A file of an earlier format is kept
+    /// as `tabmq.redb.format-N` and migrated.
+    pub fn open(data_dir: &Path) -> Result<(Self, Snapshot), StoreError> {
         let path: PathBuf = data_dir.join(DATABASE_FILE);
         let open_error = |message: String| StoreError::Open {
             path: path.clone(),
             message,
         };
         std::fs::create_dir_all(data_dir).map_err(|error| open_error(error.to_string()))?;
-        let db = Database::create(&path).map_err(|error| open_error(error.to_string()))?;
-        let txn = db.begin_write().map_err(|error| open_error(error.to_string()))?;
-        {
-            let tables = (
-                txn.open_table(SESSIONS),
-                txn.open_table(MESSAGES),
-                txn.open_table(INFLIGHT),
-                txn.open_table(INCOMING),
-                txn.open_table(RETAINED),
-            );
-            let result = [
-                tables.0.err(),
-                tables.1.err(),
-                tables.2.err(),
-                tables.3.err(),
-                tables.4.err(),
-            ];
-            if let Some(error) = result.into_iter().flatten().next() {
-                return Err(open_error(error.to_string()));
-            }
+        let verified = match path.exists() {
+            true => Some(verify_copy(&path)?),
+            false => None,
+        };
+        let format = verified.as_ref().map_or(FORMAT_VERSION, |v| v.format);
+        if format != 1 && format != FORMAT_VERSION {
+            return Err(StoreError::UnknownFormat {
+                path,
+                found: format,
+                supported: FORMAT_VERSION,
+            });
         }
+        if let Some(verified) = &verified
+            && !verified.damage.is_empty()
+        {
+            return Err(StoreError::Damaged {
+                path,
+                damage: verified.damage.clone(),
+            });
+        }
+        if format == 1 {
+            let kept = path.with_file_name(format!("{DATABASE_FILE}.format-1"));
+            std::fs::copy(&path, &kept).map_err(|error| open_error(format!("cannot keep a copy before migrating: {error}")))?;
+            info!(kept = %kept.display(), "migrating the database from storage format 1 to {FORMAT_VERSION}");
+        }
+        let db = Database::create(&path).map_err(|error| open_error(error.to_string()))?;
+        let snapshot = verified.map(|v| v.snapshot).unwrap_or_default();
+        let store = Self { db };
+        let txn = store.db.begin_write().map_err(|error| open_error(error.to_string()))?;
+        if format == 1 {
+            for table in V1_TABLES {
+                txn.delete_table(redb::TableDefinition::<&str, &[u8]>::new(table))
+                    .map_err(|error| open_error(error.to_string()))?;
+            }
+            Self::write_all(&txn, &snapshot)?;
+        }
+        Self::create_tables(&txn).map_err(|error| open_error(error.to_string()))?;
         txn.commit().map_err(|error| open_error(error.to_string()))?;
-        Ok(Self { db })
+        Ok((store, snapshot))
+    }
+
+    /// Creates a database file at `path` holding `snapshot`, in this build's format.
+    pub fn create_with(path: &Path, snapshot: &Snapshot) -> Result<(), StoreError> {
+        let open_error = |error: &dyn std::fmt::Display| StoreError::Open {
+            path: path.to_owned(),
+            message: error.to_string(),
+        };
+        let db = Database::create(path).map_err(|e| open_error(&e))?;
+        let txn = db.begin_write().map_err(|e| open_error(&e))?;
+        Self::create_tables(&txn).map_err(|e| open_error(&e))?;
+        Self::write_all(&txn, snapshot)?;
+        txn.commit().map_err(|e| open_error(&e))
+    }
+
+    fn write_all(txn: &WriteTransaction, snapshot: &Snapshot) -> Result<(), StoreError> {
+        snapshot.to_ops().iter().try_for_each(|op| Self::apply(txn, op))
+    }
+
+    /// Creates the tables of this format (if absent) and records the format's version.
+    fn create_tables(txn: &WriteTransaction) -> Result<(), redb::Error> {
+        txn.open_table(format::SESSIONS)?;
+        txn.open_table(format::MESSAGES)?;
+        txn.open_table(format::INFLIGHT)?;
+        txn.open_table(format::INCOMING)?;
+        txn.open_table(format::RETAINED)?;
+        txn.open_table(format::META)?.insert(format::FORMAT_KEY, FORMAT_VERSION)?;
+        Ok(())
     }
 
     fn apply(txn: &WriteTransaction, op: &StoreOp) -> Result<(), StoreError> {
         match op {
             StoreOp::PutSession { client_id, record } => {
-                txn.open_table(SESSIONS)
+                let sealed = format::seal("sessions", &key(client_id), &SessionRecordV2::from(&**record));
+                txn.open_table(format::SESSIONS)
                     .map_err(io)?
-                    .insert(client_id.as_str(), encode(record)?.as_slice())
+                    .insert(client_id.as_str(), sealed.as_slice())
                     .map_err(io)?;
             }
             StoreOp::DeleteSession { client_id } => {
                 let id = client_id.as_str();
-                txn.open_table(SESSIONS).map_err(io)?.remove(id).map_err(io)?;
-                txn.open_table(MESSAGES)
+                txn.open_table(format::SESSIONS).map_err(io)?.remove(id).map_err(io)?;
+                txn.open_table(format::MESSAGES)
                     .map_err(io)?
                     .retain_in((id, 0)..=(id, u64::MAX), |_, _| false)
                     .map_err(io)?;
-                txn.open_table(INFLIGHT)
+                txn.open_table(format::INFLIGHT)
                     .map_err(io)?
                     .retain_in((id, 0)..=(id, u64::MAX), |_, _| false)
                     .map_err(io)?;
-                txn.open_table(INCOMING)
+                txn.open_table(format::INCOMING)
                     .map_err(io)?
                     .retain_in((id, 0)..=(id, u16::MAX), |_, _| false)
                     .map_err(io)?;
@@ -135,16 +148,16 @@ impl RedbStore {
                 seq,
                 message,
             } => {
-                let bytes = encode(message)?;
-                txn.open_table(MESSAGES)
+                let sealed = format::seal("messages", &numbered(client_id, *seq), &MessageRecord::from(message));
+                txn.open_table(format::MESSAGES)
                     .map_err(io)?
-                    .insert((client_id.as_str(), *seq), bytes.as_slice())
+                    .insert((client_id.as_str(), *seq), sealed.as_slice())
                     .map_err(io)?;
             }
             StoreOp::DeleteMessage { client_id, seq } => {
                 let key = (client_id.as_str(), *seq);
-                txn.open_table(MESSAGES).map_err(io)?.remove(key).map_err(io)?;
-                txn.open_table(INFLIGHT).map_err(io)?.remove(key).map_err(io)?;
+                txn.open_table(format::MESSAGES).map_err(io)?.remove(key).map_err(io)?;
+                txn.open_table(format::INFLIGHT).map_err(io)?.remove(key).map_err(io)?;
             }
             StoreOp::PutInflight {
                 client_id,
@@ -152,32 +165,35 @@ impl RedbStore {
                 packet_id,
                 state,
             } => {
-                let value = (packet_id.get(), state_byte(*state));
-                txn.open_table(INFLIGHT)
+                let record = InflightRecord::new(*packet_id, *state);
+                let sealed = format::seal("inflight", &numbered(client_id, *seq), &record);
+                txn.open_table(format::INFLIGHT)
                     .map_err(io)?
-                    .insert((client_id.as_str(), *seq), value)
+                    .insert((client_id.as_str(), *seq), sealed.as_slice())
                     .map_err(io)?;
             }
             StoreOp::PutIncoming { client_id, packet_id } => {
-                txn.open_table(INCOMING)
+                let sealed = format::seal("incoming", &numbered(client_id, u64::from(packet_id.get())), &());
+                txn.open_table(format::INCOMING)
                     .map_err(io)?
-                    .insert((client_id.as_str(), packet_id.get()), ())
+                    .insert((client_id.as_str(), packet_id.get()), sealed.as_slice())
                     .map_err(io)?;
             }
             StoreOp::DeleteIncoming { client_id, packet_id } => {
-                txn.open_table(INCOMING)
+                txn.open_table(format::INCOMING)
                     .map_err(io)?
                     .remove((client_id.as_str(), packet_id.get()))
                     .map_err(io)?;
             }
             StoreOp::PutRetained { topic, message } => {
-                txn.open_table(RETAINED)
+                let sealed = format::seal("retained", &key(topic), &MessageRecord::from(message));
+                txn.open_table(format::RETAINED)
                     .map_err(io)?
-                    .insert(topic.as_str(), encode(message)?.as_slice())
+                    .insert(topic.as_str(), sealed.as_slice())
                     .map_err(io)?;
             }
             StoreOp::DeleteRetained { topic } => {
-                txn.open_table(RETAINED)
+                txn.open_table(format::RETAINED)
                     .map_err(io)?
                     .remove(topic.as_str())
                     .map_err(io)?;
@@ -188,55 +204,6 @@ impl RedbStore {
 }
 
 impl Store for RedbStore {
-    fn load(&self) -> Result<Snapshot, StoreError> {
-        let txn = self.db.begin_read().map_err(io)?;
-        let mut snapshot = Snapshot::default();
-        let mut sessions: BTreeMap<String, StoredSession> = BTreeMap::new();
-        for entry in txn.open_table(SESSIONS).map_err(io)?.iter().map_err(io)? {
-            let (key, value) = entry.map_err(io)?;
-            let record: SessionRecord = decode(value.value(), "sessions")?;
-            let session = StoredSession {
-                record,
-                messages: BTreeMap::new(),
-                inflight: BTreeMap::new(),
-                incoming: Vec::new(),
-            };
-            sessions.insert(key.value().to_owned(), session);
-        }
-        for entry in txn.open_table(MESSAGES).map_err(io)?.iter().map_err(io)? {
-            let (key, value) = entry.map_err(io)?;
-            let (client_id, seq) = key.value();
-            if let Some(session) = sessions.get_mut(client_id) {
-                session.messages.insert(seq, decode(value.value(), "messages")?);
-            }
-        }
-        for entry in txn.open_table(INFLIGHT).map_err(io)?.iter().map_err(io)? {
-            let (key, value) = entry.map_err(io)?;
-            let (client_id, seq) = key.value();
-            let (id, state) = value.value();
-            if let Some(session) = sessions.get_mut(client_id) {
-                session
-                    .inflight
-                    .insert(seq, (packet_id(id, "inflight")?, state_from_byte(state)?));
-            }
-        }
-        for entry in txn.open_table(INCOMING).map_err(io)?.iter().map_err(io)? {
-            let (key, _) = entry.map_err(io)?;
-            let (client_id, id) = key.value();
-            if let Some(session) = sessions.get_mut(client_id) {
-                session.incoming.push(packet_id(id, "incoming")?);
-            }
-        }
-        for entry in txn.open_table(RETAINED).map_err(io)?.iter().map_err(io)? {
-            let (key, value) = entry.map_err(io)?;
-            snapshot
-                .retained
-                .insert(key.value().to_owned(), decode(value.value(), "retained")?);
-        }
-        snapshot.sessions = sessions;
-        Ok(snapshot)
-    }
-
     fn commit(&mut self, ops: &[StoreOp], sync: bool) -> Result<(), StoreError> {
         let mut txn = self.db.begin_write().map_err(io)?;
         txn.set_durability(if sync {
