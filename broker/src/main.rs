@@ -23,7 +23,11 @@ fn main() -> ExitCode {
             return match storage_tools::check(args) {
                 Ok(report) => {
                     print!("{}", report.text);
-                    if report.intact { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+                    if report.intact {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::FAILURE
+                    }
                 }
                 Err(error) => {
                     eprintln!("tabmq check: {error}");

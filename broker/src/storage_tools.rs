@@ -83,7 +83,15 @@ pub fn check(args: &CheckArgs) -> Result<CheckReport, ToolError> {
     let verified = match verify_copy(&path) {
         Ok(verified) => verified,
         Err(StoreError::Damaged { damage, .. }) => {
-            let _ = writeln!(text, "unreadable: {}", damage.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "));
+            let _ = writeln!(
+                text,
+                "unreadable: {}",
+                damage
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            );
             return Ok(CheckReport { text, intact: false });
         }
         Err(error) => return Err(error.into()),
@@ -117,7 +125,11 @@ pub fn recover(args: &RecoverArgs) -> Result<String, ToolError> {
     }
     let verified = verify_copy(&path)?;
     RedbStore::create_with(&out, &verified.snapshot)?;
-    let mut text = format!("recovered into {}: {}\n", out.display(), contents(&verified.snapshot));
+    let mut text = format!(
+        "recovered into {}: {}\n",
+        out.display(),
+        contents(&verified.snapshot)
+    );
     let _ = writeln!(text, "left behind, damaged: {}", verified.damage.len());
     for record in &verified.damage {
         let _ = writeln!(text, "  {record}");

@@ -372,6 +372,9 @@ mod tests {
             let damage = open::<(u8, String)>("t", &key, &flipped).expect_err("a flipped byte");
             assert_eq!(damage.reason, "checksum mismatch");
         }
-        assert!(open::<(u8, String)>("t", &key, &sealed[..3]).is_err(), "truncated");
+        assert!(
+            open::<(u8, String)>("t", &key, &sealed[..3]).is_err(),
+            "truncated"
+        );
     }
 }

@@ -14,6 +14,7 @@ use super::{SessionRecord, StoredMessage, StoredSubscription};
 
 /// `QoS`, by variant index.
 #[derive(Deserialize)]
+#[allow(clippy::enum_variant_names)] // The names of the type it mirrors.
 enum QoSV1 {
     AtMostOnce,
     AtLeastOnce,

@@ -44,7 +44,9 @@ pub enum StoreError {
         damage: Vec<Damage>,
     },
     /// The database was written in a storage format this build does not read.
-    #[error("the database at {path} has storage format {found}; this build reads formats 1 to {supported} (written by a newer tabmq, or not a tabmq database)")]
+    #[error(
+        "the database at {path} has storage format {found}; this build reads formats 1 to {supported} (written by a newer tabmq, or not a tabmq database)"
+    )]
     UnknownFormat {
         /// The database file.
         path: std::path::PathBuf,
@@ -56,6 +58,40 @@ pub enum StoreError {
     /// The writer thread is gone (the broker is shutting down).
     #[error("the storage writer has stopped")]
     Stopped,
+}
+
+/// An error of the storage engine, boxed: redb's own error type is large.
+#[derive(Debug)]
+pub(crate) struct EngineError(Box<redb::Error>);
+
+impl<E: Into<redb::Error>> From<E> for EngineError {
+    fn from(error: E) -> Self {
+        Self(Box::new(error.into()))
+    }
+}
+
+impl std::fmt::Display for EngineError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl StoreError {
+    /// The same error, about the file at `path` (it was found in a copy of that file).
+    pub(crate) fn about(self, path: &std::path::Path) -> Self {
+        match self {
+            StoreError::Damaged { damage, .. } => StoreError::Damaged {
+                path: path.to_owned(),
+                damage,
+            },
+            StoreError::UnknownFormat { found, supported, .. } => StoreError::UnknownFormat {
+                path: path.to_owned(),
+                found,
+                supported,
+            },
+            other => other,
+        }
+    }
 }
 
 /// One change to the stored state.

@@ -12,7 +12,7 @@ use tracing::info;
 
 use super::format::{self, FORMAT_VERSION, InflightRecord, MessageRecord, RecordKey, SessionRecordV2};
 use super::verify::{V1_TABLES, verify_copy};
-use super::{Snapshot, Store, StoreError, StoreOp};
+use super::{EngineError, Snapshot, Store, StoreError, StoreOp};
 
 /// The database file's name inside the data directory.
 pub const DATABASE_FILE: &str = "tabmq.redb";
@@ -54,13 +54,6 @@ impl RedbStore {
             false => None,
         };
         let format = verified.as_ref().map_or(FORMAT_VERSION, |v| v.format);
-        if format != 1 && format != FORMAT_VERSION {
-            return Err(StoreError::UnknownFormat {
-                path,
-                found: format,
-                supported: FORMAT_VERSION,
-            });
-        }
         if let Some(verified) = &verified
             && !verified.damage.is_empty()
         {
@@ -71,13 +64,17 @@ impl RedbStore {
         }
         if format == 1 {
             let kept = path.with_file_name(format!("{DATABASE_FILE}.format-1"));
-            std::fs::copy(&path, &kept).map_err(|error| open_error(format!("cannot keep a copy before migrating: {error}")))?;
+            std::fs::copy(&path, &kept)
+                .map_err(|error| open_error(format!("cannot keep a copy before migrating: {error}")))?;
             info!(kept = %kept.display(), "migrating the database from storage format 1 to {FORMAT_VERSION}");
         }
         let db = Database::create(&path).map_err(|error| open_error(error.to_string()))?;
         let snapshot = verified.map(|v| v.snapshot).unwrap_or_default();
         let store = Self { db };
-        let txn = store.db.begin_write().map_err(|error| open_error(error.to_string()))?;
+        let txn = store
+            .db
+            .begin_write()
+            .map_err(|error| open_error(error.to_string()))?;
         if format == 1 {
             for table in V1_TABLES {
                 txn.delete_table(redb::TableDefinition::<&str, &[u8]>::new(table))
@@ -108,13 +105,14 @@ impl RedbStore {
     }
 
     /// Creates the tables of this format (if absent) and records the format's version.
-    fn create_tables(txn: &WriteTransaction) -> Result<(), redb::Error> {
+    fn create_tables(txn: &WriteTransaction) -> Result<(), EngineError> {
         txn.open_table(format::SESSIONS)?;
         txn.open_table(format::MESSAGES)?;
         txn.open_table(format::INFLIGHT)?;
         txn.open_table(format::INCOMING)?;
         txn.open_table(format::RETAINED)?;
-        txn.open_table(format::META)?.insert(format::FORMAT_KEY, FORMAT_VERSION)?;
+        txn.open_table(format::META)?
+            .insert(format::FORMAT_KEY, FORMAT_VERSION)?;
         Ok(())
     }
 
@@ -129,7 +127,10 @@ impl RedbStore {
             }
             StoreOp::DeleteSession { client_id } => {
                 let id = client_id.as_str();
-                txn.open_table(format::SESSIONS).map_err(io)?.remove(id).map_err(io)?;
+                txn.open_table(format::SESSIONS)
+                    .map_err(io)?
+                    .remove(id)
+                    .map_err(io)?;
                 txn.open_table(format::MESSAGES)
                     .map_err(io)?
                     .retain_in((id, 0)..=(id, u64::MAX), |_, _| false)
@@ -148,7 +149,11 @@ impl RedbStore {
                 seq,
                 message,
             } => {
-                let sealed = format::seal("messages", &numbered(client_id, *seq), &MessageRecord::from(message));
+                let sealed = format::seal(
+                    "messages",
+                    &numbered(client_id, *seq),
+                    &MessageRecord::from(message),
+                );
                 txn.open_table(format::MESSAGES)
                     .map_err(io)?
                     .insert((client_id.as_str(), *seq), sealed.as_slice())
@@ -156,8 +161,14 @@ impl RedbStore {
             }
             StoreOp::DeleteMessage { client_id, seq } => {
                 let key = (client_id.as_str(), *seq);
-                txn.open_table(format::MESSAGES).map_err(io)?.remove(key).map_err(io)?;
-                txn.open_table(format::INFLIGHT).map_err(io)?.remove(key).map_err(io)?;
+                txn.open_table(format::MESSAGES)
+                    .map_err(io)?
+                    .remove(key)
+                    .map_err(io)?;
+                txn.open_table(format::INFLIGHT)
+                    .map_err(io)?
+                    .remove(key)
+                    .map_err(io)?;
             }
             StoreOp::PutInflight {
                 client_id,

@@ -10,8 +10,10 @@ use std::path::{Path, PathBuf};
 
 use redb::{Database, ReadTransaction, ReadableTable, TableDefinition, TableHandle};
 
-use super::format::{self, Damage, FORMAT_VERSION, InflightRecord, MessageRecord, RecordKey, SessionRecordV2};
-use super::{Snapshot, StoreError, StoredMessage, StoredSession, format_v1};
+use super::format::{
+    self, Damage, FORMAT_VERSION, InflightRecord, MessageRecord, RecordKey, SessionRecordV2,
+};
+use super::{EngineError, Snapshot, StoreError, StoredMessage, StoredSession, format_v1};
 
 /// The name of the thread that opens the copy; its panics are reported, not printed.
 pub const VERIFY_THREAD: &str = "tabmq-verify";
@@ -27,7 +29,8 @@ pub struct Verified {
     pub damage: Vec<Damage>,
 }
 
-/// Reads and checks a copy of the database at `path`, leaving `path` untouched.
+/// Reads and checks a copy of the database at `path`, leaving `path` untouched. Errors
+/// name `path`, not the copy.
 pub fn verify_copy(path: &Path) -> Result<Verified, StoreError> {
     let scratch = scratch_copy(path)?;
     let opened = scratch.clone();
@@ -38,7 +41,7 @@ pub fn verify_copy(path: &Path) -> Result<Verified, StoreError> {
         .join();
     let _ = std::fs::remove_file(&scratch);
     match outcome {
-        Ok(result) => result,
+        Ok(result) => result.map_err(|error| error.about(path)),
         Err(panic) => {
             let message = panic
                 .downcast_ref::<String>()
@@ -86,22 +89,45 @@ fn verify_in_place(path: &Path) -> Result<Verified, StoreError> {
         }],
     };
     let mut db = Database::open(path).map_err(|error| damaged(error.to_string()))?;
-    match db.check_integrity() {
-        Ok(true) => {}
-        Ok(false) => return Err(damaged("the storage engine found damaged pages".into())),
-        Err(error) => return Err(damaged(error.to_string())),
-    }
+    // The engine's own page checksums; the records are still read after a failure here,
+    // to say which are damaged and to let `recover` copy the others.
+    let engine_damage = match db.check_integrity() {
+        Ok(true) => None,
+        Ok(false) => Some("the storage engine found damaged pages".to_owned()),
+        Err(error) => Some(error.to_string()),
+    };
     let txn = db.begin_read().map_err(|error| damaged(error.to_string()))?;
-    read_all(&txn).map_err(|error| damaged(error.to_string()))
+    let mut verified = read_all(&txn).map_err(|error| damaged(error.to_string()))?;
+    if let Some(reason) = engine_damage {
+        verified.damage.insert(
+            0,
+            Damage {
+                table: "(file)",
+                key: String::new(),
+                reason,
+            },
+        );
+    }
+    if verified.format != 1 && verified.format != FORMAT_VERSION {
+        return Err(StoreError::UnknownFormat {
+            path: path.to_owned(),
+            found: verified.format,
+            supported: FORMAT_VERSION,
+        });
+    }
+    Ok(verified)
 }
 
 /// Reads every record of a database in either format.
-pub(super) fn read_all(txn: &ReadTransaction) -> Result<Verified, redb::Error> {
+pub(super) fn read_all(txn: &ReadTransaction) -> Result<Verified, EngineError> {
     let tables: Vec<String> = txn.list_tables()?.map(|t| t.name().to_owned()).collect();
     let has = |name: &str| tables.iter().any(|t| t == name);
     let mut reader = Reader::default();
     let format = if has(format::META.name()) {
-        let version = txn.open_table(format::META)?.get(format::FORMAT_KEY)?.map(|v| v.value());
+        let version = txn
+            .open_table(format::META)?
+            .get(format::FORMAT_KEY)?
+            .map(|v| v.value());
         version.unwrap_or(0)
     } else if has(V1_SESSIONS.name()) {
         1
@@ -155,7 +181,7 @@ impl Reader {
         self.sessions.insert(client_id.to_owned(), session);
     }
 
-    fn read_v2(&mut self, txn: &ReadTransaction, has: &dyn Fn(&str) -> bool) -> Result<(), redb::Error> {
+    fn read_v2(&mut self, txn: &ReadTransaction, has: &dyn Fn(&str) -> bool) -> Result<(), EngineError> {
         if has(format::SESSIONS.name()) {
             let table = "sessions";
             for entry in txn.open_table(format::SESSIONS)?.iter()? {
@@ -210,7 +236,11 @@ impl Reader {
                                 session.inflight.insert(seq, parts);
                             }
                         }
-                        None => self.damaged(table, format!("{client_id:?} #{seq}"), "invalid packet id or state"),
+                        None => self.damaged(
+                            table,
+                            format!("{client_id:?} #{seq}"),
+                            "invalid packet id or state",
+                        ),
                     },
                     Err(damage) => self.damage.push(damage),
                 }
@@ -226,7 +256,10 @@ impl Reader {
                     number: Some(u64::from(id)),
                 };
                 match format::open::<()>(table, &record_key, value.value()) {
-                    Ok(()) => match (self.sessions.get_mut(client_id), tabmq_protocol::PacketId::new(id)) {
+                    Ok(()) => match (
+                        self.sessions.get_mut(client_id),
+                        tabmq_protocol::PacketId::new(id),
+                    ) {
                         (Some(session), Some(id)) => session.incoming.push(id),
                         (_, None) => self.damaged(table, format!("{client_id:?} #0"), "packet id 0"),
                         (None, _) => {}
@@ -254,11 +287,22 @@ impl Reader {
                 }
             }
         }
-        self.snapshot.sessions = std::mem::take(&mut self.sessions);
+        self.finish();
         Ok(())
     }
 
-    fn read_v1(&mut self, txn: &ReadTransaction) -> Result<(), redb::Error> {
+    /// Hands over the sessions read, without in-flight states whose message is missing
+    /// (damaged): such a state is nothing to resume.
+    fn finish(&mut self) {
+        let mut sessions = std::mem::take(&mut self.sessions);
+        for session in sessions.values_mut() {
+            let messages = &session.messages;
+            session.inflight.retain(|seq, _| messages.contains_key(seq));
+        }
+        self.snapshot.sessions = sessions;
+    }
+
+    fn read_v1(&mut self, txn: &ReadTransaction) -> Result<(), EngineError> {
         for entry in txn.open_table(V1_SESSIONS)?.iter()? {
             let (key, value) = entry?;
             match format_v1::session(value.value()) {
@@ -287,14 +331,21 @@ impl Reader {
                 (Some(parts), Some(session)) => {
                     session.inflight.insert(seq, parts);
                 }
-                (None, _) => self.damaged("inflight", format!("{client_id:?} #{seq}"), "invalid packet id or state"),
+                (None, _) => self.damaged(
+                    "inflight",
+                    format!("{client_id:?} #{seq}"),
+                    "invalid packet id or state",
+                ),
                 (Some(_), None) => {}
             }
         }
         for entry in txn.open_table(V1_INCOMING)?.iter()? {
             let (key, _) = entry?;
             let (client_id, id) = key.value();
-            if let (Some(session), Some(id)) = (self.sessions.get_mut(client_id), tabmq_protocol::PacketId::new(id)) {
+            if let (Some(session), Some(id)) = (
+                self.sessions.get_mut(client_id),
+                tabmq_protocol::PacketId::new(id),
+            ) {
                 session.incoming.push(id);
             }
         }
@@ -307,7 +358,7 @@ impl Reader {
                 Err(error) => self.damaged("retained", format!("{:?}", key.value()), error),
             }
         }
-        self.snapshot.sessions = std::mem::take(&mut self.sessions);
+        self.finish();
         Ok(())
     }
 }
