@@ -77,6 +77,10 @@ counters! {
     flap_guard_refusals_total: "counter",
     /// Storage commits that failed.
     storage_errors_total: "counter",
+    /// 1 while storage is failing (writes refused and kept, retried until they succeed).
+    storage_failing: "gauge",
+    /// Changes of failed commits kept to be written once storage recovers.
+    storage_kept_changes: "gauge",
 }
 
 impl Metrics {

@@ -110,6 +110,7 @@ pub async fn run(config: Config) -> Result<(), StartupError> {
         Box::new(store),
         config.storage.durability,
         config.flush_interval(),
+        metrics.clone(),
     );
     let (router_tx, router_rx) = router::inbox(config.limits.router_queue_bytes);
     let router = Router::new(config.clone(), store.clone(), metrics.clone(), snapshot);

@@ -144,6 +144,15 @@ pub async fn serve(
                     .await
                 }
             },
+            ("GET", "/ready") => {
+                // For load balancers: 503 while storage fails, so that clients needing
+                // persistent sessions go to another node.
+                let (status, body): (u16, &[u8]) = match shared.store.health().is_failing() {
+                    false => (200, b"ready\n"),
+                    true => (503, b"storage failing\n"),
+                };
+                respond(&mut stream, status, "text/plain", body, keep_alive).await
+            }
             ("GET" | "HEAD", path) => serve_file(shared, &mut stream, path, keep_alive).await,
             _ => {
                 respond(

@@ -90,6 +90,13 @@ impl Router {
             assigned = true;
         }
         let client_id: Arc<str> = connect.client_id.as_str().into();
+        let stored = self.sessions.get(&client_id).is_some_and(|s| s.stored);
+        if self.storage_failing() && (self.session_expiry(&connect) > 0 || stored) {
+            // Its session would have to be stored (or removed from storage) first.
+            info!(%client_id, "refused: storage is failing and the session is stored");
+            batch.send(&link, ToConnection::Refused(ReasonCode::ServerUnavailable));
+            return;
+        }
         let now = Instant::now();
         if let Verdict::Refuse { .. } = self.flap_guard.check(&client_id, now) {
             Metrics::inc(&self.metrics.flap_guard_refusals_total);
@@ -129,6 +136,21 @@ impl Router {
         }
     }
 
+    /// The session expiry interval granted to `connect` (0: the session ends with the
+    /// connection and is not stored).
+    fn session_expiry(&self, connect: &Connect) -> u32 {
+        let sessions_config = &self.config.sessions;
+        match (connect.version.is_v5(), connect.clean_start) {
+            (true, _) => connect
+                .properties
+                .session_expiry_interval
+                .unwrap_or(0)
+                .min(sessions_config.max_session_expiry_secs),
+            (false, true) => 0,
+            (false, false) => sessions_config.v311_session_expiry_secs,
+        }
+    }
+
     /// Gives the session of `client_id` to the connection behind `link`.
     fn attach(
         &mut self,
@@ -139,13 +161,8 @@ impl Router {
         batch: &mut Batch,
     ) {
         let now_ms = unix_millis();
-        let sessions_config = &self.config.sessions;
         let requested_expiry = connect.properties.session_expiry_interval.unwrap_or(0);
-        let expiry = match (connect.version.is_v5(), connect.clean_start) {
-            (true, _) => requested_expiry.min(sessions_config.max_session_expiry_secs),
-            (false, true) => 0,
-            (false, false) => sessions_config.v311_session_expiry_secs,
-        };
+        let expiry = self.session_expiry(&connect);
         let mut session_present = false;
         let mut session = match self.sessions.remove(&client_id) {
             Some(existing) if !connect.clean_start => {
@@ -274,7 +291,7 @@ impl Router {
                 session_expiry,
             } => (publish_will, session_expiry),
             DetachReason::Lost | DetachReason::TakenOver => (true, None),
-            DetachReason::Shutdown => (false, None),
+            DetachReason::Shutdown | DetachReason::NotStored => (false, None),
         };
         let cap = self.config.sessions.max_session_expiry_secs;
         let Some(mut session) = self.sessions.remove(client_id) else {

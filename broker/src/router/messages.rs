@@ -36,6 +36,9 @@ pub enum DetachReason {
     TakenOver,
     /// The broker is shutting down: the session is kept, the will is not published.
     Shutdown,
+    /// The session was given to the connection but could not be stored, so the
+    /// connection was refused after all: the session is kept, the will is not published.
+    NotStored,
 }
 
 /// From a connection task to the router. Kept to a few words (the rare large messages

@@ -34,7 +34,8 @@ use foldhash::HashMap;
 
 use tabmq_protocol::ReasonCode;
 use tabmq_protocol::packet::{Connect, Publish};
-use tracing::error;
+use tabmq_protocol::flow::SessionFlows;
+use tracing::warn;
 
 pub use self::connect::DROPPED_PROPERTY;
 use self::flap_guard::FlapGuard;
@@ -191,22 +192,30 @@ impl Router {
         });
     }
 
-    /// Sends a batch's answers; if its commit failed, its acknowledgements say so.
+    /// Sends a batch's answers. If its commit failed, nothing it promised is promised:
+    /// acknowledgements report an error, SUBACK grants nothing, and a CONNACK for a stored
+    /// session becomes a refusal (0x88, server unavailable) that gives the session back.
+    /// The failed changes are kept by the store and written once it recovers.
     fn release(&mut self, sends: Sends, committed: Result<(), StoreError>) {
         let commit_failed = committed.is_err();
         if let Err(error) = committed {
-            error!(%error, "storage commit failed; acknowledgements in this batch report failure");
-            Metrics::inc(&self.metrics.storage_errors_total);
+            warn!(%error, "storage commit failed; this batch's acknowledgements report failure");
         }
+        let mut not_stored = Vec::new();
         for (link, mut message) in sends {
-            if let (true, ToConnection::Acked { reason, .. }) = (commit_failed, &mut message) {
-                *reason = ReasonCode::ImplementationSpecificError;
+            if commit_failed {
+                unpromise(&mut message, |client_id, flows| not_stored.push((link.id, client_id, flows)));
             }
             // A closed inbox means the connection is ending and its Detached message
             // follows: keep the messages it missed, to put back into the session then.
             if let Err(ToConnection::Deliver { seq, publish }) = link.mailbox.send(message) {
                 self.orphans.entry(link.id).or_default().push((seq, publish));
             }
+        }
+        for (connection, client_id, flows) in not_stored {
+            let mut batch = Batch::default();
+            self.detach(connection, &client_id, flows, DetachReason::NotStored, &mut batch);
+            self.begin_release(batch);
         }
     }
 
@@ -256,6 +265,11 @@ impl Router {
         }
     }
 
+    /// Whether storage is failing now: what would need it is refused meanwhile.
+    fn storage_failing(&self) -> bool {
+        self.store.health().is_failing()
+    }
+
     /// The session's connection link, if `connection` is the one holding it.
     fn link_of(&self, client_id: &str, connection: ConnectionId) -> Option<&ConnectionLink> {
         self.sessions
@@ -276,6 +290,29 @@ impl Router {
             batch.send(link, ToConnection::Refused(ReasonCode::ServerShuttingDown));
         }
         self.waiting_takeovers.clear();
+    }
+}
+
+/// Turns an answer whose commit failed into one that promises nothing; a CONNACK
+/// for a stored session is refused and its session handed to `give_back`.
+fn unpromise(message: &mut ToConnection, give_back: impl FnOnce(Arc<str>, SessionFlows)) {
+    match message {
+        ToConnection::Acked { reason, .. } => *reason = ReasonCode::ImplementationSpecificError,
+        ToConnection::Suback(suback) => {
+            for reason in suback.reasons.iter_mut().filter(|reason| !reason.is_error()) {
+                *reason = ReasonCode::UnspecifiedError;
+            }
+        }
+        ToConnection::Accepted {
+            persistent: true,
+            client_id,
+            flows,
+            ..
+        } => {
+            give_back(client_id.clone(), std::mem::take(&mut **flows));
+            *message = ToConnection::Refused(ReasonCode::ServerUnavailable);
+        }
+        _ => {}
     }
 }
 

@@ -7,7 +7,7 @@ use tabmq_protocol::{QoS, ReasonCode};
 
 use super::session::Outstanding;
 use super::subscriptions::Subscriber;
-use super::{Batch, ConnectionId, Router, ToConnection};
+use super::{Batch, ConnectionId, HashMap, Router, ToConnection};
 use crate::clock::unix_millis;
 use crate::config::QueueFullPolicy;
 use crate::metrics::Metrics;
@@ -86,6 +86,15 @@ impl Router {
         Metrics::inc(self.metrics.messages_in(publish.qos));
         let packet_id = publish.packet_id;
         let qos = publish.qos;
+        if let Some(packet_id) = packet_id
+            && self.storage_failing()
+            && self.needs_storage(&publish, client_id)
+        {
+            // Not routed: acknowledging it would promise what cannot be stored.
+            let reason = ReasonCode::ImplementationSpecificError;
+            batch.send(&link, ToConnection::Acked { packet_id, reason });
+            return;
+        }
         // Who may publish where (`$` topics included) was decided by the connection.
         let reason = if self.route(publish, Some(client_id), batch) {
             ReasonCode::Success
@@ -112,7 +121,9 @@ impl Router {
             .properties
             .message_expiry_interval
             .map(|secs| unix_millis() + u64::from(secs) * 1000);
-        if publish.retain {
+        // While storage fails, a retained QoS 0 message is delivered but not retained
+        // (QoS 1/2 ones needing storage are refused before routing).
+        if publish.retain && !self.storage_failing() {
             let op = self.retained.update(&publish, expires_at);
             if !publish.topic.starts_with(SYS_PREFIX) {
                 batch.ops.push(op);
@@ -156,6 +167,34 @@ impl Router {
             self.deliver_target(&client_id, publish, target, expires_at, batch);
         }
         matched
+    }
+
+    /// Whether routing `publish` from `origin` would write to storage: it is retained, or
+    /// a QoS 2 publish of a stored session, or it reaches a stored session at QoS 1 or 2.
+    fn needs_storage(&mut self, publish: &Publish, origin: &Arc<str>) -> bool {
+        let stored = |sessions: &HashMap<Arc<str>, Box<super::session::Session>>, id: &Arc<str>| {
+            sessions.get(id).is_some_and(|s| s.stored)
+        };
+        if (publish.retain && !publish.topic.starts_with(SYS_PREFIX))
+            || (publish.qos == QoS::ExactlyOnce && stored(&self.sessions, origin))
+        {
+            return true;
+        }
+        let Router {
+            subscriptions,
+            sessions,
+            ..
+        } = self;
+        let mut needed = false;
+        let groups = subscriptions.matching(&publish.topic, |client_id, subscriber| {
+            needed |= subscriber.options.qos != QoS::AtMostOnce && stored(sessions, client_id);
+        });
+        needed
+            || groups.into_iter().any(|group| {
+                group
+                    .in_turn()
+                    .any(|(id, sub)| sub.options.qos != QoS::AtMostOnce && stored(sessions, id))
+            })
     }
 
     /// Tailors `publish` for one target session and hands it over.

@@ -24,6 +24,16 @@ impl Router {
         let Some(link) = self.link_of(client_id, connection).cloned() else {
             return;
         };
+        if self.storage_failing() && self.sessions.get(client_id).is_some_and(|s| s.stored) {
+            // A stored session's subscriptions are stored: none is granted while storage fails.
+            let suback = Suback {
+                packet_id: subscribe.packet_id,
+                properties: Properties::default(),
+                reasons: vec![ReasonCode::UnspecifiedError; subscribe.subscriptions.len()],
+            };
+            batch.send(&link, ToConnection::Suback(Box::new(suback)));
+            return;
+        }
         let now_ms = unix_millis();
         let max_subscriptions = self.config.limits.max_subscriptions_per_session;
         let identifier = subscribe.properties.subscription_identifiers.first().copied();

@@ -55,6 +55,9 @@ pub enum StoreError {
         /// The newest format this build reads.
         supported: u64,
     },
+    /// Storage is failing: the write was not attempted, and is kept to retry.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
     /// The writer thread is gone (the broker is shutting down).
     #[error("the storage writer has stopped")]
     Stopped,
@@ -171,4 +174,7 @@ pub trait Store: Send + 'static {
 
     /// Makes every earlier commit durable.
     fn sync(&mut self) -> Result<(), StoreError>;
+
+    /// Closes and opens the store again, as an engine requires after an I/O error.
+    fn reopen(&mut self) -> Result<(), StoreError>;
 }

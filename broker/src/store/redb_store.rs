@@ -19,7 +19,9 @@ pub const DATABASE_FILE: &str = "tabmq.redb";
 
 /// A [`Store`] in a single redb file.
 pub struct RedbStore {
-    db: Database,
+    path: PathBuf,
+    /// `None` after a failed reopen, until one succeeds.
+    db: Option<Database>,
 }
 
 fn io(error: impl std::fmt::Display) -> StoreError {
@@ -70,11 +72,7 @@ impl RedbStore {
         }
         let db = Database::create(&path).map_err(|error| open_error(error.to_string()))?;
         let snapshot = verified.map(|v| v.snapshot).unwrap_or_default();
-        let store = Self { db };
-        let txn = store
-            .db
-            .begin_write()
-            .map_err(|error| open_error(error.to_string()))?;
+        let txn = db.begin_write().map_err(|error| open_error(error.to_string()))?;
         if format == 1 {
             for table in V1_TABLES {
                 txn.delete_table(redb::TableDefinition::<&str, &[u8]>::new(table))
@@ -84,7 +82,13 @@ impl RedbStore {
         }
         Self::create_tables(&txn).map_err(|error| open_error(error.to_string()))?;
         txn.commit().map_err(|error| open_error(error.to_string()))?;
-        Ok((store, snapshot))
+        Ok((Self { path, db: Some(db) }, snapshot))
+    }
+
+    fn db(&self) -> Result<&Database, StoreError> {
+        self.db
+            .as_ref()
+            .ok_or_else(|| StoreError::Io("the database is not open (reopening failed)".into()))
     }
 
     /// Creates a database file at `path` holding `snapshot`, in this build's format.
@@ -216,7 +220,7 @@ impl RedbStore {
 
 impl Store for RedbStore {
     fn commit(&mut self, ops: &[StoreOp], sync: bool) -> Result<(), StoreError> {
-        let mut txn = self.db.begin_write().map_err(io)?;
+        let mut txn = self.db()?.begin_write().map_err(io)?;
         txn.set_durability(if sync {
             Durability::Immediate
         } else {
@@ -229,8 +233,15 @@ impl Store for RedbStore {
     }
 
     fn sync(&mut self) -> Result<(), StoreError> {
-        let mut txn = self.db.begin_write().map_err(io)?;
+        let mut txn = self.db()?.begin_write().map_err(io)?;
         txn.set_durability(Durability::Immediate);
         txn.commit().map_err(io)
+    }
+
+    fn reopen(&mut self) -> Result<(), StoreError> {
+        // The file is locked while open: the old handle goes first.
+        self.db = None;
+        self.db = Some(Database::create(&self.path).map_err(io)?);
+        Ok(())
     }
 }

@@ -5,22 +5,51 @@
 //! applies them in one transaction, fsyncs once if any caller waits for durability
 //! (`ack` durability), then answers them all. Under load, hundreds of acknowledgements
 //! share one fsync; when idle, a lone write is committed at once.
+//!
+//! A failed commit (a full disk, an I/O error) is a state, not an end: its callers are
+//! told, its changes are kept, and the writer reopens the store and tries again with
+//! backoff, the kept changes first, until a commit succeeds. Meanwhile new writes are
+//! answered at once with [`StoreError::Unavailable`] and kept too, and
+//! [`StorageHealth`] says the storage is failing, for the router to refuse what would
+//! need it. Each transition is logged once.
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::task::{Context, Poll};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
-use tracing::error;
+use tracing::{error, info};
 
 use super::{Store, StoreError, StoreOp};
 use crate::config::Durability;
+use crate::metrics::Metrics;
 
 /// Largest number of batches merged into one transaction.
 const MAX_BATCHES_PER_COMMIT: usize = 1024;
+
+/// The wait before the first retry of a failed commit; it doubles up to [`MAX_RETRY`].
+const FIRST_RETRY: Duration = Duration::from_millis(50);
+
+/// The longest wait between retries while storage fails.
+const MAX_RETRY: Duration = Duration::from_secs(2);
+
+/// Whether storage is failing now, as the writer last found it.
+#[derive(Debug, Default)]
+pub struct StorageHealth {
+    failing: AtomicBool,
+}
+
+impl StorageHealth {
+    /// Whether the last commit failed (and no later one succeeded).
+    pub fn is_failing(&self) -> bool {
+        self.failing.load(Ordering::Relaxed)
+    }
+}
 
 struct WriteRequest {
     ops: Vec<StoreOp>,
@@ -53,6 +82,7 @@ impl Future for PendingCommit {
 #[derive(Clone)]
 pub struct StoreHandle {
     requests: mpsc::Sender<WriteRequest>,
+    health: Arc<StorageHealth>,
 }
 
 impl StoreHandle {
@@ -61,13 +91,29 @@ impl StoreHandle {
         store: Box<dyn Store>,
         durability: Durability,
         flush_interval: Duration,
+        metrics: Arc<Metrics>,
     ) -> (Self, thread::JoinHandle<()>) {
         let (requests, inbox) = mpsc::channel();
+        let health = Arc::new(StorageHealth::default());
+        let writer = Writer {
+            store,
+            durability,
+            flush_interval,
+            metrics,
+            health: health.clone(),
+            kept: Vec::new(),
+            failure: None,
+        };
         let thread = thread::Builder::new()
             .name("tabmq-store".into())
-            .spawn(move || write_loop(store, inbox, durability, flush_interval))
+            .spawn(move || writer.run(inbox))
             .unwrap_or_else(|error| panic!("cannot start the storage thread: {error}"));
-        (Self { requests }, thread)
+        (Self { requests, health }, thread)
+    }
+
+    /// Whether storage is failing now.
+    pub fn health(&self) -> &StorageHealth {
+        &self.health
     }
 
     /// Commits `ops` and waits until they are as durable as the configuration promises.
@@ -100,67 +146,176 @@ impl StoreHandle {
     }
 }
 
-fn write_loop(
-    mut store: Box<dyn Store>,
-    inbox: mpsc::Receiver<WriteRequest>,
+/// Since when storage fails, and when to try again.
+struct Failure {
+    since: Instant,
+    retry_at: Instant,
+    delay: Duration,
+    last_error: String,
+}
+
+/// The writer thread's state.
+struct Writer {
+    store: Box<dyn Store>,
     durability: Durability,
     flush_interval: Duration,
-) {
-    let mut unsynced_since: Option<Instant> = None;
-    loop {
-        let first = match unsynced_since {
-            Some(since) => {
-                let wait = flush_interval.saturating_sub(since.elapsed());
-                match inbox.recv_timeout(wait) {
+    metrics: Arc<Metrics>,
+    health: Arc<StorageHealth>,
+    /// Changes of failed commits, oldest first, written before anything newer.
+    kept: Vec<StoreOp>,
+    failure: Option<Failure>,
+}
+
+impl Writer {
+    fn run(mut self, inbox: mpsc::Receiver<WriteRequest>) {
+        let mut unsynced_since: Option<Instant> = None;
+        loop {
+            let wake_at = match (&self.failure, unsynced_since) {
+                (Some(failure), _) => Some(failure.retry_at),
+                (None, Some(since)) => Some(since + self.flush_interval),
+                (None, None) => None,
+            };
+            let first = match wake_at {
+                Some(at) => match inbox.recv_timeout(at.saturating_duration_since(Instant::now())) {
                     Ok(request) => request,
                     Err(mpsc::RecvTimeoutError::Timeout) => {
-                        if let Err(error) = store.sync() {
-                            error!(%error, "periodic storage sync failed");
-                        }
+                        // A retry (of the kept changes, or just of the store), or the
+                        // periodic sync of `interval` durability.
+                        let _ = self.attempt(&[], true);
                         unsynced_since = None;
                         continue;
                     }
                     Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                },
+                None => match inbox.recv() {
+                    Ok(request) => request,
+                    Err(_) => break,
+                },
+            };
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCHES_PER_COMMIT {
+                match inbox.try_recv() {
+                    Ok(request) => batch.push(request),
+                    Err(_) => break,
                 }
             }
-            None => match inbox.recv() {
-                Ok(request) => request,
-                Err(_) => break,
-            },
-        };
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCHES_PER_COMMIT {
-            match inbox.try_recv() {
-                Ok(request) => batch.push(request),
-                Err(_) => break,
+            let waiting = batch.iter().any(|request| request.done.is_some());
+            let sync = self.durability == Durability::Ack && waiting;
+            let ops: Vec<StoreOp> = batch
+                .iter_mut()
+                .flat_map(|request| std::mem::take(&mut request.ops))
+                .collect();
+            let result = match &self.failure {
+                Some(failure) if Instant::now() < failure.retry_at => {
+                    let answer = Err(StoreError::Unavailable(failure.last_error.clone()));
+                    self.keep(ops);
+                    answer
+                }
+                _ => self.attempt(&ops, sync),
+            };
+            if result.is_ok() {
+                if !sync && unsynced_since.is_none() {
+                    unsynced_since = Some(Instant::now());
+                } else if sync {
+                    unsynced_since = None;
+                }
+            }
+            for request in batch {
+                if let Some(done) = request.done {
+                    let answer = match &result {
+                        Ok(()) => Ok(()),
+                        Err(error) => Err(StoreError::Io(error.to_string())),
+                    };
+                    let _ = done.send(answer);
+                }
             }
         }
-        let waiting = batch.iter().any(|request| request.done.is_some());
-        let sync = durability == Durability::Ack && waiting;
-        let ops: Vec<StoreOp> = batch
-            .iter_mut()
-            .flat_map(|request| std::mem::take(&mut request.ops))
-            .collect();
-        let result = store.commit(&ops, sync);
-        if let Err(error) = &result {
-            error!(%error, operations = ops.len(), "storage commit failed");
+        if !self.kept.is_empty() || self.failure.is_some() {
+            let _ = self.attempt(&[], true);
+        } else if let Err(error) = self.store.sync() {
+            error!(%error, "final storage sync failed");
         }
-        if !sync && unsynced_since.is_none() {
-            unsynced_since = Some(Instant::now());
-        } else if sync {
-            unsynced_since = None;
+        if !self.kept.is_empty() {
+            error!(changes = self.kept.len(), "storage still failing at shutdown; changes not written");
         }
-        for request in batch {
-            if let Some(done) = request.done {
-                let answer = match &result {
-                    Ok(()) => Ok(()),
-                    Err(error) => Err(StoreError::Io(error.to_string())),
-                };
-                let _ = done.send(answer);
+    }
+
+    /// Commits the kept changes and then `ops` in one transaction (after reopening the
+    /// store if it failed before); on failure, keeps them all for the next attempt.
+    fn attempt(&mut self, ops: &[StoreOp], sync: bool) -> Result<(), StoreError> {
+        if let Err(error) = self.reopen_if_failing() {
+            self.keep(ops.to_vec());
+            self.failed(&error);
+            return Err(error);
+        }
+        let result = if self.kept.is_empty() {
+            let result = match ops.is_empty() {
+                true => self.store.sync(),
+                false => self.store.commit(ops, sync),
+            };
+            if result.is_err() {
+                self.keep(ops.to_vec());
+            }
+            result
+        } else {
+            self.keep(ops.to_vec());
+            let result = self.store.commit(&self.kept, true);
+            if result.is_ok() {
+                self.kept.clear();
+            }
+            result
+        };
+        match &result {
+            Ok(()) => self.recovered(),
+            Err(error) => self.failed(error),
+        }
+        result
+    }
+
+    fn reopen_if_failing(&mut self) -> Result<(), StoreError> {
+        match self.failure {
+            Some(_) => self.store.reopen(),
+            None => Ok(()),
+        }
+    }
+
+    fn keep(&mut self, ops: Vec<StoreOp>) {
+        self.kept.extend(ops);
+        Metrics::set(&self.metrics.storage_kept_changes, self.kept.len() as u64);
+    }
+
+    fn failed(&mut self, error: &StoreError) {
+        Metrics::inc(&self.metrics.storage_errors_total);
+        let now = Instant::now();
+        match &mut self.failure {
+            Some(failure) => {
+                failure.delay = (failure.delay * 2).min(MAX_RETRY);
+                failure.retry_at = now + failure.delay;
+                failure.last_error = error.to_string();
+            }
+            None => {
+                error!(%error, "storage failing: writes are refused and kept, retrying until they succeed");
+                self.failure = Some(Failure {
+                    since: now,
+                    retry_at: now + FIRST_RETRY,
+                    delay: FIRST_RETRY,
+                    last_error: error.to_string(),
+                });
+                self.health.failing.store(true, Ordering::Relaxed);
+                Metrics::set(&self.metrics.storage_failing, 1);
             }
         }
     }
-    if let Err(error) = store.sync() {
-        error!(%error, "final storage sync failed");
+
+    fn recovered(&mut self) {
+        Metrics::set(&self.metrics.storage_kept_changes, 0);
+        if let Some(failure) = self.failure.take() {
+            info!(
+                after_ms = failure.since.elapsed().as_millis() as u64,
+                "storage recovered: the kept changes are written"
+            );
+            self.health.failing.store(false, Ordering::Relaxed);
+            Metrics::set(&self.metrics.storage_failing, 0);
+        }
     }
 }
