@@ -130,7 +130,10 @@ fn corrupt_data_directory_is_a_startup_error_and_is_left_alone() {
         &dir,
     );
     assert_eq!(code, Some(1), "{stderr}");
-    assert!(stderr.contains("is damaged") && stderr.contains("tabmq check"), "{stderr}");
+    assert!(
+        stderr.contains("is damaged") && stderr.contains("tabmq check"),
+        "{stderr}"
+    );
     let after = std::fs::read(data.join(tabmq_broker::store::DATABASE_FILE)).expect("still there");
     assert_eq!(after, garbage, "the file was not emptied or replaced");
 }

@@ -33,8 +33,8 @@ use std::sync::Arc;
 use foldhash::HashMap;
 
 use tabmq_protocol::ReasonCode;
-use tabmq_protocol::packet::{Connect, Publish};
 use tabmq_protocol::flow::SessionFlows;
+use tabmq_protocol::packet::{Connect, Publish};
 use tracing::warn;
 
 pub use self::connect::DROPPED_PROPERTY;
@@ -204,7 +204,9 @@ impl Router {
         let mut not_stored = Vec::new();
         for (link, mut message) in sends {
             if commit_failed {
-                unpromise(&mut message, |client_id, flows| not_stored.push((link.id, client_id, flows)));
+                unpromise(&mut message, |client_id, flows| {
+                    not_stored.push((link.id, client_id, flows))
+                });
             }
             // A closed inbox means the connection is ending and its Detached message
             // follows: keep the messages it missed, to put back into the session then.

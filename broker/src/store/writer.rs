@@ -236,7 +236,10 @@ impl Writer {
             error!(%error, "final storage sync failed");
         }
         if !self.kept.is_empty() {
-            error!(changes = self.kept.len(), "storage still failing at shutdown; changes not written");
+            error!(
+                changes = self.kept.len(),
+                "storage still failing at shutdown; changes not written"
+            );
         }
     }
 
@@ -317,5 +320,97 @@ impl Writer {
             self.health.failing.store(false, Ordering::Relaxed);
             Metrics::set(&self.metrics.storage_failing, 0);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+    use std::sync::atomic::AtomicUsize;
+
+    use super::*;
+
+    /// A store whose writes fail while `full` is set, as on a full disk, and which
+    /// records the topics of the `DeleteRetained` changes it applied, in order.
+    #[derive(Clone, Default)]
+    struct FullDisk {
+        full: Arc<AtomicBool>,
+        applied: Arc<Mutex<Vec<String>>>,
+        reopens: Arc<AtomicUsize>,
+    }
+
+    impl Store for FullDisk {
+        fn commit(&mut self, ops: &[StoreOp], _sync: bool) -> Result<(), StoreError> {
+            if self.full.load(Ordering::SeqCst) {
+                return Err(StoreError::Io("No space left on device".into()));
+            }
+            let mut applied = self.applied.lock().expect("lock");
+            for op in ops {
+                if let StoreOp::DeleteRetained { topic } = op {
+                    applied.push(topic.clone());
+                }
+            }
+            Ok(())
+        }
+
+        fn sync(&mut self) -> Result<(), StoreError> {
+            self.commit(&[], true)
+        }
+
+        fn reopen(&mut self) -> Result<(), StoreError> {
+            self.reopens.fetch_add(1, Ordering::SeqCst);
+            match self.full.load(Ordering::SeqCst) {
+                true => Err(StoreError::Io("No space left on device".into())),
+                false => Ok(()),
+            }
+        }
+    }
+
+    fn change(topic: &str) -> Vec<StoreOp> {
+        vec![StoreOp::DeleteRetained { topic: topic.into() }]
+    }
+
+    #[tokio::test]
+    async fn a_failed_write_is_reported_kept_and_written_first_once_the_store_recovers() {
+        let store = FullDisk::default();
+        let metrics = Arc::new(Metrics::default());
+        let (handle, _thread) = StoreHandle::start(
+            Box::new(store.clone()),
+            Durability::Ack,
+            Duration::from_secs(1),
+            metrics.clone(),
+        );
+        handle.commit(change("before")).await.expect("written");
+        assert!(!handle.health().is_failing());
+
+        store.full.store(true, Ordering::SeqCst);
+        assert!(
+            handle.commit(change("during-1")).await.is_err(),
+            "not acknowledged"
+        );
+        assert!(handle.health().is_failing());
+        assert_eq!(metrics.storage_failing.load(Ordering::Relaxed), 1);
+        assert!(handle.commit(change("during-2")).await.is_err());
+        assert_eq!(metrics.storage_kept_changes.load(Ordering::Relaxed), 2);
+
+        store.full.store(false, Ordering::SeqCst);
+        // Recovery needs no new write: the writer retries on its own.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while handle.health().is_failing() {
+            assert!(Instant::now() < deadline, "never recovered");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        handle.commit(change("after")).await.expect("written");
+        assert_eq!(
+            *store.applied.lock().expect("lock"),
+            ["before", "during-1", "during-2", "after"],
+            "kept changes written once, in order, before newer ones"
+        );
+        assert!(
+            store.reopens.load(Ordering::SeqCst) >= 1,
+            "reopened after the failure"
+        );
+        assert_eq!(metrics.storage_failing.load(Ordering::Relaxed), 0);
+        assert_eq!(metrics.storage_kept_changes.load(Ordering::Relaxed), 0);
     }
 }

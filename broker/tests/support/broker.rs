@@ -35,15 +35,22 @@ impl Broker {
 
     /// Like [`Broker::start`], on a data directory holding a copy of the files in `seed`.
     pub fn start_on_copy_of(extra_config: &str, seed: &Path) -> Self {
+        Self::start_with(extra_config, |data_dir| {
+            for entry in std::fs::read_dir(seed).expect("seed directory") {
+                let path = entry.expect("seed entry").path();
+                if path.is_file() {
+                    let name = path.file_name().expect("a file name");
+                    std::fs::copy(&path, data_dir.join(name)).expect("copy a seed file");
+                }
+            }
+        })
+    }
+
+    /// Like [`Broker::start`], once `prepare` has set up the (created, empty) data directory.
+    pub fn start_with(extra_config: &str, prepare: impl FnOnce(&Path)) -> Self {
         let mut broker = Self::prepare(extra_config, "");
         std::fs::create_dir_all(broker.data_dir()).expect("data directory");
-        for entry in std::fs::read_dir(seed).expect("seed directory") {
-            let path = entry.expect("seed entry").path();
-            if path.is_file() {
-                let name = path.file_name().expect("a file name");
-                std::fs::copy(&path, broker.data_dir().join(name)).expect("copy a seed file");
-            }
-        }
+        prepare(&broker.data_dir());
         broker.launch();
         broker
     }
