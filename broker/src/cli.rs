@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+use crate::backup::BackupArgs;
 use crate::config::{Config, ConfigError};
 use crate::passwd::PasswdArgs;
 use crate::storage_tools::{CheckArgs, RecoverArgs};
@@ -47,6 +48,9 @@ pub enum Command {
     /// Copy every intact session, message and retained message of a damaged database into
     /// a new database file beside it (with the broker stopped).
     Recover(RecoverArgs),
+    /// Write a consistent copy of a data directory's database to a new file, also while
+    /// the broker runs (it makes the copy then, through a socket in the data directory).
+    Backup(BackupArgs),
 }
 
 impl Cli {

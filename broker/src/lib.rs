@@ -9,6 +9,7 @@
 //! - [`server`]: wiring and graceful shutdown; [`config`] and [`cli`]: settings;
 //!   [`passwd`]: the `tabmq passwd` subcommand.
 
+pub mod backup;
 pub mod cli;
 pub mod clock;
 pub mod config;

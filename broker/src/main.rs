@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use tabmq_broker::{cli, passwd, server, storage_tools, store};
+use tabmq_broker::{backup, cli, passwd, server, storage_tools, store};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
@@ -43,6 +43,18 @@ fn main() -> ExitCode {
                 }
                 Err(error) => {
                     eprintln!("tabmq recover: {error}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+        Some(cli::Command::Backup(args)) => {
+            return match backup::run(args) {
+                Ok(report) => {
+                    println!("backed up into {report}");
+                    ExitCode::SUCCESS
+                }
+                Err(error) => {
+                    eprintln!("tabmq backup: {error}");
                     ExitCode::FAILURE
                 }
             };

@@ -115,6 +115,10 @@ pub async fn run(config: Config) -> Result<(), StartupError> {
     let (router_tx, router_rx) = router::inbox(config.limits.router_queue_bytes);
     let router = Router::new(config.clone(), store.clone(), metrics.clone(), snapshot);
     let router_task = tokio::spawn(router.run(router_rx));
+    let backups = tokio::spawn(crate::backup::serve(
+        config.storage.data_dir.clone(),
+        store.clone(),
+    ));
     let ticker = tokio::spawn(tick(router_tx.clone()));
 
     let shared = Arc::new(Shared {
@@ -186,6 +190,9 @@ pub async fn run(config: Config) -> Result<(), StartupError> {
     }
     ticker.abort();
     let _ = ticker.await;
+    backups.abort();
+    let _ = backups.await;
+    crate::backup::remove_socket(&config.storage.data_dir);
     reloader.abort();
     drop(router_tx);
     drop(shared);

@@ -177,4 +177,23 @@ pub trait Store: Send + 'static {
 
     /// Closes and opens the store again, as an engine requires after an I/O error.
     fn reopen(&mut self) -> Result<(), StoreError>;
+
+    /// A consistent view of everything committed so far, readable on another thread
+    /// while writes go on.
+    fn view(&self) -> Result<StoreView, StoreError>;
+}
+
+/// Everything a store held at one moment, read when [`StoreView::read`] is called.
+pub struct StoreView(Box<dyn FnOnce() -> Result<Snapshot, StoreError> + Send>);
+
+impl StoreView {
+    /// A view that `read` reads.
+    pub fn new(read: impl FnOnce() -> Result<Snapshot, StoreError> + Send + 'static) -> Self {
+        Self(Box::new(read))
+    }
+
+    /// Reads the view (on the calling thread).
+    pub fn read(self) -> Result<Snapshot, StoreError> {
+        (self.0)()
+    }
 }

@@ -12,7 +12,7 @@ use tracing::info;
 
 use super::format::{self, FORMAT_VERSION, InflightRecord, MessageRecord, RecordKey, SessionRecordV2};
 use super::verify::{V1_TABLES, verify_copy};
-use super::{EngineError, Snapshot, Store, StoreError, StoreOp};
+use super::{EngineError, Snapshot, Store, StoreError, StoreOp, StoreView};
 
 /// The database file's name inside the data directory.
 pub const DATABASE_FILE: &str = "tabmq.redb";
@@ -236,6 +236,17 @@ impl Store for RedbStore {
         let mut txn = self.db()?.begin_write().map_err(io)?;
         txn.set_durability(Durability::Immediate);
         txn.commit().map_err(io)
+    }
+
+    fn view(&self) -> Result<StoreView, StoreError> {
+        let txn = self.db()?.begin_read().map_err(io)?;
+        Ok(StoreView::new(move || {
+            let verified = super::verify::read_all(&txn).map_err(io)?;
+            match verified.damage.first() {
+                None => Ok(verified.snapshot),
+                Some(damage) => Err(StoreError::Io(format!("damaged record: {damage}"))),
+            }
+        }))
     }
 
     fn reopen(&mut self) -> Result<(), StoreError> {

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 use tracing::{error, info};
 
-use super::{Store, StoreError, StoreOp};
+use super::{Store, StoreError, StoreOp, StoreView};
 use crate::config::Durability;
 use crate::metrics::Metrics;
 
@@ -57,6 +57,13 @@ struct WriteRequest {
     done: Option<oneshot::Sender<Result<(), StoreError>>>,
 }
 
+/// What the writer thread is asked for.
+enum Request {
+    Write(WriteRequest),
+    /// A consistent view of the store, taken after every write asked for before it.
+    View(oneshot::Sender<Result<StoreView, StoreError>>),
+}
+
 /// A commit under way: resolves once it is durable (or failed).
 pub enum PendingCommit {
     /// Already decided (nothing to write, or the writer is gone); taken once.
@@ -81,7 +88,7 @@ impl Future for PendingCommit {
 /// A cloneable handle to the writer thread.
 #[derive(Clone)]
 pub struct StoreHandle {
-    requests: mpsc::Sender<WriteRequest>,
+    requests: mpsc::Sender<Request>,
     health: Arc<StorageHealth>,
 }
 
@@ -111,6 +118,15 @@ impl StoreHandle {
         (Self { requests, health }, thread)
     }
 
+    /// A consistent view of everything stored, including every write begun before this.
+    pub async fn view(&self) -> Result<StoreView, StoreError> {
+        let (done, answer) = oneshot::channel();
+        self.requests
+            .send(Request::View(done))
+            .map_err(|_| StoreError::Stopped)?;
+        answer.await.unwrap_or(Err(StoreError::Stopped))
+    }
+
     /// Whether storage is failing now.
     pub fn health(&self) -> &StorageHealth {
         &self.health
@@ -132,7 +148,7 @@ impl StoreHandle {
             ops,
             done: Some(done),
         };
-        match self.requests.send(request) {
+        match self.requests.send(Request::Write(request)) {
             Ok(()) => PendingCommit::Waiting(answer),
             Err(_) => PendingCommit::Done(Some(Err(StoreError::Stopped))),
         }
@@ -140,7 +156,12 @@ impl StoreHandle {
 
     /// Commits `ops` without waiting (a lost write costs at most a redelivery).
     pub fn submit(&self, ops: Vec<StoreOp>) {
-        if !ops.is_empty() && self.requests.send(WriteRequest { ops, done: None }).is_err() {
+        if !ops.is_empty()
+            && self
+                .requests
+                .send(Request::Write(WriteRequest { ops, done: None }))
+                .is_err()
+        {
             error!("storage writer stopped; a write was not recorded");
         }
     }
@@ -167,7 +188,7 @@ struct Writer {
 }
 
 impl Writer {
-    fn run(mut self, inbox: mpsc::Receiver<WriteRequest>) {
+    fn run(mut self, inbox: mpsc::Receiver<Request>) {
         let mut unsynced_since: Option<Instant> = None;
         loop {
             let wake_at = match (&self.failure, unsynced_since) {
@@ -175,7 +196,7 @@ impl Writer {
                 (None, Some(since)) => Some(since + self.flush_interval),
                 (None, None) => None,
             };
-            let first = match wake_at {
+            let request = match wake_at {
                 Some(at) => match inbox.recv_timeout(at.saturating_duration_since(Instant::now())) {
                     Ok(request) => request,
                     Err(mpsc::RecvTimeoutError::Timeout) => {
@@ -192,10 +213,22 @@ impl Writer {
                     Err(_) => break,
                 },
             };
+            let first = match request {
+                Request::Write(write) => write,
+                Request::View(done) => {
+                    let _ = done.send(self.store.view());
+                    continue;
+                }
+            };
             let mut batch = vec![first];
+            let mut view_after = None;
             while batch.len() < MAX_BATCHES_PER_COMMIT {
                 match inbox.try_recv() {
-                    Ok(request) => batch.push(request),
+                    Ok(Request::Write(request)) => batch.push(request),
+                    Ok(Request::View(done)) => {
+                        view_after = Some(done);
+                        break;
+                    }
                     Err(_) => break,
                 }
             }
@@ -228,6 +261,9 @@ impl Writer {
                     };
                     let _ = done.send(answer);
                 }
+            }
+            if let Some(done) = view_after {
+                let _ = done.send(self.store.view());
             }
         }
         if !self.kept.is_empty() || self.failure.is_some() {
@@ -355,6 +391,10 @@ mod tests {
 
         fn sync(&mut self) -> Result<(), StoreError> {
             self.commit(&[], true)
+        }
+
+        fn view(&self) -> Result<StoreView, StoreError> {
+            Err(StoreError::Io("no views in this test".into()))
         }
 
         fn reopen(&mut self) -> Result<(), StoreError> {
