@@ -83,6 +83,8 @@ pub(crate) fn build() -> Result<(PathBuf, PackageSizes), TaskError> {
         &wasm_opt.to_string_lossy(),
         &[
             "-Oz",
+            // Runs the passes again while they still shrink the module.
+            "--converge",
             "--strip-debug",
             "--strip-producers",
             "--enable-bulk-memory",

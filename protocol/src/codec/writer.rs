@@ -41,8 +41,13 @@ pub(crate) fn prefix_length(out: &mut Vec<u8>, start: usize, first: Option<u8>) 
     };
     out.extend(first);
     varint(out, length);
+    // The header (at most 5 bytes) was appended after the body: move it in front.
+    let end = out.len();
     let header_len = usize::from(first.is_some()) + varint_len(length);
-    out[start..].rotate_right(header_len);
+    let mut header = [0u8; 5];
+    header[..header_len].copy_from_slice(&out[end - header_len..]);
+    out.copy_within(start..end - header_len, start + header_len);
+    out[start..start + header_len].copy_from_slice(&header[..header_len]);
     Ok(())
 }
 
