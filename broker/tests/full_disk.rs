@@ -3,7 +3,7 @@
 //! `/ready` says so, and once space is back the broker recovers without a restart, with
 //! every acknowledged message still there after a SIGKILL.
 //!
-//! Mounting needs root; without it the test says so and checks nothing (the writer's
+//! Mounting needs root; without it the full-disk test says so and checks nothing (the writer's
 //! unit tests cover the same states with a store that fails on demand).
 
 mod support;
@@ -203,4 +203,12 @@ async fn a_full_disk_refuses_what_needs_storage_and_recovers_without_a_restart()
         received.len(),
         acknowledged.len()
     );
+}
+
+#[test]
+fn ready_answers_200_while_storage_works() {
+    let broker = Broker::start("");
+    assert_eq!(http_get(broker.ws, "/ready"), "ready\n");
+    assert_eq!(broker.metric("storage_failing"), 0);
+    assert_eq!(broker.metric("storage_kept_changes"), 0);
 }
