@@ -326,6 +326,94 @@ impl Default for Log {
     }
 }
 
+/// `[cluster]`: several broker nodes as one over NATS JetStream; off while `nats` is empty.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Cluster {
+    /// NATS server URLs, e.g. `["nats://10.0.0.1:4222", "nats://10.0.0.2:4222"]`.
+    pub nats: Vec<String>,
+    /// This node's name, unique in the cluster (letters, digits, `-` and `_`).
+    pub node_id: String,
+    /// NATS user name (with `password`).
+    pub user: String,
+    /// NATS password.
+    pub password: String,
+    /// NATS token (instead of user and password).
+    pub token: String,
+    /// NATS credentials file (JWT and NKey seed), instead of the above.
+    pub creds_file: String,
+    /// Prefix of the NATS subjects, streams and buckets of this cluster.
+    pub prefix: String,
+    /// JetStream replicas of the streams and buckets (at most the NATS cluster's size).
+    pub replicas: usize,
+}
+
+impl Default for Cluster {
+    fn default() -> Self {
+        Self {
+            nats: Vec::new(),
+            node_id: String::new(),
+            user: String::new(),
+            password: String::new(),
+            token: String::new(),
+            creds_file: String::new(),
+            prefix: "tabmq".into(),
+            replicas: 3,
+        }
+    }
+}
+
+impl Cluster {
+    /// Whether cluster mode is on.
+    pub fn enabled(&self) -> bool {
+        !self.nats.is_empty()
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |option, reason| Err(ConfigError::Invalid { option, reason });
+        if !self.enabled() {
+            return Ok(());
+        }
+        let name_like = |text: &str| {
+            !text.is_empty()
+                && text
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        };
+        if !name_like(&self.node_id) {
+            return invalid(
+                "cluster.node_id",
+                "needed in cluster mode: a name unique in the cluster, of letters, digits, - and _",
+            );
+        }
+        if !name_like(&self.prefix) {
+            return invalid("cluster.prefix", "letters, digits, - and _ only");
+        }
+        if !(1..=5).contains(&self.replicas) {
+            return invalid("cluster.replicas", "must be between 1 and 5");
+        }
+        if self
+            .nats
+            .iter()
+            .any(|url| !["nats://", "tls://"].iter().any(|scheme| url.starts_with(scheme)))
+        {
+            return invalid("cluster.nats", "each URL must start with nats:// or tls://");
+        }
+        let ways = [
+            !self.user.is_empty(),
+            !self.token.is_empty(),
+            !self.creds_file.is_empty(),
+        ];
+        if ways.iter().filter(|set| **set).count() > 1 {
+            return invalid(
+                "cluster",
+                "give one of user (with password), token and creds_file",
+            );
+        }
+        Ok(())
+    }
+}
+
 /// The whole configuration.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -346,6 +434,8 @@ pub struct Config {
     pub authz: Authz,
     /// `[log]`.
     pub log: Log,
+    /// `[cluster]`.
+    pub cluster: Cluster,
 }
 
 impl Config {
@@ -430,6 +520,7 @@ impl Config {
         if !self.listeners.ws_path.starts_with('/') {
             return invalid("listeners.ws_path", "must start with /");
         }
+        self.cluster.validate()?;
         let limits = &self.limits;
         if limits.max_packet_size < 64
             || limits.max_packet_size > tabmq_protocol::codec::PROTOCOL_MAX_PACKET_SIZE

@@ -12,6 +12,7 @@
 pub mod backup;
 pub mod cli;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod connection;
 pub mod limits;

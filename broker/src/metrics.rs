@@ -81,6 +81,8 @@ counters! {
     storage_failing: "gauge",
     /// Changes of failed commits kept to be written once storage recovers.
     storage_kept_changes: "gauge",
+    /// Messages not sent to the other cluster nodes because the link to NATS was full.
+    cluster_dropped_total: "counter",
 }
 
 impl Metrics {

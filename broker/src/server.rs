@@ -31,6 +31,9 @@ pub enum StartupError {
     /// The data directory is unusable.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Cluster mode is configured and NATS is not usable.
+    #[error(transparent)]
+    Cluster(#[from] crate::cluster::ClusterError),
     /// A password or ACL file is unusable.
     #[error(transparent)]
     Security(#[from] SecurityError),
@@ -94,6 +97,10 @@ pub async fn run(config: Config) -> Result<(), StartupError> {
     } else {
         None
     };
+    let nats = match config.cluster.enabled() {
+        true => Some(crate::cluster::connect(&config.cluster).await?),
+        false => None,
+    };
     let (store, snapshot) = RedbStore::open(&config.storage.data_dir)?;
     info!(
         data_dir = %config.storage.data_dir.display(),
@@ -113,7 +120,15 @@ pub async fn run(config: Config) -> Result<(), StartupError> {
         metrics.clone(),
     );
     let (router_tx, router_rx) = router::inbox(config.limits.router_queue_bytes);
-    let router = Router::new(config.clone(), store.clone(), metrics.clone(), snapshot);
+    let (cluster, bridge) = match nats {
+        Some(nats) => {
+            let (link, task) =
+                crate::cluster::start(nats, &config.cluster, router_tx.clone(), metrics.clone());
+            (Some(link), Some(task))
+        }
+        None => (None, None),
+    };
+    let router = Router::new(config.clone(), store.clone(), metrics.clone(), snapshot, cluster);
     let router_task = tokio::spawn(router.run(router_rx));
     let backups = tokio::spawn(crate::backup::serve(
         config.storage.data_dir.clone(),
@@ -194,6 +209,10 @@ pub async fn run(config: Config) -> Result<(), StartupError> {
     let _ = backups.await;
     crate::backup::remove_socket(&config.storage.data_dir);
     reloader.abort();
+    if let Some(bridge) = bridge {
+        bridge.abort();
+        let _ = bridge.await;
+    }
     drop(router_tx);
     drop(shared);
     let _ = router_task.await;

@@ -33,6 +33,13 @@ pub(super) fn will_to_publish(will: Will) -> Publish {
 }
 
 impl Router {
+    /// Publishes `client_id`'s will, here and on the other cluster nodes.
+    pub(super) fn publish_will(&mut self, will: Will, client_id: &Arc<str>, batch: &mut Batch) {
+        let publish = will_to_publish(will);
+        self.forward_to_cluster(&publish);
+        self.route(publish, Some(client_id), batch);
+    }
+
     /// Rebuilds one stored session at startup.
     pub(super) fn restore_session(&mut self, client_id: String, stored: StoredSession) {
         let client_id: Arc<str> = client_id.into();
@@ -315,7 +322,7 @@ impl Router {
             if let Some(will) = will {
                 let delay = will.properties.will_delay_interval.unwrap_or(0).min(expiry);
                 if delay == 0 {
-                    self.route(will_to_publish(will), Some(client_id), batch);
+                    self.publish_will(will, client_id, batch);
                 } else {
                     session.record.pending_will = Some((will, now_ms + u64::from(delay) * 1000));
                 }
@@ -346,7 +353,7 @@ impl Router {
         }
         Metrics::sub(&self.metrics.messages_queued, session.outstanding.len() as u64);
         if let Some(will) = will {
-            self.route(will_to_publish(will), Some(&session.client_id), batch);
+            self.publish_will(will, &session.client_id, batch);
         }
     }
 }

@@ -103,6 +103,8 @@ pub enum ToRouter {
     Tick,
     /// Stop: tell every connection the server is shutting down.
     Shutdown,
+    /// A message published on another cluster node, for this node's subscribers.
+    FromCluster(Box<Publish>),
 }
 
 impl ToRouter {
@@ -117,6 +119,7 @@ impl ToRouter {
                 .as_ref()
                 .map_or(0, |will| will.topic.len() + will.payload.len()),
             ToRouter::Publish { publish, .. } => publish.topic.len() + publish.payload.len(),
+            ToRouter::FromCluster(publish) => publish.topic.len() + publish.payload.len(),
             ToRouter::Subscribe { subscribe, .. } => subscribe
                 .subscriptions
                 .iter()

@@ -16,6 +16,7 @@ mod connect;
 mod filter_trie;
 mod flap_guard;
 pub mod inbox;
+mod interest;
 mod mailbox;
 pub mod messages;
 mod publish;
@@ -40,11 +41,13 @@ use tracing::warn;
 pub use self::connect::DROPPED_PROPERTY;
 use self::flap_guard::FlapGuard;
 pub use self::inbox::{RouterGone, RouterReceiver, RouterSender, inbox};
+pub use self::interest::InterestChange;
 pub use self::mailbox::Mailbox;
 pub use self::messages::{ConnectionId, ConnectionLink, DetachReason, ToConnection, ToRouter};
 use self::retained::Retained;
 use self::session::Session;
 use self::subscriptions::SubscriptionIndex;
+use crate::cluster::ClusterLink;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::store::{PendingCommit, Snapshot, StoreError, StoreHandle, StoreOp};
@@ -112,6 +115,8 @@ pub struct Router {
     orphans: HashMap<ConnectionId, Vec<(u64, Publish)>>,
     /// Batches committing, oldest first.
     unreleased: VecDeque<Unreleased>,
+    /// The other cluster nodes, in cluster mode.
+    cluster: Option<ClusterLink>,
     assigned_ids: u64,
     ticks: u64,
     shutting_down: bool,
@@ -119,7 +124,13 @@ pub struct Router {
 
 impl Router {
     /// A router resuming what the store holds.
-    pub fn new(config: Arc<Config>, store: StoreHandle, metrics: Arc<Metrics>, snapshot: Snapshot) -> Self {
+    pub fn new(
+        config: Arc<Config>,
+        store: StoreHandle,
+        metrics: Arc<Metrics>,
+        snapshot: Snapshot,
+        cluster: Option<ClusterLink>,
+    ) -> Self {
         let flap_guard = FlapGuard::new(
             config.sessions.flap_max_takeovers,
             std::time::Duration::from_secs(config.sessions.flap_window_secs),
@@ -130,12 +141,16 @@ impl Router {
             store,
             metrics,
             sessions: HashMap::default(),
-            subscriptions: SubscriptionIndex::default(),
+            subscriptions: match cluster {
+                Some(_) => SubscriptionIndex::counting_interest(),
+                None => SubscriptionIndex::default(),
+            },
             retained: Retained::from_stored(snapshot.retained),
             flap_guard,
             waiting_takeovers: HashMap::default(),
             orphans: HashMap::default(),
             unreleased: VecDeque::new(),
+            cluster,
             assigned_ids: 0,
             ticks: 0,
             shutting_down: false,
@@ -145,7 +160,24 @@ impl Router {
         }
         Metrics::set(&router.metrics.sessions, router.sessions.len() as u64);
         Metrics::set(&router.metrics.retained_messages, router.retained.len() as u64);
+        router.tell_cluster_interest();
         router
+    }
+
+    /// Sends a message published on this node to the other cluster nodes, if any.
+    fn forward_to_cluster(&self, publish: &Publish) {
+        if let Some(cluster) = &self.cluster {
+            cluster.forward(publish);
+        }
+    }
+
+    /// Tells the cluster which filters gained or lost their subscriptions.
+    fn tell_cluster_interest(&mut self) {
+        if let Some(cluster) = &self.cluster {
+            for change in self.subscriptions.take_interest_changes() {
+                cluster.interest(change);
+            }
+        }
     }
 
     /// Handles messages until every sender is gone, then releases what is committing.
@@ -168,6 +200,7 @@ impl Router {
                         self.handle(message, &mut batch);
                     }
                     inbox.give_back_room();
+                    self.tell_cluster_interest();
                     self.begin_release(batch);
                 }
             }
@@ -264,6 +297,9 @@ impl Router {
             }
             ToRouter::Tick => self.tick(batch),
             ToRouter::Shutdown => self.shutdown(batch),
+            ToRouter::FromCluster(publish) => {
+                self.route(*publish, None, batch);
+            }
         }
     }
 

@@ -96,6 +96,7 @@ impl Router {
             return;
         }
         // Who may publish where (`$` topics included) was decided by the connection.
+        self.forward_to_cluster(&publish);
         let reason = if self.route(publish, Some(client_id), batch) {
             ReasonCode::Success
         } else {

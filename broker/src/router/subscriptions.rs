@@ -13,6 +13,7 @@ use tabmq_protocol::packet::SubscriptionOptions;
 use tabmq_protocol::topic::SharedFilter;
 
 use super::filter_trie::FilterTrie;
+use super::interest::{Interest, InterestChange};
 
 /// One session's subscription to one filter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,11 +53,44 @@ pub(crate) struct SubscriptionIndex {
     wildcard: FilterTrie<HashMap<Arc<str>, Subscriber>>,
     /// Share groups by filter, then by group name.
     shared: FilterTrie<HashMap<String, ShareGroup>>,
+    /// Subscriptions counted per filter (cluster mode).
+    interest: Interest,
 }
 
 impl SubscriptionIndex {
+    /// An index that also counts its subscriptions per filter (see [`Interest`]).
+    pub(crate) fn counting_interest() -> Self {
+        Self {
+            interest: Interest::counting(),
+            ..Self::default()
+        }
+    }
+
+    /// The filters that gained their first subscription or lost their last since the last
+    /// call (only when counting).
+    pub(crate) fn take_interest_changes(&mut self) -> Vec<InterestChange> {
+        self.interest.take_changes()
+    }
+
     /// Adds or replaces a subscription; `true` if it already existed.
     pub(crate) fn add(&mut self, client_id: &Arc<str>, filter: &str, subscriber: Subscriber) -> bool {
+        let existed = self.add_entry(client_id, filter, subscriber);
+        if !existed {
+            self.interest.gained(filter);
+        }
+        existed
+    }
+
+    /// Removes a subscription; `true` if it existed.
+    pub(crate) fn remove(&mut self, client_id: &str, filter: &str) -> bool {
+        let removed = self.remove_entry(client_id, filter);
+        if removed {
+            self.interest.lost(filter);
+        }
+        removed
+    }
+
+    fn add_entry(&mut self, client_id: &Arc<str>, filter: &str, subscriber: Subscriber) -> bool {
         if let Ok(Some(shared)) = SharedFilter::parse(filter) {
             let group = self
                 .shared
@@ -78,8 +112,7 @@ impl SubscriptionIndex {
         subscribers.insert(client_id.clone(), subscriber).is_some()
     }
 
-    /// Removes a subscription; `true` if it existed.
-    pub(crate) fn remove(&mut self, client_id: &str, filter: &str) -> bool {
+    fn remove_entry(&mut self, client_id: &str, filter: &str) -> bool {
         if let Ok(Some(shared)) = SharedFilter::parse(filter) {
             let Some(groups) = self.shared.get_mut(shared.filter) else {
                 return false;

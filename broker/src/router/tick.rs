@@ -8,7 +8,6 @@ use tabmq_protocol::QoS;
 use tabmq_protocol::packet::Publish;
 use tracing::info;
 
-use super::connect::will_to_publish;
 use super::publish::SYS_PREFIX;
 use super::{Batch, Router};
 use crate::clock::unix_millis;
@@ -58,7 +57,7 @@ impl Router {
                 client_id: client_id.to_string(),
                 record: Box::new(record),
             });
-            self.route(will_to_publish(will), Some(&client_id), batch);
+            self.publish_will(will, &client_id, batch);
         }
         Metrics::set(&self.metrics.sessions, self.sessions.len() as u64);
         self.flap_guard.prune(Instant::now());

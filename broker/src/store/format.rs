@@ -191,6 +191,18 @@ impl TryFrom<MessageRecord> for StoredMessage {
     }
 }
 
+/// `message` as bytes for another cluster node: its storage record, without a seal.
+pub fn message_bytes(message: &StoredMessage) -> Vec<u8> {
+    // Serializing plain data into a Vec cannot fail.
+    postcard::to_allocvec(&MessageRecord::from(message)).unwrap_or_default()
+}
+
+/// The message in bytes from [`message_bytes`], if they decode.
+pub fn message_from_bytes(bytes: &[u8]) -> Option<StoredMessage> {
+    let record: MessageRecord = postcard::from_bytes(bytes).ok()?;
+    record.try_into().ok()
+}
+
 /// A subscription of a session.
 #[derive(Debug, Serialize, Deserialize)]
 struct SubscriptionRecord {

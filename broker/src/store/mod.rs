@@ -11,7 +11,7 @@ mod redb_store;
 mod verify;
 mod writer;
 
-pub use format::{Damage, FORMAT_VERSION};
+pub use format::{Damage, FORMAT_VERSION, message_bytes, message_from_bytes};
 pub use records::{SessionRecord, Snapshot, StoredMessage, StoredSession, StoredSubscription};
 pub use redb_store::{DATABASE_FILE, RedbStore};
 pub use verify::{VERIFY_THREAD, Verified, verify_copy};

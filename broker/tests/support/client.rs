@@ -354,7 +354,7 @@ impl TestClient {
         self.client.disconnect(ReasonCode::Success, self.now());
         self.flush().await;
         if let Socket::Ws(ws) = &mut self.socket {
-            let _ = ws.close(None).await;
+            let _ = (**ws).close(None).await;
         }
     }
 

@@ -4,4 +4,5 @@
 pub mod broker;
 pub mod client;
 pub mod cpu;
+pub mod nats;
 pub mod raw;

@@ -1,0 +1,308 @@
+//! Cluster mode: broker nodes that share their messages over NATS.
+//!
+//! Each node publishes what its clients publish (and their wills) to the message's
+//! subject (see [`subject`]), and subscribes to the subjects of the filters its sessions
+//! hold, counted by the router ([`InterestChange`]): a node receives only what its
+//! clients want. A message comes back to its own node too when that node also wants it;
+//! the node id in its headers drops it there. Two overlapping filters (`a/#`, `a/+`) make
+//! NATS deliver a message once per subscription; a sequence number per sending node drops
+//! the second copy (NATS keeps one sender's messages in order on a connection).
+//!
+//! This is the routing between nodes for online subscribers (NATS core, at most once
+//! between nodes). Sessions, queued QoS 1/2 messages and retained messages in JetStream
+//! are not built yet; the node checks at startup that JetStream is there.
+
+pub mod subject;
+
+use std::time::Duration;
+
+use async_nats::{HeaderMap, ServerAddr};
+use foldhash::HashMap;
+use futures_util::StreamExt;
+use tabmq_protocol::packet::Publish;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tracing::{info, warn};
+
+use crate::config::Cluster;
+use crate::metrics::Metrics;
+use crate::router::{InterestChange, RouterSender, ToRouter};
+use crate::store::{StoredMessage, message_bytes, message_from_bytes};
+
+/// Messages waiting to be handed to NATS before new ones are dropped (and counted).
+const OUTBOUND_CAPACITY: usize = 16 * 1024;
+
+const NODE_HEADER: &str = "Tabmq-Node";
+const SEQ_HEADER: &str = "Tabmq-Seq";
+
+/// Why cluster mode could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    /// A `cluster.nats` URL does not parse.
+    #[error("cluster.nats: {url:?} is not a NATS URL: {reason}")]
+    BadUrl {
+        /// The URL.
+        url: String,
+        /// Why.
+        reason: String,
+    },
+    /// The credentials file cannot be read.
+    #[error("cluster.creds_file: {0}")]
+    Credentials(std::io::Error),
+    /// No NATS server answered.
+    #[error("cannot connect to NATS at {urls}: {reason}")]
+    Connect {
+        /// The URLs tried.
+        urls: String,
+        /// Why.
+        reason: String,
+    },
+    /// The NATS servers run without JetStream.
+    #[error(
+        "NATS at {urls} has no JetStream for this account ({reason}); start nats-server with -js (jetstream {{}} in its config)"
+    )]
+    NoJetStream {
+        /// The URLs tried.
+        urls: String,
+        /// What NATS said.
+        reason: String,
+    },
+}
+
+/// What the router hands to the cluster.
+enum Outbound {
+    Message(Box<Publish>),
+    Interest(InterestChange),
+}
+
+/// The router's side of the cluster.
+#[derive(Clone)]
+pub struct ClusterLink {
+    outbound: mpsc::Sender<Outbound>,
+    metrics: std::sync::Arc<Metrics>,
+}
+
+impl ClusterLink {
+    /// Sends a message published on this node to the other nodes.
+    pub fn forward(&self, publish: &Publish) {
+        if self
+            .outbound
+            .try_send(Outbound::Message(Box::new(publish.clone())))
+            .is_err()
+        {
+            Metrics::inc(&self.metrics.cluster_dropped_total);
+        }
+    }
+
+    /// Tells the cluster that this node wants (or no longer wants) a filter's messages.
+    pub fn interest(&self, change: InterestChange) {
+        if self.outbound.try_send(Outbound::Interest(change)).is_err() {
+            warn!("cluster link full: a subscription change was lost");
+        }
+    }
+}
+
+/// Connects to NATS and checks that JetStream is there.
+pub async fn connect(config: &Cluster) -> Result<async_nats::Client, ClusterError> {
+    let urls = config.nats.join(", ");
+    let addresses = config
+        .nats
+        .iter()
+        .map(|url| {
+            url.parse::<ServerAddr>().map_err(|error| ClusterError::BadUrl {
+                url: url.clone(),
+                reason: error.to_string(),
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut options = async_nats::ConnectOptions::new()
+        .name(format!("tabmq {}", config.node_id))
+        .connection_timeout(Duration::from_secs(5));
+    if !config.user.is_empty() {
+        options = options.user_and_password(config.user.clone(), config.password.clone());
+    } else if !config.token.is_empty() {
+        options = options.token(config.token.clone());
+    } else if !config.creds_file.is_empty() {
+        options = options
+            .credentials_file(&config.creds_file)
+            .await
+            .map_err(ClusterError::Credentials)?;
+    }
+    let client = options
+        .connect(addresses)
+        .await
+        .map_err(|error| ClusterError::Connect {
+            urls: urls.clone(),
+            reason: error.to_string(),
+        })?;
+    async_nats::jetstream::new(client.clone())
+        .query_account()
+        .await
+        .map_err(|error| ClusterError::NoJetStream {
+            urls,
+            reason: error.to_string(),
+        })?;
+    let info = client.server_info();
+    info!(
+        server = %info.server_name,
+        cluster = info.cluster.as_deref().unwrap_or("-"),
+        "cluster mode: connected to NATS with JetStream"
+    );
+    Ok(client)
+}
+
+/// Starts the task that carries messages between this node and NATS.
+pub fn start(
+    client: async_nats::Client,
+    config: &Cluster,
+    router: RouterSender,
+    metrics: std::sync::Arc<Metrics>,
+) -> (ClusterLink, JoinHandle<()>) {
+    let (outbound, requests) = mpsc::channel(OUTBOUND_CAPACITY);
+    let bridge = Bridge {
+        client,
+        prefix: config.prefix.clone(),
+        node_id: config.node_id.clone(),
+        // A new sequence per boot, above the last one's: the other nodes keep the highest
+        // they saw from this node.
+        next_seq: crate::clock::unix_millis().saturating_mul(1_000_000),
+        subscriptions: HashMap::default(),
+        last_seen: HashMap::default(),
+        router,
+    };
+    let task = tokio::spawn(bridge.run(requests));
+    (ClusterLink { outbound, metrics }, task)
+}
+
+/// A message from another node, as received.
+struct Incoming {
+    subject: async_nats::Subject,
+    headers: Option<HeaderMap>,
+    payload: bytes::Bytes,
+}
+
+struct Bridge {
+    client: async_nats::Client,
+    prefix: String,
+    node_id: String,
+    next_seq: u64,
+    /// The forwarding tasks of each wanted filter's subjects.
+    subscriptions: HashMap<String, Vec<JoinHandle<()>>>,
+    /// The highest sequence seen from each node.
+    last_seen: HashMap<String, u64>,
+    router: RouterSender,
+}
+
+impl Bridge {
+    async fn run(mut self, mut requests: mpsc::Receiver<Outbound>) {
+        let (incoming_tx, mut incoming) = mpsc::channel::<Incoming>(1024);
+        loop {
+            tokio::select! {
+                request = requests.recv() => match request {
+                    Some(Outbound::Message(publish)) => self.publish(&publish).await,
+                    Some(Outbound::Interest(change)) => self.change_interest(change, &incoming_tx).await,
+                    None => break,
+                },
+                Some(message) = incoming.recv() => {
+                    if self.deliver(message).await.is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+        for tasks in self.subscriptions.into_values() {
+            tasks.iter().for_each(JoinHandle::abort);
+        }
+    }
+
+    async fn publish(&mut self, publish: &Publish) {
+        let subject = subject::topic_subject(&self.prefix, &publish.topic);
+        let mut headers = HeaderMap::new();
+        headers.insert(NODE_HEADER, self.node_id.as_str());
+        headers.insert(SEQ_HEADER, self.next_seq.to_string().as_str());
+        self.next_seq += 1;
+        let message = StoredMessage {
+            publish: publish.clone(),
+            expires_at_ms: None,
+        };
+        if let Err(error) = self
+            .client
+            .publish_with_headers(subject, headers, message_bytes(&message).into())
+            .await
+        {
+            warn!(%error, "cluster: a message could not be sent to NATS");
+        }
+    }
+
+    async fn change_interest(&mut self, change: InterestChange, incoming: &mpsc::Sender<Incoming>) {
+        match change {
+            InterestChange::Gained(filter) => {
+                let mut tasks = Vec::new();
+                for subject in subject::filter_subjects(&self.prefix, &filter) {
+                    match self.client.subscribe(subject).await {
+                        Ok(mut subscriber) => {
+                            let incoming = incoming.clone();
+                            tasks.push(tokio::spawn(async move {
+                                while let Some(message) = subscriber.next().await {
+                                    let message = Incoming {
+                                        subject: message.subject,
+                                        headers: message.headers,
+                                        payload: message.payload,
+                                    };
+                                    if incoming.send(message).await.is_err() {
+                                        return;
+                                    }
+                                }
+                            }));
+                        }
+                        Err(error) => warn!(%error, %filter, "cluster: cannot subscribe"),
+                    }
+                }
+                // The server has the subscriptions once this returns.
+                let _ = self.client.flush().await;
+                self.subscriptions.insert(filter, tasks);
+            }
+            InterestChange::Lost(filter) => {
+                for task in self.subscriptions.remove(&filter).unwrap_or_default() {
+                    task.abort();
+                }
+            }
+        }
+    }
+
+    /// Hands a message from another node to the router, once.
+    async fn deliver(&mut self, message: Incoming) -> Result<(), ()> {
+        let header = |name: &str| {
+            message
+                .headers
+                .as_ref()
+                .and_then(|headers| headers.get(name))
+                .map(|value| value.as_str().to_owned())
+        };
+        let (Some(node), Some(seq)) = (
+            header(NODE_HEADER),
+            header(SEQ_HEADER).and_then(|s| s.parse::<u64>().ok()),
+        ) else {
+            return Ok(());
+        };
+        if node == self.node_id {
+            return Ok(());
+        }
+        let last = self.last_seen.entry(node).or_default();
+        if seq <= *last {
+            return Ok(());
+        }
+        *last = seq;
+        let topic = subject::subject_topic(&self.prefix, &message.subject);
+        let Some(message) =
+            message_from_bytes(&message.payload).filter(|m| Some(&m.publish.topic) == topic.as_ref())
+        else {
+            warn!(subject = %message.subject, "cluster: a malformed message was dropped");
+            return Ok(());
+        };
+        self.router
+            .send(ToRouter::FromCluster(Box::new(message.publish)))
+            .await
+            .map_err(|_| ())
+    }
+}

@@ -1,0 +1,147 @@
+//! Cluster mode, with a real three-server NATS cluster and two tabmq nodes: messages
+//! published on one node reach subscribers on the other, once each, at every QoS, on
+//! topics NATS subjects cannot carry as they are; a subscription is effective on the other
+//! node within a bound measured here; a node without NATS or without JetStream refuses to
+//! start with a clear error.
+
+mod support;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use support::broker::{Broker, run_binary};
+use support::client::{TestClient, config};
+use support::nats::NatsCluster;
+use tabmq_protocol::packet::Publish;
+use tabmq_protocol::{ProtocolVersion, QoS};
+
+const V5: ProtocolVersion = ProtocolVersion::V5;
+
+#[tokio::test]
+async fn a_message_published_on_one_node_reaches_subscribers_on_another_once() {
+    let nats = NatsCluster::start("routing");
+    let node1 = Broker::start(&nats.node_config("node-1", 0));
+    let node2 = Broker::start(&nats.node_config("node-2", 1));
+
+    let mut subscriber = TestClient::tcp(node1.tcp, config(V5, "sub", true)).await;
+    // Overlapping filters: NATS delivers to the node once per subscription; the session
+    // still gets each message once.
+    for filter in ["room/+/msg", "room/#", "odd/#"] {
+        subscriber.subscribe(filter, QoS::ExactlyOnce).await;
+    }
+    let mut publisher = TestClient::tcp(node2.tcp, config(V5, "pub", true)).await;
+    // Wait until node 1's interest has reached node 2's NATS server.
+    let started = Instant::now();
+    loop {
+        publisher
+            .publish(Publish::new("room/0/msg", "probe", QoS::AtMostOnce))
+            .await;
+        if subscriber.message(Duration::from_millis(100)).await.is_some() {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "interest never propagated"
+        );
+    }
+    while subscriber.message(Duration::from_millis(200)).await.is_some() {}
+
+    let topics = [
+        "room/1/msg",
+        "odd/a.b/c d",
+        "odd/*/>",
+        "odd/$x/%41",
+        "odd//empty",
+        "odd/ünï",
+    ];
+    let mut sent = Vec::new();
+    for (n, topic) in topics.iter().enumerate() {
+        for qos in [QoS::AtMostOnce, QoS::AtLeastOnce, QoS::ExactlyOnce] {
+            let payload = format!("{n}-{qos:?}");
+            publisher
+                .publish(Publish::new(*topic, payload.clone(), qos))
+                .await;
+            sent.push(((*topic).to_owned(), payload));
+        }
+    }
+    let mut received: HashMap<(String, String), usize> = HashMap::new();
+    while let Some(message) = subscriber.message(Duration::from_secs(1)).await {
+        let key = (
+            message.topic.clone(),
+            String::from_utf8_lossy(&message.payload).into_owned(),
+        );
+        *received.entry(key).or_default() += 1;
+    }
+    for key in &sent {
+        assert_eq!(received.get(key), Some(&1), "{key:?} once; received {received:?}");
+    }
+    assert_eq!(received.len(), sent.len(), "nothing else: {received:?}");
+}
+
+#[tokio::test]
+async fn a_subscription_is_effective_on_another_node_soon_after_its_suback() {
+    let nats = NatsCluster::start("interest");
+    let node1 = Broker::start(&nats.node_config("node-1", 0));
+    let node2 = Broker::start(&nats.node_config("node-2", 2));
+    let mut publisher = TestClient::tcp(node2.tcp, config(V5, "pub", true)).await;
+    let mut worst = Duration::ZERO;
+    for trial in 0..10 {
+        let mut subscriber = TestClient::tcp(node1.tcp, config(V5, &format!("sub-{trial}"), true)).await;
+        let topic = format!("fresh/{trial}");
+        subscriber.subscribe(&topic, QoS::AtMostOnce).await;
+        let suback = Instant::now();
+        loop {
+            publisher
+                .publish(Publish::new(topic.clone(), "x", QoS::AtMostOnce))
+                .await;
+            if subscriber.message(Duration::from_millis(5)).await.is_some() {
+                break;
+            }
+            assert!(
+                suback.elapsed() < Duration::from_secs(1),
+                "trial {trial}: not effective within 1 s"
+            );
+        }
+        worst = worst.max(suback.elapsed());
+        subscriber.disconnect().await;
+    }
+    println!("a subscription was effective on the other node at most {worst:?} after its SUBACK (10 trials)");
+}
+
+#[test]
+fn a_node_without_nats_or_jetstream_refuses_to_start_with_a_clear_error() {
+    let dir = std::env::temp_dir().join(format!("tabmq-cluster-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("directory");
+    let unused = std::net::TcpListener::bind("127.0.0.1:0").expect("port");
+    let address = unused.local_addr().expect("address");
+    drop(unused);
+    std::fs::write(
+        dir.join("nowhere.toml"),
+        format!("[cluster]\nnats = [\"nats://{address}\"]\nnode_id = \"n1\"\n"),
+    )
+    .expect("config");
+    let args = [
+        "--config",
+        "nowhere.toml",
+        "--ws",
+        "",
+        "--tcp",
+        "127.0.0.1:0",
+        "--data-dir",
+        "data",
+    ];
+    let (code, stderr) = run_binary(&args, &dir);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("cannot connect to NATS"), "{stderr}");
+
+    std::fs::write(
+        dir.join("nameless.toml"),
+        format!("[cluster]\nnats = [\"nats://{address}\"]\n"),
+    )
+    .expect("config");
+    let args = ["--config", "nameless.toml", "--ws", "", "--tcp", "127.0.0.1:0"];
+    let (code, stderr) = run_binary(&args, &dir);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("cluster.node_id"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
