@@ -120,6 +120,7 @@ pub async fn run(config: Config) -> Result<(), StartupError> {
         metrics.clone(),
     );
     let (router_tx, router_rx) = router::inbox(config.limits.router_queue_bytes);
+    let ownership = nats.as_ref().map(|nats| nats.ownership.clone());
     let (cluster, bridge) = match nats {
         Some(nats) => {
             let (link, task) =
@@ -146,6 +147,7 @@ pub async fn run(config: Config) -> Result<(), StartupError> {
         security: security.clone(),
         per_address: PerAddress::new(&config.limits),
         proxies: TrustedProxies::new(&config.listeners.trusted_proxies),
+        ownership,
     });
     let reloader = tokio::spawn(reload_on_hangup(security, tls.clone()));
     let (alive, mut all_closed) = mpsc::channel::<()>(1);

@@ -10,10 +10,10 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use support::broker::{Broker, run_binary};
-use support::client::{TestClient, config};
+use support::client::{Closed, TestClient, config};
 use support::nats::NatsCluster;
 use tabmq_protocol::packet::Publish;
-use tabmq_protocol::{ProtocolVersion, QoS};
+use tabmq_protocol::{ProtocolVersion, QoS, ReasonCode};
 
 const V5: ProtocolVersion = ProtocolVersion::V5;
 
@@ -106,6 +106,72 @@ async fn a_subscription_is_effective_on_another_node_soon_after_its_suback() {
         subscriber.disconnect().await;
     }
     println!("a subscription was effective on the other node at most {worst:?} after its SUBACK (10 trials)");
+}
+
+#[tokio::test]
+async fn a_client_id_connecting_on_another_node_takes_the_connection_over() {
+    let nats = NatsCluster::start("takeover");
+    let node1 = Broker::start(&nats.node_config("node-1", 0));
+    let node2 = Broker::start(&nats.node_config("node-2", 1));
+    for version in [ProtocolVersion::V311, V5] {
+        let id = format!("device-{version:?}");
+        let mut first = TestClient::ws(node1.ws, config(version, &id, true)).await;
+        assert!(first.connack().await.is_ok());
+        let mut second = TestClient::ws(node2.ws, config(version, &id, true)).await;
+        assert!(second.connack().await.is_ok());
+        let (cause, closed) = first.disconnection().await;
+        if version == V5 {
+            assert!(cause.is_takeover(), "{version:?}: got {cause:?}");
+        }
+        assert_eq!(
+            closed,
+            Some(Closed::WebSocket(4000, "session taken over".into())),
+            "{version:?}"
+        );
+        assert!(second.is_connected(), "{version:?}: the newcomer stays");
+        // And back: node 1 takes it from node 2.
+        let mut third = TestClient::ws(node1.ws, config(version, &id, true)).await;
+        assert!(third.connack().await.is_ok());
+        let (_, closed) = second.disconnection().await;
+        assert_eq!(closed, Some(Closed::WebSocket(4000, "session taken over".into())));
+        assert!(third.is_connected());
+    }
+    // Each counted where the old connection was; one still closing (its close lingers for
+    // the client's last bytes) when the next claim came is counted by the local path too.
+    assert!(node1.metric("takeovers_total") + node2.metric("takeovers_total") >= 4);
+}
+
+#[tokio::test]
+async fn reject_policy_refuses_a_newcomer_on_another_node() {
+    let nats = NatsCluster::start("reject");
+    let reject = "[sessions]\ntakeover = \"reject\"\n";
+    let node1 = Broker::start(&format!("{reject}{}", nats.node_config("node-1", 0)));
+    let node2 = Broker::start(&format!("{reject}{}", nats.node_config("node-2", 2)));
+    let mut holder = TestClient::tcp(node1.tcp, config(V5, "dev", true)).await;
+    assert!(holder.connack().await.is_ok());
+    for version in [V5, ProtocolVersion::V311] {
+        let mut newcomer = TestClient::tcp(node2.tcp, config(version, "dev", true)).await;
+        assert_eq!(
+            newcomer.connack().await,
+            Err(ReasonCode::ClientIdentifierNotValid),
+            "{version:?}"
+        );
+    }
+    assert!(holder.message(Duration::from_millis(300)).await.is_none());
+    assert!(holder.is_connected(), "the holder keeps its connection");
+    // Once it is gone, another node may have the client id.
+    holder.disconnect().await;
+    let started = Instant::now();
+    loop {
+        let mut newcomer = TestClient::tcp(node2.tcp, config(V5, "dev", true)).await;
+        if newcomer.connack().await.is_ok() {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "the client id was never released"
+        );
+    }
 }
 
 #[test]

@@ -8,11 +8,15 @@
 //! NATS deliver a message once per subscription; a sequence number per sending node drops
 //! the second copy (NATS keeps one sender's messages in order on a connection).
 //!
-//! This is the routing between nodes for online subscribers (NATS core, at most once
-//! between nodes). Sessions, queued QoS 1/2 messages and retained messages in JetStream
-//! are not built yet; the node checks at startup that JetStream is there.
+//! Which node holds a client id's connection is kept in JetStream ([`Ownership`]), so a
+//! takeover works across nodes. This is the routing between nodes for online subscribers
+//! (NATS core, at most once between nodes); sessions' subscriptions and queued QoS 1/2
+//! messages, and retained messages, are not in JetStream yet.
 
+mod ownership;
 pub mod subject;
+
+pub use ownership::{ClaimError, Ownership};
 
 use std::time::Duration;
 
@@ -55,6 +59,14 @@ pub enum ClusterError {
         /// The URLs tried.
         urls: String,
         /// Why.
+        reason: String,
+    },
+    /// A JetStream bucket cannot be created or opened.
+    #[error("cannot create or open the JetStream bucket {bucket}: {reason}")]
+    Bucket {
+        /// The bucket.
+        bucket: String,
+        /// What NATS said.
         reason: String,
     },
     /// The NATS servers run without JetStream.
@@ -102,8 +114,16 @@ impl ClusterLink {
     }
 }
 
-/// Connects to NATS and checks that JetStream is there.
-pub async fn connect(config: &Cluster) -> Result<async_nats::Client, ClusterError> {
+/// A node's connection to NATS, and its view of which node holds which client id.
+pub struct Nats {
+    client: async_nats::Client,
+    /// Session ownership across nodes.
+    pub ownership: Ownership,
+}
+
+/// Connects to NATS, checks that JetStream is there and opens the buckets, with
+/// `cluster.replicas` copies (at most as many as NATS servers).
+pub async fn connect(config: &Cluster) -> Result<Nats, ClusterError> {
     let urls = config.nats.join(", ");
     let addresses = config
         .nats
@@ -143,24 +163,30 @@ pub async fn connect(config: &Cluster) -> Result<async_nats::Client, ClusterErro
             reason: error.to_string(),
         })?;
     let info = client.server_info();
+    let replicas = config.replicas.min(info.connect_urls.len().max(1));
     info!(
         server = %info.server_name,
         cluster = info.cluster.as_deref().unwrap_or("-"),
+        replicas,
         "cluster mode: connected to NATS with JetStream"
     );
-    Ok(client)
+    let jetstream = async_nats::jetstream::new(client.clone());
+    let ownership = Ownership::open(&jetstream, &config.prefix, replicas, &config.node_id).await?;
+    Ok(Nats { client, ownership })
 }
 
-/// Starts the task that carries messages between this node and NATS.
+/// Starts the tasks that carry messages between this node and NATS and watch for
+/// takeovers by other nodes.
 pub fn start(
-    client: async_nats::Client,
+    nats: Nats,
     config: &Cluster,
     router: RouterSender,
     metrics: std::sync::Arc<Metrics>,
 ) -> (ClusterLink, JoinHandle<()>) {
     let (outbound, requests) = mpsc::channel(OUTBOUND_CAPACITY);
+    let watch = tokio::spawn(nats.ownership.clone().watch_takeovers(router.clone()));
     let bridge = Bridge {
-        client,
+        client: nats.client,
         prefix: config.prefix.clone(),
         node_id: config.node_id.clone(),
         // A new sequence per boot, above the last one's: the other nodes keep the highest
@@ -170,7 +196,10 @@ pub fn start(
         last_seen: HashMap::default(),
         router,
     };
-    let task = tokio::spawn(bridge.run(requests));
+    let task = tokio::spawn(async move {
+        bridge.run(requests).await;
+        watch.abort();
+    });
     (ClusterLink { outbound, metrics }, task)
 }
 

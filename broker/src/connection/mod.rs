@@ -19,12 +19,13 @@ use tabmq_protocol::packet::Connect;
 use tabmq_protocol::server::{CloseCause, Connection, ConnectionPhase, ServerConfig, ServerEvent};
 use tabmq_protocol::topic::SharedFilter;
 use tabmq_protocol::{ProtocolVersion, ReasonCode};
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use self::inflight::InflightRecorder;
 use self::transport::{CLOSE_SESSION_TAKEN_OVER, Transport};
 use crate::clock::Clock;
-use crate::config::Config;
+use crate::cluster::{ClaimError, Ownership};
+use crate::config::{Config, TakeoverPolicy};
 use crate::limits::{PerAddress, PublishRate};
 use crate::listener::proxy::TrustedProxies;
 use crate::metrics::Metrics;
@@ -59,6 +60,8 @@ pub struct Shared {
     pub per_address: Arc<PerAddress>,
     /// The proxies whose word on the client's address is taken.
     pub proxies: TrustedProxies,
+    /// Which cluster node holds which client id (cluster mode).
+    pub ownership: Option<Ownership>,
 }
 
 impl Shared {
@@ -185,7 +188,13 @@ pub async fn run(shared: Arc<Shared>, mut transport: Transport, peer: SocketAddr
                     .authenticate(&connect, peer.ip(), certified.as_deref()),
             )
             .await;
-            match identity {
+            let claimed = match identity {
+                Ok(identity) => Box::pin(claim_in_cluster(&shared, &connect))
+                    .await
+                    .map(|()| identity),
+                Err(reason) => Err(reason),
+            };
+            match claimed {
                 Ok(identity) => {
                     state.identity = identity;
                     let _ = shared
@@ -223,6 +232,7 @@ pub async fn run(shared: Arc<Shared>, mut transport: Transport, peer: SocketAddr
         }
     }
     let flows = machine.take_session();
+    let client_id = state.client_id.clone();
     let detached = ToRouter::Detached {
         connection: id,
         client_id: state.client_id,
@@ -230,8 +240,35 @@ pub async fn run(shared: Arc<Shared>, mut transport: Transport, peer: SocketAddr
         reason: state.detach,
     };
     let _ = shared.router.send(detached).await;
+    if let (Some(ownership), Some(client_id)) = (&shared.ownership, client_id) {
+        Box::pin(ownership.release(&client_id)).await;
+    }
     Metrics::dec(&shared.metrics.connections);
     debug!(%peer, id, "connection closed");
+}
+
+/// In cluster mode, makes this node the holder of the client id (a takeover of a
+/// connection on another node), or says why the CONNECT is refused.
+async fn claim_in_cluster(shared: &Shared, connect: &Connect) -> Result<(), ReasonCode> {
+    let Some(ownership) = &shared.ownership else {
+        return Ok(());
+    };
+    if connect.client_id.is_empty() {
+        // The router assigns a unique one.
+        return Ok(());
+    }
+    let reject = shared.config.sessions.takeover == TakeoverPolicy::Reject;
+    match ownership.claim(&connect.client_id, reject).await {
+        Ok(()) => Ok(()),
+        Err(ClaimError::Held(node)) => {
+            info!(client_id = %connect.client_id, %node, "refused: client id connected on another node (takeover policy reject)");
+            Err(ReasonCode::ClientIdentifierNotValid)
+        }
+        Err(error) => {
+            warn!(client_id = %connect.client_id, %error, "refused: the cluster cannot record the connection");
+            Err(ReasonCode::ServerUnavailable)
+        }
+    }
 }
 
 async fn sleep_until(deadline: Option<tokio::time::Instant>) {

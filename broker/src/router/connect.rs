@@ -158,6 +158,18 @@ impl Router {
         }
     }
 
+    /// Another cluster node took `client_id` over: its connection here, if any, is told
+    /// as in a local takeover, and the flap guard counts it.
+    pub(super) fn taken_over_elsewhere(&mut self, client_id: &Arc<str>, batch: &mut Batch) {
+        let Some(link) = self.sessions.get(client_id).and_then(|s| s.link.clone()) else {
+            return;
+        };
+        info!(%client_id, "session taken over by a connection on another node");
+        Metrics::inc(&self.metrics.takeovers_total);
+        let _ = self.flap_guard.record_takeover(client_id, Instant::now());
+        batch.send(&link, ToConnection::TakenOver);
+    }
+
     /// Gives the session of `client_id` to the connection behind `link`.
     fn attach(
         &mut self,

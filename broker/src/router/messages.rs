@@ -105,6 +105,8 @@ pub enum ToRouter {
     Shutdown,
     /// A message published on another cluster node, for this node's subscribers.
     FromCluster(Box<Publish>),
+    /// Another cluster node took this client id's connection over.
+    TakenOverElsewhere(Arc<str>),
 }
 
 impl ToRouter {
@@ -120,6 +122,7 @@ impl ToRouter {
                 .map_or(0, |will| will.topic.len() + will.payload.len()),
             ToRouter::Publish { publish, .. } => publish.topic.len() + publish.payload.len(),
             ToRouter::FromCluster(publish) => publish.topic.len() + publish.payload.len(),
+            ToRouter::TakenOverElsewhere(client_id) => client_id.len(),
             ToRouter::Subscribe { subscribe, .. } => subscribe
                 .subscriptions
                 .iter()

@@ -300,6 +300,7 @@ impl Router {
             ToRouter::FromCluster(publish) => {
                 self.route(*publish, None, batch);
             }
+            ToRouter::TakenOverElsewhere(client_id) => self.taken_over_elsewhere(&client_id, batch),
         }
     }
 

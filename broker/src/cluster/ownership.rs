@@ -1,0 +1,215 @@
+//! Which node holds each client id's connection, in the JetStream key-value bucket
+//! `<prefix>-sessions`: one entry per client id, `<node id> connected|offline`.
+//!
+//! A node claims a client id before accepting its CONNECT, by compare-and-set on the
+//! entry's revision: of two nodes claiming at once, one wins each revision and the other
+//! reads again, so the entry names one node at a time. Every node watches the bucket; a
+//! claim by another node of a client id connected here is a takeover, told to the router
+//! like a local one (v5 DISCONNECT 0x8E, WebSocket close 4000). With `takeover = "reject"`
+//! a claim fails while another node holds the client id connected.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::kv::{self, Operation, Store};
+use foldhash::HashMap;
+use futures_util::StreamExt;
+use tracing::warn;
+
+use super::ClusterError;
+use crate::router::{RouterSender, ToRouter};
+
+/// How long a claim keeps trying while the bucket answers with errors.
+const CLAIM_PATIENCE: Duration = Duration::from_secs(5);
+
+/// The wait between two tries of a claim.
+const CLAIM_RETRY: Duration = Duration::from_millis(20);
+
+/// Why a claim failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClaimError {
+    /// Another node holds the client id connected, and takeovers are refused.
+    #[error("the client id is connected on node {0}")]
+    Held(String),
+    /// The bucket could not be read or written.
+    #[error("cluster session bucket: {0}")]
+    Unavailable(String),
+}
+
+/// This node's view of the ownership bucket.
+#[derive(Clone)]
+pub struct Ownership {
+    kv: Store,
+    node_id: String,
+    /// The revision of this node's latest claim per key: older entries seen by the watch
+    /// are history, not takeovers.
+    claims: Arc<Mutex<HashMap<String, u64>>>,
+}
+
+/// The bucket key of a client id (keys allow few characters: hex it).
+fn key_of(client_id: &str) -> String {
+    client_id.bytes().map(|byte| format!("{byte:02x}")).collect()
+}
+
+fn client_id_of(key: &str) -> Option<String> {
+    let bytes: Option<Vec<u8>> = (0..key.len())
+        .step_by(2)
+        .map(|at| {
+            key.get(at..at + 2)
+                .and_then(|hex| u8::from_str_radix(hex, 16).ok())
+        })
+        .collect();
+    String::from_utf8(bytes?).ok()
+}
+
+/// `(node, connected)` of an entry's value.
+fn owner_of(value: &[u8]) -> Option<(&str, bool)> {
+    let text = std::str::from_utf8(value).ok()?;
+    let (node, state) = text.split_once(' ')?;
+    Some((node, state == "connected"))
+}
+
+impl Ownership {
+    /// Opens (or creates) the bucket with `replicas` copies.
+    pub async fn open(
+        jetstream: &async_nats::jetstream::Context,
+        prefix: &str,
+        replicas: usize,
+        node_id: &str,
+    ) -> Result<Self, ClusterError> {
+        let config = kv::Config {
+            bucket: format!("{prefix}-sessions"),
+            description: "tabmq: the node holding each client id".into(),
+            history: 1,
+            num_replicas: replicas,
+            ..kv::Config::default()
+        };
+        let kv = jetstream
+            .create_or_update_key_value(config)
+            .await
+            .map_err(|error| ClusterError::Bucket {
+                bucket: format!("{prefix}-sessions"),
+                reason: error.to_string(),
+            })?;
+        Ok(Self {
+            kv,
+            node_id: node_id.to_owned(),
+            claims: Arc::default(),
+        })
+    }
+
+    /// Makes this node the holder of `client_id`; with `reject`, fails while another
+    /// node holds it connected.
+    pub async fn claim(&self, client_id: &str, reject: bool) -> Result<(), ClaimError> {
+        let key = key_of(client_id);
+        let value = bytes::Bytes::from(format!("{} connected", self.node_id));
+        // Writes that lose a race are read again at once; errors (a JetStream leader being
+        // elected) are tried again a little later, for a while.
+        let deadline = Instant::now() + CLAIM_PATIENCE;
+        loop {
+            let written = match self.kv.entry(key.as_str()).await {
+                Ok(entry) => match entry.filter(|e| e.operation == Operation::Put) {
+                    Some(entry) => {
+                        if let Some((node, true)) = owner_of(&entry.value)
+                            && reject
+                            && node != self.node_id
+                        {
+                            return Err(ClaimError::Held(node.to_owned()));
+                        }
+                        self.kv
+                            .update(&key, value.clone(), entry.revision)
+                            .await
+                            .map_err(|e| e.to_string())
+                    }
+                    None => self
+                        .kv
+                        .create(&key, value.clone())
+                        .await
+                        .map_err(|e| e.to_string()),
+                },
+                Err(error) => Err(error.to_string()),
+            };
+            match written {
+                Ok(revision) => {
+                    self.claims
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .insert(key, revision);
+                    return Ok(());
+                }
+                Err(error) if Instant::now() >= deadline => return Err(ClaimError::Unavailable(error)),
+                Err(_) => tokio::time::sleep(CLAIM_RETRY).await,
+            }
+        }
+    }
+
+    /// Marks `client_id` offline, if this node still holds it.
+    pub async fn release(&self, client_id: &str) {
+        let key = key_of(client_id);
+        let revision = self
+            .claims
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&key);
+        if let Some(revision) = revision {
+            let value = bytes::Bytes::from(format!("{} offline", self.node_id));
+            // Fails if another node claimed it since: then it is not ours to release.
+            let _ = self.kv.update(&key, value, revision).await;
+        }
+    }
+
+    /// Tells the router of every claim by another node of a client id, until the bucket
+    /// or the router goes away.
+    pub async fn watch_takeovers(self, router: RouterSender) {
+        let mut watch = match self.kv.watch_all().await {
+            Ok(watch) => watch,
+            Err(error) => {
+                warn!(%error, "cluster: cannot watch the session bucket; takeovers from other nodes go unseen");
+                return;
+            }
+        };
+        while let Some(entry) = watch.next().await {
+            let Ok(entry) = entry else { continue };
+            let Some((node, true)) = owner_of(&entry.value) else {
+                continue;
+            };
+            if node == self.node_id {
+                continue;
+            }
+            let ours = self
+                .claims
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .get(&entry.key)
+                .copied();
+            if ours.is_some_and(|revision| revision > entry.revision) {
+                continue;
+            }
+            let Some(client_id) = client_id_of(&entry.key) else {
+                continue;
+            };
+            if router
+                .send(ToRouter::TakenOverElsewhere(client_id.into()))
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_ids_become_keys_and_come_back() {
+        for client_id in ["device-1", "a.b c/ü", ""] {
+            assert!(key_of(client_id).bytes().all(|b| b.is_ascii_hexdigit()));
+            assert_eq!(client_id_of(&key_of(client_id)).as_deref(), Some(client_id));
+        }
+        assert_eq!(owner_of(b"node-1 connected"), Some(("node-1", true)));
+        assert_eq!(owner_of(b"node-1 offline"), Some(("node-1", false)));
+    }
+}
