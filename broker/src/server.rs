@@ -101,7 +101,15 @@ pub async fn run(config: Config) -> Result<(), StartupError> {
         true => Some(crate::cluster::connect(&config.cluster).await?),
         false => None,
     };
-    let (store, snapshot) = RedbStore::open(&config.storage.data_dir)?;
+    let (store, mut snapshot) = RedbStore::open(&config.storage.data_dir)?;
+    if let Some(nats) = &nats {
+        // The cluster's retained messages, not this node's older copy.
+        snapshot.retained = nats
+            .initial_retained
+            .iter()
+            .map(|message| (message.publish.topic.clone(), message.clone()))
+            .collect();
+    }
     info!(
         data_dir = %config.storage.data_dir.display(),
         sessions = snapshot.sessions.len(),

@@ -174,6 +174,54 @@ async fn reject_policy_refuses_a_newcomer_on_another_node() {
     }
 }
 
+/// The retained messages a new subscription to `state/#` on `node` gets, by topic.
+async fn retained_state(node: &Broker, client_id: &str) -> Vec<(String, String)> {
+    let mut subscriber = TestClient::tcp(node.tcp, config(V5, client_id, true)).await;
+    subscriber.subscribe("state/#", QoS::AtLeastOnce).await;
+    let mut state = Vec::new();
+    while let Some(message) = subscriber.message(Duration::from_millis(300)).await {
+        assert!(message.retain);
+        state.push((
+            message.topic.clone(),
+            String::from_utf8_lossy(&message.payload).into_owned(),
+        ));
+    }
+    state.sort();
+    state
+}
+
+#[tokio::test]
+async fn retained_messages_are_seen_from_every_node_also_one_started_later() {
+    let nats = NatsCluster::start("retained");
+    let node1 = Broker::start(&nats.node_config("node-1", 0));
+    let node2 = Broker::start(&nats.node_config("node-2", 1));
+    let mut publisher = TestClient::tcp(node1.tcp, config(V5, "pub", true)).await;
+    for (topic, payload) in [("state/a", "on"), ("state/b", "x"), ("state/b", "")] {
+        let retained = Publish {
+            retain: true,
+            ..Publish::new(topic, payload, QoS::AtLeastOnce)
+        };
+        publisher.publish(retained).await;
+    }
+    let expected = vec![("state/a".to_owned(), "on".to_owned())];
+    // Node 2 had no subscriber to these topics: it follows the cluster's bucket.
+    let started = Instant::now();
+    let mut trial = 0;
+    while retained_state(&node2, &format!("late-{trial}")).await != expected {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "node 2 never learned the retained state"
+        );
+        trial += 1;
+    }
+    let node3 = Broker::start(&nats.node_config("node-3", 2));
+    assert_eq!(
+        retained_state(&node3, "newcomer").await,
+        expected,
+        "loaded at startup"
+    );
+}
+
 #[test]
 fn a_node_without_nats_or_jetstream_refuses_to_start_with_a_clear_error() {
     let dir = std::env::temp_dir().join(format!("tabmq-cluster-cli-{}", std::process::id()));

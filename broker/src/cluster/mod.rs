@@ -9,14 +9,33 @@
 //! the second copy (NATS keeps one sender's messages in order on a connection).
 //!
 //! Which node holds a client id's connection is kept in JetStream ([`Ownership`]), so a
-//! takeover works across nodes. This is the routing between nodes for online subscribers
-//! (NATS core, at most once between nodes); sessions' subscriptions and queued QoS 1/2
-//! messages, and retained messages, are not in JetStream yet.
+//! takeover works across nodes, and so are retained messages ([`RetainedBucket`]). This is
+//! the routing between nodes for online subscribers (NATS core, at most once between
+//! nodes); sessions' subscriptions and queued QoS 1/2 messages are not in JetStream yet.
 
 mod ownership;
+mod retained;
 pub mod subject;
 
 pub use ownership::{ClaimError, Ownership};
+pub use retained::RetainedBucket;
+
+/// A bucket key for any text (keys allow few characters): its bytes in hex.
+fn hex_key(text: &str) -> String {
+    text.bytes().map(|byte| format!("{byte:02x}")).collect()
+}
+
+/// The text of a [`hex_key`].
+fn text_of_hex_key(key: &str) -> Option<String> {
+    let bytes: Option<Vec<u8>> = (0..key.len())
+        .step_by(2)
+        .map(|at| {
+            key.get(at..at + 2)
+                .and_then(|hex| u8::from_str_radix(hex, 16).ok())
+        })
+        .collect();
+    String::from_utf8(bytes?).ok()
+}
 
 use std::time::Duration;
 
@@ -114,11 +133,16 @@ impl ClusterLink {
     }
 }
 
-/// A node's connection to NATS, and its view of which node holds which client id.
+/// A node's connection to NATS, its view of which node holds which client id, and the
+/// retained messages of the cluster.
 pub struct Nats {
     client: async_nats::Client,
     /// Session ownership across nodes.
     pub ownership: Ownership,
+    retained: RetainedBucket,
+    /// The retained messages held when the node started.
+    pub initial_retained: Vec<StoredMessage>,
+    retained_changes: async_nats::jetstream::kv::Watch,
 }
 
 /// Connects to NATS, checks that JetStream is there and opens the buckets, with
@@ -172,7 +196,15 @@ pub async fn connect(config: &Cluster) -> Result<Nats, ClusterError> {
     );
     let jetstream = async_nats::jetstream::new(client.clone());
     let ownership = Ownership::open(&jetstream, &config.prefix, replicas, &config.node_id).await?;
-    Ok(Nats { client, ownership })
+    let retained = RetainedBucket::open(&jetstream, &config.prefix, replicas).await?;
+    let (initial_retained, retained_changes) = retained.load().await?;
+    Ok(Nats {
+        client,
+        ownership,
+        retained,
+        initial_retained,
+        retained_changes,
+    })
 }
 
 /// Starts the tasks that carry messages between this node and NATS and watch for
@@ -185,8 +217,10 @@ pub fn start(
 ) -> (ClusterLink, JoinHandle<()>) {
     let (outbound, requests) = mpsc::channel(OUTBOUND_CAPACITY);
     let watch = tokio::spawn(nats.ownership.clone().watch_takeovers(router.clone()));
+    let follow = tokio::spawn(RetainedBucket::follow(nats.retained_changes, router.clone()));
     let bridge = Bridge {
         client: nats.client,
+        retained: nats.retained,
         prefix: config.prefix.clone(),
         node_id: config.node_id.clone(),
         // A new sequence per boot, above the last one's: the other nodes keep the highest
@@ -199,6 +233,7 @@ pub fn start(
     let task = tokio::spawn(async move {
         bridge.run(requests).await;
         watch.abort();
+        follow.abort();
     });
     (ClusterLink { outbound, metrics }, task)
 }
@@ -212,6 +247,7 @@ struct Incoming {
 
 struct Bridge {
     client: async_nats::Client,
+    retained: RetainedBucket,
     prefix: String,
     node_id: String,
     next_seq: u64,
@@ -245,6 +281,9 @@ impl Bridge {
     }
 
     async fn publish(&mut self, publish: &Publish) {
+        if publish.retain {
+            self.retained.set(publish).await;
+        }
         let subject = subject::topic_subject(&self.prefix, &publish.topic);
         let mut headers = HeaderMap::new();
         headers.insert(NODE_HEADER, self.node_id.as_str());

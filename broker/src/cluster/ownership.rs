@@ -16,7 +16,7 @@ use foldhash::HashMap;
 use futures_util::StreamExt;
 use tracing::warn;
 
-use super::ClusterError;
+use super::{ClusterError, hex_key, text_of_hex_key};
 use crate::router::{RouterSender, ToRouter};
 
 /// How long a claim keeps trying while the bucket answers with errors.
@@ -44,22 +44,6 @@ pub struct Ownership {
     /// The revision of this node's latest claim per key: older entries seen by the watch
     /// are history, not takeovers.
     claims: Arc<Mutex<HashMap<String, u64>>>,
-}
-
-/// The bucket key of a client id (keys allow few characters: hex it).
-fn key_of(client_id: &str) -> String {
-    client_id.bytes().map(|byte| format!("{byte:02x}")).collect()
-}
-
-fn client_id_of(key: &str) -> Option<String> {
-    let bytes: Option<Vec<u8>> = (0..key.len())
-        .step_by(2)
-        .map(|at| {
-            key.get(at..at + 2)
-                .and_then(|hex| u8::from_str_radix(hex, 16).ok())
-        })
-        .collect();
-    String::from_utf8(bytes?).ok()
 }
 
 /// `(node, connected)` of an entry's value.
@@ -101,7 +85,7 @@ impl Ownership {
     /// Makes this node the holder of `client_id`; with `reject`, fails while another
     /// node holds it connected.
     pub async fn claim(&self, client_id: &str, reject: bool) -> Result<(), ClaimError> {
-        let key = key_of(client_id);
+        let key = hex_key(client_id);
         let value = bytes::Bytes::from(format!("{} connected", self.node_id));
         // Writes that lose a race are read again at once; errors (a JetStream leader being
         // elected) are tried again a little later, for a while.
@@ -145,7 +129,7 @@ impl Ownership {
 
     /// Marks `client_id` offline, if this node still holds it.
     pub async fn release(&self, client_id: &str) {
-        let key = key_of(client_id);
+        let key = hex_key(client_id);
         let revision = self
             .claims
             .lock()
@@ -185,7 +169,7 @@ impl Ownership {
             if ours.is_some_and(|revision| revision > entry.revision) {
                 continue;
             }
-            let Some(client_id) = client_id_of(&entry.key) else {
+            let Some(client_id) = text_of_hex_key(&entry.key) else {
                 continue;
             };
             if router
@@ -206,8 +190,8 @@ mod tests {
     #[test]
     fn client_ids_become_keys_and_come_back() {
         for client_id in ["device-1", "a.b c/ü", ""] {
-            assert!(key_of(client_id).bytes().all(|b| b.is_ascii_hexdigit()));
-            assert_eq!(client_id_of(&key_of(client_id)).as_deref(), Some(client_id));
+            assert!(hex_key(client_id).bytes().all(|b| b.is_ascii_hexdigit()));
+            assert_eq!(text_of_hex_key(&hex_key(client_id)).as_deref(), Some(client_id));
         }
         assert_eq!(owner_of(b"node-1 connected"), Some(("node-1", true)));
         assert_eq!(owner_of(b"node-1 offline"), Some(("node-1", false)));

@@ -107,6 +107,8 @@ pub enum ToRouter {
     FromCluster(Box<Publish>),
     /// Another cluster node took this client id's connection over.
     TakenOverElsewhere(Arc<str>),
+    /// A topic's retained message as the cluster holds it now (an empty payload: none).
+    RetainedFromCluster(Box<Publish>),
 }
 
 impl ToRouter {
@@ -123,6 +125,7 @@ impl ToRouter {
             ToRouter::Publish { publish, .. } => publish.topic.len() + publish.payload.len(),
             ToRouter::FromCluster(publish) => publish.topic.len() + publish.payload.len(),
             ToRouter::TakenOverElsewhere(client_id) => client_id.len(),
+            ToRouter::RetainedFromCluster(publish) => publish.topic.len() + publish.payload.len(),
             ToRouter::Subscribe { subscribe, .. } => subscribe
                 .subscriptions
                 .iter()

@@ -164,6 +164,17 @@ impl Router {
         router
     }
 
+    /// Holds a topic's retained message as the cluster has it (delivering it is the
+    /// message's own route's job; the cluster's bucket, not this node's store, keeps it).
+    fn retained_from_cluster(&mut self, publish: &Publish) {
+        let expires_at = publish
+            .properties
+            .message_expiry_interval
+            .map(|secs| crate::clock::unix_millis() + u64::from(secs) * 1000);
+        let _ = self.retained.update(publish, expires_at);
+        Metrics::set(&self.metrics.retained_messages, self.retained.len() as u64);
+    }
+
     /// Sends a message published on this node to the other cluster nodes, if any.
     fn forward_to_cluster(&self, publish: &Publish) {
         if let Some(cluster) = &self.cluster {
@@ -301,6 +312,7 @@ impl Router {
                 self.route(*publish, None, batch);
             }
             ToRouter::TakenOverElsewhere(client_id) => self.taken_over_elsewhere(&client_id, batch),
+            ToRouter::RetainedFromCluster(publish) => self.retained_from_cluster(&publish),
         }
     }
 
