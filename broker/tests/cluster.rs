@@ -174,6 +174,77 @@ async fn reject_policy_refuses_a_newcomer_on_another_node() {
     }
 }
 
+#[tokio::test]
+async fn a_share_group_with_members_on_two_nodes_gets_each_message_once() {
+    let nats = NatsCluster::start("shared");
+    let node1 = Broker::start(&nats.node_config("node-1", 0));
+    let node2 = Broker::start(&nats.node_config("node-2", 1));
+    let mut workers = Vec::new();
+    for (node, id) in [(&node1, "w1"), (&node1, "w2"), (&node2, "w3")] {
+        let mut worker = TestClient::tcp(node.tcp, config(V5, id, true)).await;
+        worker.subscribe("$share/workers/jobs/+", QoS::AtLeastOnce).await;
+        workers.push(worker);
+    }
+    let mut audit = TestClient::tcp(node2.tcp, config(V5, "audit", true)).await;
+    audit.subscribe("jobs/#", QoS::AtLeastOnce).await;
+    let mut publisher = TestClient::tcp(node1.tcp, config(V5, "boss", true)).await;
+    // Probe until every node's interest is known to the others' NATS servers: the audit
+    // subscription and the group's members on both nodes have been reached.
+    let started = Instant::now();
+    let mut reached = [false; 4];
+    while reached.iter().any(|seen| !seen) {
+        publisher
+            .publish(Publish::new("jobs/probe", "p", QoS::AtMostOnce))
+            .await;
+        for (index, client) in workers.iter_mut().chain([&mut audit]).enumerate() {
+            while client.message(Duration::from_millis(20)).await.is_some() {
+                reached[index] = true;
+            }
+        }
+        // One of node 1's two members is enough there.
+        reached[0] |= reached[1];
+        reached[1] = reached[0];
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "interest never propagated: {reached:?}"
+        );
+    }
+    for client in workers.iter_mut().chain([&mut audit]) {
+        while client.message(Duration::from_millis(100)).await.is_some() {}
+    }
+
+    const JOBS: usize = 40;
+    for n in 0..JOBS {
+        publisher
+            .publish(Publish::new("jobs/x", n.to_string(), QoS::AtLeastOnce))
+            .await;
+    }
+    let mut done: HashMap<String, usize> = HashMap::new();
+    let mut per_worker = Vec::new();
+    for worker in &mut workers {
+        let mut count = 0;
+        while let Some(message) = worker.message(Duration::from_millis(500)).await {
+            *done
+                .entry(String::from_utf8_lossy(&message.payload).into_owned())
+                .or_default() += 1;
+            count += 1;
+        }
+        per_worker.push(count);
+    }
+    let mut audited = 0;
+    while audit.message(Duration::from_millis(500)).await.is_some() {
+        audited += 1;
+    }
+    println!("{JOBS} jobs shared by w1, w2 (node 1) and w3 (node 2): {per_worker:?}");
+    assert_eq!(done.len(), JOBS, "every job done: {done:?}");
+    assert!(done.values().all(|count| *count == 1), "each once: {done:?}");
+    assert!(
+        per_worker[2] > 0 && per_worker[0] + per_worker[1] > 0,
+        "both nodes' members work: {per_worker:?}"
+    );
+    assert_eq!(audited, JOBS, "the ordinary subscription gets every job");
+}
+
 /// The retained messages a new subscription to `state/#` on `node` gets, by topic.
 async fn retained_state(node: &Broker, client_id: &str) -> Vec<(String, String)> {
     let mut subscriber = TestClient::tcp(node.tcp, config(V5, client_id, true)).await;

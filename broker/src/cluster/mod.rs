@@ -9,7 +9,10 @@
 //! the second copy (NATS keeps one sender's messages in order on a connection).
 //!
 //! Which node holds a client id's connection is kept in JetStream ([`Ownership`]), so a
-//! takeover works across nodes, and so are retained messages ([`RetainedBucket`]). This is
+//! takeover works across nodes, and so are retained messages ([`RetainedBucket`]).
+//! Share groups (`$share/group/filter`) are NATS queue subscriptions, named after the group
+//! and filter on every node, so one member in the whole cluster gets each message; a node
+//! publishing a message reaches its own members only through the cluster too. This is
 //! the routing between nodes for online subscribers (NATS core, at most once between
 //! nodes); sessions' subscriptions and queued QoS 1/2 messages are not in JetStream yet.
 
@@ -49,7 +52,9 @@ use tracing::{info, warn};
 
 use crate::config::Cluster;
 use crate::metrics::Metrics;
-use crate::router::{InterestChange, RouterSender, ToRouter};
+use tabmq_protocol::topic::SharedFilter;
+
+use crate::router::{InterestChange, Reach, RouterSender, ToRouter};
 use crate::store::{StoredMessage, message_bytes, message_from_bytes};
 
 /// Messages waiting to be handed to NATS before new ones are dropped (and counted).
@@ -238,11 +243,14 @@ pub fn start(
     (ClusterLink { outbound, metrics }, task)
 }
 
-/// A message from another node, as received.
+/// A message from the cluster, as received.
 struct Incoming {
     subject: async_nats::Subject,
     headers: Option<HeaderMap>,
     payload: bytes::Bytes,
+    /// The share group (`$share/group/filter`) whose queue subscription received it;
+    /// `None` for an ordinary subscription.
+    group: Option<String>,
 }
 
 struct Bridge {
@@ -253,8 +261,9 @@ struct Bridge {
     next_seq: u64,
     /// The forwarding tasks of each wanted filter's subjects.
     subscriptions: HashMap<String, Vec<JoinHandle<()>>>,
-    /// The highest sequence seen from each node.
-    last_seen: HashMap<String, u64>,
+    /// The highest sequence seen from each node, per ordinary subscriptions (`None`) and
+    /// per share group.
+    last_seen: HashMap<(String, Option<String>), u64>,
     router: RouterSender,
 }
 
@@ -305,17 +314,29 @@ impl Bridge {
     async fn change_interest(&mut self, change: InterestChange, incoming: &mpsc::Sender<Incoming>) {
         match change {
             InterestChange::Gained(filter) => {
+                // A share group's filter is a queue subscription, the same on every node
+                // with members: NATS gives each message to one of them.
+                let (topic_filter, group) = match SharedFilter::parse(&filter) {
+                    Ok(Some(shared)) => (shared.filter.to_owned(), Some(filter.clone())),
+                    _ => (filter.clone(), None),
+                };
                 let mut tasks = Vec::new();
-                for subject in subject::filter_subjects(&self.prefix, &filter) {
-                    match self.client.subscribe(subject).await {
+                for subject in subject::filter_subjects(&self.prefix, &topic_filter) {
+                    let subscribed = match &group {
+                        Some(group) => self.client.queue_subscribe(subject, hex_key(group)).await,
+                        None => self.client.subscribe(subject).await,
+                    };
+                    match subscribed {
                         Ok(mut subscriber) => {
                             let incoming = incoming.clone();
+                            let group = group.clone();
                             tasks.push(tokio::spawn(async move {
                                 while let Some(message) = subscriber.next().await {
                                     let message = Incoming {
                                         subject: message.subject,
                                         headers: message.headers,
                                         payload: message.payload,
+                                        group: group.clone(),
                                     };
                                     if incoming.send(message).await.is_err() {
                                         return;
@@ -353,23 +374,30 @@ impl Bridge {
         ) else {
             return Ok(());
         };
-        if node == self.node_id {
+        // This node's own messages reach its ordinary subscriptions directly, but its share
+        // groups only through the cluster.
+        if node == self.node_id && message.group.is_none() {
             return Ok(());
         }
-        let last = self.last_seen.entry(node).or_default();
+        let last = self.last_seen.entry((node, message.group.clone())).or_default();
         if seq <= *last {
             return Ok(());
         }
         *last = seq;
         let topic = subject::subject_topic(&self.prefix, &message.subject);
+        let group = message.group;
         let Some(message) =
             message_from_bytes(&message.payload).filter(|m| Some(&m.publish.topic) == topic.as_ref())
         else {
             warn!(subject = %message.subject, "cluster: a malformed message was dropped");
             return Ok(());
         };
+        let reach = match group {
+            Some(group) => Reach::Group(group),
+            None => Reach::Ordinary,
+        };
         self.router
-            .send(ToRouter::FromCluster(Box::new(message.publish)))
+            .send(ToRouter::FromCluster(Box::new(message.publish), reach))
             .await
             .map_err(|_| ())
     }

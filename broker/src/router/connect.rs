@@ -37,7 +37,8 @@ impl Router {
     pub(super) fn publish_will(&mut self, will: Will, client_id: &Arc<str>, batch: &mut Batch) {
         let publish = will_to_publish(will);
         self.forward_to_cluster(&publish);
-        self.route(publish, Some(client_id), batch);
+        let reach = self.local_reach();
+        self.route(publish, Some(client_id), &reach, batch);
     }
 
     /// Rebuilds one stored session at startup.

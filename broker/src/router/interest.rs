@@ -1,9 +1,9 @@
 //! Which topic filters the broker's sessions subscribe to, counted, for cluster mode: a
 //! node asks the cluster for the messages of a filter when its first subscription comes
-//! and stops when its last goes. A shared subscription counts under its filter.
+//! and stops when its last goes. A shared subscription (`$share/group/filter`) counts as
+//! itself: its messages come through the cluster to one member of the group.
 
 use foldhash::HashMap;
-use tabmq_protocol::topic::SharedFilter;
 
 /// A filter that gained its first subscription or lost its last.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,14 +22,6 @@ pub(crate) struct Interest {
     changes: Vec<InterestChange>,
 }
 
-/// The filter a subscription asks messages of (`$share/group/f` asks those of `f`).
-fn filter_of(filter: &str) -> &str {
-    match SharedFilter::parse(filter) {
-        Ok(Some(shared)) => shared.filter,
-        _ => filter,
-    }
-}
-
 impl Interest {
     /// Counting from now on.
     pub(crate) fn counting() -> Self {
@@ -44,7 +36,6 @@ impl Interest {
         if !self.on {
             return;
         }
-        let filter = filter_of(filter);
         let count = self.counts.entry(filter.to_owned()).or_default();
         *count += 1;
         if *count == 1 {
@@ -57,7 +48,6 @@ impl Interest {
         if !self.on {
             return;
         }
-        let filter = filter_of(filter);
         let Some(count) = self.counts.get_mut(filter) else {
             return;
         };

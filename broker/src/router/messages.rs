@@ -41,6 +41,18 @@ pub enum DetachReason {
     NotStored,
 }
 
+/// Which subscriptions a message is routed to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reach {
+    /// Every matching subscription.
+    All,
+    /// Ordinary subscriptions only: in cluster mode, share groups get each message through
+    /// the cluster, so that one member in the whole cluster gets it.
+    Ordinary,
+    /// One member of this share group (`$share/group/filter`) only.
+    Group(String),
+}
+
 /// From a connection task to the router. Kept to a few words (the rare large messages
 /// boxed): every PUBLISH is moved through the router's inbox.
 #[derive(Debug)]
@@ -103,8 +115,8 @@ pub enum ToRouter {
     Tick,
     /// Stop: tell every connection the server is shutting down.
     Shutdown,
-    /// A message published on another cluster node, for this node's subscribers.
-    FromCluster(Box<Publish>),
+    /// A message from the cluster, for this node's subscriptions it reaches.
+    FromCluster(Box<Publish>, Reach),
     /// Another cluster node took this client id's connection over.
     TakenOverElsewhere(Arc<str>),
     /// A topic's retained message as the cluster holds it now (an empty payload: none).
@@ -123,7 +135,7 @@ impl ToRouter {
                 .as_ref()
                 .map_or(0, |will| will.topic.len() + will.payload.len()),
             ToRouter::Publish { publish, .. } => publish.topic.len() + publish.payload.len(),
-            ToRouter::FromCluster(publish) => publish.topic.len() + publish.payload.len(),
+            ToRouter::FromCluster(publish, _) => publish.topic.len() + publish.payload.len(),
             ToRouter::TakenOverElsewhere(client_id) => client_id.len(),
             ToRouter::RetainedFromCluster(publish) => publish.topic.len() + publish.payload.len(),
             ToRouter::Subscribe { subscribe, .. } => subscribe

@@ -43,7 +43,7 @@ use self::flap_guard::FlapGuard;
 pub use self::inbox::{RouterGone, RouterReceiver, RouterSender, inbox};
 pub use self::interest::InterestChange;
 pub use self::mailbox::Mailbox;
-pub use self::messages::{ConnectionId, ConnectionLink, DetachReason, ToConnection, ToRouter};
+pub use self::messages::{ConnectionId, ConnectionLink, DetachReason, Reach, ToConnection, ToRouter};
 use self::retained::Retained;
 use self::session::Session;
 use self::subscriptions::SubscriptionIndex;
@@ -173,6 +173,15 @@ impl Router {
             .map(|secs| crate::clock::unix_millis() + u64::from(secs) * 1000);
         let _ = self.retained.update(publish, expires_at);
         Metrics::set(&self.metrics.retained_messages, self.retained.len() as u64);
+    }
+
+    /// The subscriptions a message published on this node reaches here: all of them, or in
+    /// cluster mode the ordinary ones (share groups get it through the cluster).
+    fn local_reach(&self) -> Reach {
+        match self.cluster {
+            Some(_) => Reach::Ordinary,
+            None => Reach::All,
+        }
     }
 
     /// Sends a message published on this node to the other cluster nodes, if any.
@@ -308,8 +317,8 @@ impl Router {
             }
             ToRouter::Tick => self.tick(batch),
             ToRouter::Shutdown => self.shutdown(batch),
-            ToRouter::FromCluster(publish) => {
-                self.route(*publish, None, batch);
+            ToRouter::FromCluster(publish, reach) => {
+                self.route(*publish, None, &reach, batch);
             }
             ToRouter::TakenOverElsewhere(client_id) => self.taken_over_elsewhere(&client_id, batch),
             ToRouter::RetainedFromCluster(publish) => self.retained_from_cluster(&publish),

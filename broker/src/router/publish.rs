@@ -6,8 +6,8 @@ use tabmq_protocol::packet::Publish;
 use tabmq_protocol::{QoS, ReasonCode};
 
 use super::session::Outstanding;
-use super::subscriptions::Subscriber;
-use super::{Batch, ConnectionId, HashMap, Router, ToConnection};
+use super::subscriptions::{ShareGroup, Subscriber};
+use super::{Batch, ConnectionId, HashMap, Reach, Router, ToConnection};
 use crate::clock::unix_millis;
 use crate::config::QueueFullPolicy;
 use crate::metrics::Metrics;
@@ -56,6 +56,21 @@ fn merge_by_session(targets: &mut Vec<(Arc<str>, Target)>) {
     }
 }
 
+/// The member of a share group whose turn it is (an online one if any), the turn passed on.
+fn member_in_turn(
+    group: &mut ShareGroup,
+    sessions: &HashMap<Arc<str>, Box<super::session::Session>>,
+) -> Option<(Arc<str>, Target)> {
+    let online = |(id, _): &&(Arc<str>, Subscriber)| sessions.get(id).is_some_and(|s| s.link.is_some());
+    let (client_id, subscriber) = group
+        .in_turn()
+        .find(online)
+        .or_else(|| group.in_turn().next())
+        .cloned()?;
+    group.advance_past(&client_id);
+    Some((client_id, Target::of(&subscriber)))
+}
+
 /// A copy of a published message, made into what one subscriber receives.
 pub(super) fn tailored(mut out: Publish, qos: QoS, retain: bool, identifiers: Vec<u32>) -> Publish {
     out.qos = out.qos.min(qos);
@@ -97,7 +112,8 @@ impl Router {
         }
         // Who may publish where (`$` topics included) was decided by the connection.
         self.forward_to_cluster(&publish);
-        let reason = if self.route(publish, Some(client_id), batch) {
+        let reach = self.local_reach();
+        let reason = if self.route(publish, Some(client_id), &reach, batch) {
             ReasonCode::Success
         } else {
             ReasonCode::NoMatchingSubscribers
@@ -117,7 +133,13 @@ impl Router {
 
     /// Delivers `publish` to every matching session; `true` if any matched.
     /// `origin` is the publishing client, for the no-local option.
-    pub(super) fn route(&mut self, publish: Publish, origin: Option<&Arc<str>>, batch: &mut Batch) -> bool {
+    pub(super) fn route(
+        &mut self,
+        publish: Publish,
+        origin: Option<&Arc<str>>,
+        reach: &Reach,
+        batch: &mut Batch,
+    ) -> bool {
         let expires_at = publish
             .properties
             .message_expiry_interval
@@ -138,22 +160,20 @@ impl Router {
                 sessions,
                 ..
             } = self;
-            let groups = subscriptions.matching(&publish.topic, |client_id, subscriber| {
-                if !(subscriber.options.no_local && origin == Some(client_id)) {
-                    targets.push((client_id.clone(), Target::of(subscriber)));
+            if let Reach::Group(shared) = reach {
+                if let Some(group) = subscriptions.share_group_mut(shared) {
+                    targets.extend(member_in_turn(group, sessions));
                 }
-            });
-            for group in groups {
-                let online =
-                    |(id, _): &&(Arc<str>, Subscriber)| sessions.get(id).is_some_and(|s| s.link.is_some());
-                let chosen = group
-                    .in_turn()
-                    .find(online)
-                    .or_else(|| group.in_turn().next())
-                    .cloned();
-                if let Some((client_id, subscriber)) = chosen {
-                    group.advance_past(&client_id);
-                    targets.push((client_id, Target::of(&subscriber)));
+            } else {
+                let groups = subscriptions.matching(&publish.topic, |client_id, subscriber| {
+                    if !(subscriber.options.no_local && origin == Some(client_id)) {
+                        targets.push((client_id.clone(), Target::of(subscriber)));
+                    }
+                });
+                if *reach == Reach::All {
+                    for group in groups {
+                        targets.extend(member_in_turn(group, sessions));
+                    }
                 }
             }
         }

@@ -151,6 +151,14 @@ impl SubscriptionIndex {
         removed
     }
 
+    /// The share group of a `$share/group/filter` subscription, if it has members.
+    pub(crate) fn share_group_mut(&mut self, shared_filter: &str) -> Option<&mut ShareGroup> {
+        let Ok(Some(shared)) = SharedFilter::parse(shared_filter) else {
+            return None;
+        };
+        self.shared.get_mut(shared.filter)?.get_mut(shared.group)
+    }
+
     /// Calls `direct` with every ordinary subscription matching `topic` (client id and
     /// subscription; a session with several matching filters once per filter), and returns
     /// the share groups whose filter matches.

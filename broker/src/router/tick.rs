@@ -9,7 +9,7 @@ use tabmq_protocol::packet::Publish;
 use tracing::info;
 
 use super::publish::SYS_PREFIX;
-use super::{Batch, Router};
+use super::{Batch, Reach, Router};
 use crate::clock::unix_millis;
 use crate::metrics::Metrics;
 use crate::store::StoreOp;
@@ -75,7 +75,7 @@ impl Router {
                 retain: true,
                 ..Publish::new(topic, Bytes::from(value.to_string()), QoS::AtMostOnce)
             };
-            self.route(publish, None, batch);
+            self.route(publish, None, &Reach::All, batch);
         }
     }
 }
