@@ -3,8 +3,10 @@
 //! - `cargo xtask test`: every check CI runs, installing what it needs first.
 //! - `cargo xtask demo`: builds everything and starts the broker serving the demo page.
 //! - `cargo xtask bench`: the benchmarks, side by side with Mosquitto and MQTT.js.
+//! - `cargo xtask cluster`: a local cluster (three NATS servers, three broker nodes).
 
 mod bench;
+mod cluster;
 mod cmd;
 mod demo;
 mod package;
@@ -13,10 +15,11 @@ mod test;
 
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: cargo xtask <test|demo|package|bench [suite options]>
+const USAGE: &str = "usage: cargo xtask <test|demo|cluster|package|bench [suite options]>
 
   test     format, lint, unit, integration, browser and interop tests, benchmark smoke run
   demo     build the browser package and run the broker serving the demo page
+  cluster  run three NATS servers with JetStream and three broker nodes, each serving the demo
   package  build the npm package (wasm-client/npm, www/pkg, target/tabmq-*.tgz)
   bench    benchmarks against Mosquitto, a bare WebSocket relay and MQTT.js (release builds);
            options go to `tabmq-bench suite`, e.g. --repeat 5 or --only fan-in";
@@ -26,6 +29,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("test") => test::run(),
         Some("demo") => demo::run(),
+        Some("cluster") => cluster::run(),
         Some("package") => package::build().map(|_| ()),
         Some("bench") => bench::run(&args[1..]),
         Some("-h" | "--help") => {

@@ -23,6 +23,38 @@ pub mod subject;
 pub use ownership::{ClaimError, Ownership};
 pub use retained::RetainedBucket;
 
+/// How long a node waits at startup for JetStream to create or open a bucket (leaders
+/// being elected, other nodes creating the same bucket at the same time).
+const BUCKET_PATIENCE: Duration = Duration::from_secs(30);
+
+/// Opens the key-value bucket `config.bucket`, creating it (with `config`) if no node has
+/// yet; tries again while JetStream is not ready.
+async fn open_bucket(
+    jetstream: &async_nats::jetstream::Context,
+    config: async_nats::jetstream::kv::Config,
+) -> Result<async_nats::jetstream::kv::Store, ClusterError> {
+    let deadline = std::time::Instant::now() + BUCKET_PATIENCE;
+    loop {
+        let opened = match jetstream.get_key_value(config.bucket.as_str()).await {
+            Ok(store) => Ok(store),
+            Err(_) => jetstream
+                .create_key_value(config.clone())
+                .await
+                .map_err(|error| error.to_string()),
+        };
+        match opened {
+            Ok(store) => return Ok(store),
+            Err(reason) if std::time::Instant::now() >= deadline => {
+                return Err(ClusterError::Bucket {
+                    bucket: config.bucket,
+                    reason,
+                });
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+}
+
 /// A bucket key for any text (keys allow few characters): its bytes in hex.
 fn hex_key(text: &str) -> String {
     text.bytes().map(|byte| format!("{byte:02x}")).collect()

@@ -16,7 +16,7 @@ use foldhash::HashMap;
 use futures_util::StreamExt;
 use tracing::warn;
 
-use super::{ClusterError, hex_key, text_of_hex_key};
+use super::{ClusterError, hex_key, open_bucket, text_of_hex_key};
 use crate::router::{RouterSender, ToRouter};
 
 /// How long a claim keeps trying while the bucket answers with errors.
@@ -68,13 +68,7 @@ impl Ownership {
             num_replicas: replicas,
             ..kv::Config::default()
         };
-        let kv = jetstream
-            .create_or_update_key_value(config)
-            .await
-            .map_err(|error| ClusterError::Bucket {
-                bucket: format!("{prefix}-sessions"),
-                reason: error.to_string(),
-            })?;
+        let kv = open_bucket(jetstream, config).await?;
         Ok(Self {
             kv,
             node_id: node_id.to_owned(),

@@ -11,7 +11,7 @@ use futures_util::StreamExt;
 use tabmq_protocol::packet::Publish;
 use tracing::warn;
 
-use super::{ClusterError, hex_key, text_of_hex_key};
+use super::{ClusterError, hex_key, open_bucket, text_of_hex_key};
 use crate::router::{RouterSender, ToRouter};
 use crate::store::{StoredMessage, message_bytes, message_from_bytes};
 
@@ -28,21 +28,14 @@ impl RetainedBucket {
         prefix: &str,
         replicas: usize,
     ) -> Result<Self, ClusterError> {
-        let bucket = format!("{prefix}-retained");
         let config = kv::Config {
-            bucket: bucket.clone(),
+            bucket: format!("{prefix}-retained"),
             description: "tabmq: retained messages".into(),
             history: 1,
             num_replicas: replicas,
             ..kv::Config::default()
         };
-        let kv = jetstream
-            .create_or_update_key_value(config)
-            .await
-            .map_err(|error| ClusterError::Bucket {
-                bucket,
-                reason: error.to_string(),
-            })?;
+        let kv = open_bucket(jetstream, config).await?;
         Ok(Self { kv })
     }
 
