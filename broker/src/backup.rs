@@ -48,16 +48,6 @@ pub enum BackupError {
     Store(#[from] StoreError),
 }
 
-/// One line counting what a snapshot holds.
-fn summary(snapshot: &Snapshot) -> String {
-    let messages: usize = snapshot.sessions.values().map(|s| s.messages.len()).sum();
-    format!(
-        "{} sessions, {messages} queued messages, {} retained messages",
-        snapshot.sessions.len(),
-        snapshot.retained.len()
-    )
-}
-
 /// Writes `snapshot` as a new database at `out`, whole or not at all.
 fn write(snapshot: &Snapshot, out: &Path) -> Result<String, BackupError> {
     if out.exists() {
@@ -71,7 +61,7 @@ fn write(snapshot: &Snapshot, out: &Path) -> Result<String, BackupError> {
     if written.is_err() {
         let _ = std::fs::remove_file(&partial);
     }
-    written.map(|()| summary(snapshot))
+    written.map(|()| crate::storage_tools::contents(snapshot))
 }
 
 /// Makes the backup asked for by `args`: through the running broker if there is one.

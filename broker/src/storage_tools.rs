@@ -64,7 +64,7 @@ fn database(data_dir: &Path) -> Result<PathBuf, ToolError> {
 }
 
 /// One line counting what `snapshot` holds.
-fn contents(snapshot: &Snapshot) -> String {
+pub(crate) fn contents(snapshot: &Snapshot) -> String {
     let sessions = snapshot.sessions.values();
     let messages: usize = sessions.clone().map(|s| s.messages.len()).sum();
     let inflight: usize = sessions.clone().map(|s| s.inflight.len()).sum();

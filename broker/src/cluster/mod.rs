@@ -27,12 +27,21 @@ pub use retained::RetainedBucket;
 /// being elected, other nodes creating the same bucket at the same time).
 const BUCKET_PATIENCE: Duration = Duration::from_secs(30);
 
-/// Opens the key-value bucket `config.bucket`, creating it (with `config`) if no node has
-/// yet; tries again while JetStream is not ready.
+/// Opens the key-value bucket `bucket` (one value per key, `replicas` copies), creating it
+/// if no node has yet; tries again while JetStream is not ready.
 async fn open_bucket(
     jetstream: &async_nats::jetstream::Context,
-    config: async_nats::jetstream::kv::Config,
+    bucket: String,
+    description: &str,
+    replicas: usize,
 ) -> Result<async_nats::jetstream::kv::Store, ClusterError> {
+    let config = async_nats::jetstream::kv::Config {
+        bucket,
+        description: description.to_owned(),
+        history: 1,
+        num_replicas: replicas,
+        ..async_nats::jetstream::kv::Config::default()
+    };
     let deadline = std::time::Instant::now() + BUCKET_PATIENCE;
     loop {
         let opened = match jetstream.get_key_value(config.bucket.as_str()).await {

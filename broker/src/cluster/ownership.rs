@@ -11,7 +11,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use async_nats::jetstream::kv::{self, Operation, Store};
+use async_nats::jetstream::kv::{Operation, Store};
 use foldhash::HashMap;
 use futures_util::StreamExt;
 use tracing::warn;
@@ -61,14 +61,13 @@ impl Ownership {
         replicas: usize,
         node_id: &str,
     ) -> Result<Self, ClusterError> {
-        let config = kv::Config {
-            bucket: format!("{prefix}-sessions"),
-            description: "tabmq: the node holding each client id".into(),
-            history: 1,
-            num_replicas: replicas,
-            ..kv::Config::default()
-        };
-        let kv = open_bucket(jetstream, config).await?;
+        let kv = open_bucket(
+            jetstream,
+            format!("{prefix}-sessions"),
+            "tabmq: the node holding each client id",
+            replicas,
+        )
+        .await?;
         Ok(Self {
             kv,
             node_id: node_id.to_owned(),

@@ -6,7 +6,7 @@
 //! knows every retained message, also those of topics none of its clients subscribed to
 //! when they were published.
 
-use async_nats::jetstream::kv::{self, Operation, Store, Watch};
+use async_nats::jetstream::kv::{Operation, Store, Watch};
 use futures_util::StreamExt;
 use tabmq_protocol::packet::Publish;
 use tracing::warn;
@@ -28,14 +28,13 @@ impl RetainedBucket {
         prefix: &str,
         replicas: usize,
     ) -> Result<Self, ClusterError> {
-        let config = kv::Config {
-            bucket: format!("{prefix}-retained"),
-            description: "tabmq: retained messages".into(),
-            history: 1,
-            num_replicas: replicas,
-            ..kv::Config::default()
-        };
-        let kv = open_bucket(jetstream, config).await?;
+        let kv = open_bucket(
+            jetstream,
+            format!("{prefix}-retained"),
+            "tabmq: retained messages",
+            replicas,
+        )
+        .await?;
         Ok(Self { kv })
     }
 
