@@ -20,7 +20,7 @@ use crate::listener::{self, Kind};
 use crate::metrics::Metrics;
 use crate::router::{self, Router, RouterSender, ToRouter};
 use crate::security::{Security, SecurityError};
-use crate::store::{RedbStore, StoreError, StoreHandle};
+use crate::store::{RedbStore, Snapshot, Store, StoreError, StoreHandle};
 
 /// How long shutdown waits for connections to say goodbye.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -97,38 +97,53 @@ pub async fn run(config: Config) -> Result<(), StartupError> {
     } else {
         None
     };
-    let nats = match config.cluster.enabled() {
+    let mut nats = match config.cluster.enabled() {
         true => Some(crate::cluster::connect(&config.cluster).await?),
         false => None,
     };
-    let (store, mut snapshot) = RedbStore::open(&config.storage.data_dir)?;
-    if let Some(nats) = &nats {
-        // The cluster's retained messages, not this node's older copy.
-        snapshot.retained = nats
-            .initial_retained
-            .iter()
-            .map(|message| (message.publish.topic.clone(), message.clone()))
-            .collect();
-    }
-    info!(
-        data_dir = %config.storage.data_dir.display(),
-        sessions = snapshot.sessions.len(),
-        retained = snapshot.retained.len(),
-        "storage opened"
-    );
+    // A cluster node keeps sessions in JetStream, shared by all nodes; one node keeps
+    // them in its embedded database.
+    let (store, snapshot): (Box<dyn Store>, Snapshot) = match &mut nats {
+        Some(nats) => {
+            let snapshot = Snapshot {
+                sessions: std::mem::take(&mut nats.held_sessions.sessions),
+                retained: nats
+                    .initial_retained
+                    .iter()
+                    .map(|message| (message.publish.topic.clone(), message.clone()))
+                    .collect(),
+            };
+            info!(
+                sessions = snapshot.sessions.len(),
+                retained = snapshot.retained.len(),
+                "cluster storage opened (JetStream)"
+            );
+            (Box::new(nats.state.clone()), snapshot)
+        }
+        None => {
+            let (store, snapshot) = RedbStore::open(&config.storage.data_dir)?;
+            info!(
+                data_dir = %config.storage.data_dir.display(),
+                sessions = snapshot.sessions.len(),
+                retained = snapshot.retained.len(),
+                "storage opened"
+            );
+            (Box::new(store), snapshot)
+        }
+    };
     let ws = bind("listeners.ws", &config.listeners.ws).await?;
     let tcp = bind("listeners.tcp", &config.listeners.tcp).await?;
     let wss = bind("listeners.wss", &config.listeners.wss).await?;
     let mqtts = bind("listeners.mqtts", &config.listeners.mqtts).await?;
 
     let (store, store_thread) = StoreHandle::start(
-        Box::new(store),
+        store,
         config.storage.durability,
         config.flush_interval(),
         metrics.clone(),
     );
     let (router_tx, router_rx) = router::inbox(config.limits.router_queue_bytes);
-    let ownership = nats.as_ref().map(|nats| nats.ownership.clone());
+    let handover = nats.as_ref().map(|nats| nats.handover.clone());
     let (cluster, bridge) = match nats {
         Some(nats) => {
             let (link, task) =
@@ -155,7 +170,7 @@ pub async fn run(config: Config) -> Result<(), StartupError> {
         security: security.clone(),
         per_address: PerAddress::new(&config.limits),
         proxies: TrustedProxies::new(&config.listeners.trusted_proxies),
-        ownership,
+        handover,
     });
     let reloader = tokio::spawn(reload_on_hangup(security, tls.clone()));
     let (alive, mut all_closed) = mpsc::channel::<()>(1);

@@ -141,6 +141,76 @@ async fn a_client_id_connecting_on_another_node_takes_the_connection_over() {
     assert!(node1.metric("takeovers_total") + node2.metric("takeovers_total") >= 4);
 }
 
+/// Connects `client_id` with a stored session on `node`, subscribed to `queue/#` at QoS 2.
+async fn persistent_subscriber(node: &Broker, client_id: &str) -> TestClient {
+    let mut subscriber = TestClient::tcp(node.tcp, config(V5, client_id, false)).await;
+    subscriber.subscribe("queue/#", QoS::ExactlyOnce).await;
+    subscriber
+}
+
+#[tokio::test]
+async fn a_persistent_session_resumes_on_another_node_with_its_queue_in_order() {
+    let nats = NatsCluster::start("sessions");
+    let node1 = Broker::start(&nats.node_config("node-1", 0));
+    let node2 = Broker::start(&nats.node_config("node-2", 1));
+    let node3 = Broker::start(&nats.node_config("node-3", 2));
+
+    let mut subscriber = persistent_subscriber(&node1, "keeper").await;
+    let mut publisher = TestClient::tcp(node2.tcp, config(V5, "pub", true)).await;
+    let started = Instant::now();
+    loop {
+        publisher
+            .publish(Publish::new("queue/probe", "probe", QoS::AtMostOnce))
+            .await;
+        if subscriber.message(Duration::from_millis(100)).await.is_some() {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "interest never propagated"
+        );
+    }
+    while subscriber.message(Duration::from_millis(200)).await.is_some() {}
+    subscriber.disconnect().await;
+
+    let mut sent = Vec::new();
+    for n in 0..200 {
+        for qos in [QoS::AtLeastOnce, QoS::ExactlyOnce] {
+            let payload = format!("{qos:?}-{n}");
+            let reason = publisher
+                .publish(Publish::new("queue/work", payload.clone(), qos))
+                .await;
+            assert_eq!(reason, ReasonCode::Success, "{payload} acknowledged");
+            sent.push((payload, qos));
+        }
+    }
+
+    let mut resumed = TestClient::tcp(node3.tcp, config(V5, "keeper", false)).await;
+    assert_eq!(resumed.connack().await, Ok(true), "session present on node 3");
+    let mut received = Vec::new();
+    while let Some(message) = resumed.message(Duration::from_secs(2)).await {
+        received.push((
+            String::from_utf8_lossy(&message.payload).into_owned(),
+            message.qos,
+        ));
+    }
+    assert_eq!(received.len(), sent.len(), "every message once");
+    assert_eq!(received, sent, "in the order published, at the QoS granted");
+
+    // Subscriptions came along: a new message reaches the session on node 3, and node 1
+    // let go of the session (no copy is queued there any more).
+    publisher
+        .publish(Publish::new("queue/after", "after", QoS::AtLeastOnce))
+        .await;
+    let after = resumed
+        .message(Duration::from_secs(2))
+        .await
+        .expect("delivered on node 3");
+    assert_eq!(after.payload, "after".as_bytes());
+    assert_eq!(node1.metric("sessions"), 0, "node 1 let go of the session");
+    assert_eq!(node1.metric("messages_queued"), 0, "and of its queue");
+}
+
 #[tokio::test]
 async fn reject_policy_refuses_a_newcomer_on_another_node() {
     let nats = NatsCluster::start("reject");

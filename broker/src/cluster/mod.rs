@@ -16,10 +16,12 @@
 //! the routing between nodes for online subscribers (NATS core, at most once between
 //! nodes); sessions' subscriptions and queued QoS 1/2 messages are not in JetStream yet.
 
+mod handover;
 mod ownership;
 mod retained;
 pub mod subject;
 
+pub use handover::Handover;
 pub use ownership::{ClaimError, Ownership};
 pub use retained::RetainedBucket;
 
@@ -64,8 +66,8 @@ async fn open_bucket(
     }
 }
 
-/// A bucket key for any text (keys allow few characters): its bytes in hex.
-fn hex_key(text: &str) -> String {
+/// A bucket key or subject token for any text (both allow few characters): its bytes in hex.
+pub(crate) fn hex_key(text: &str) -> String {
     text.bytes().map(|byte| format!("{byte:02x}")).collect()
 }
 
@@ -96,7 +98,7 @@ use crate::metrics::Metrics;
 use tabmq_protocol::topic::SharedFilter;
 
 use crate::router::{InterestChange, Reach, RouterSender, ToRouter};
-use crate::store::{StoredMessage, message_bytes, message_from_bytes};
+use crate::store::{JetStreamStore, Snapshot, StoredMessage, message_bytes, message_from_bytes};
 
 /// Messages waiting to be handed to NATS before new ones are dropped (and counted).
 const OUTBOUND_CAPACITY: usize = 16 * 1024;
@@ -183,8 +185,13 @@ impl ClusterLink {
 /// retained messages of the cluster.
 pub struct Nats {
     client: async_nats::Client,
-    /// Session ownership across nodes.
-    pub ownership: Ownership,
+    ownership: Ownership,
+    /// Claims client ids and brings sessions over from other nodes.
+    pub handover: Handover,
+    /// Where sessions are stored: the broker's store in cluster mode.
+    pub state: JetStreamStore,
+    /// The sessions this node held when it stopped, to resume.
+    pub held_sessions: Snapshot,
     retained: RetainedBucket,
     /// The retained messages held when the node started.
     pub initial_retained: Vec<StoredMessage>,
@@ -242,11 +249,33 @@ pub async fn connect(config: &Cluster) -> Result<Nats, ClusterError> {
     );
     let jetstream = async_nats::jetstream::new(client.clone());
     let ownership = Ownership::open(&jetstream, &config.prefix, replicas, &config.node_id).await?;
+    let state = JetStreamStore::open(jetstream.clone(), &config.prefix, replicas)
+        .await
+        .map_err(|reason| ClusterError::Bucket {
+            bucket: format!("{}-state", config.prefix),
+            reason,
+        })?;
+    let held = ownership.held_here().await?;
+    let held_sessions = state
+        .load_sessions(&held)
+        .await
+        .map_err(|error| ClusterError::Bucket {
+            bucket: format!("{}-state", config.prefix),
+            reason: error.to_string(),
+        })?;
+    // Their connections ended with this node's last run.
+    for client_id in &held {
+        ownership.release(client_id).await;
+    }
+    let handover = Handover::new(client.clone(), ownership.clone(), state.clone(), &config.prefix);
     let retained = RetainedBucket::open(&jetstream, &config.prefix, replicas).await?;
     let (initial_retained, retained_changes) = retained.load().await?;
     Ok(Nats {
         client,
         ownership,
+        handover,
+        state,
+        held_sessions,
         retained,
         initial_retained,
         retained_changes,
@@ -263,6 +292,11 @@ pub fn start(
 ) -> (ClusterLink, JoinHandle<()>) {
     let (outbound, requests) = mpsc::channel(OUTBOUND_CAPACITY);
     let watch = tokio::spawn(nats.ownership.clone().watch_takeovers(router.clone()));
+    let handovers = tokio::spawn(
+        nats.handover
+            .clone()
+            .serve(config.node_id.clone(), router.clone()),
+    );
     let follow = tokio::spawn(RetainedBucket::follow(nats.retained_changes, router.clone()));
     let bridge = Bridge {
         client: nats.client,
@@ -279,6 +313,7 @@ pub fn start(
     let task = tokio::spawn(async move {
         bridge.run(requests).await;
         watch.abort();
+        handovers.abort();
         follow.abort();
     });
     (ClusterLink { outbound, metrics }, task)

@@ -76,22 +76,25 @@ impl Ownership {
     }
 
     /// Makes this node the holder of `client_id`; with `reject`, fails while another
-    /// node holds it connected.
-    pub async fn claim(&self, client_id: &str, reject: bool) -> Result<(), ClaimError> {
+    /// node holds it connected. Returns the node that held it before, if another one.
+    pub async fn claim(&self, client_id: &str, reject: bool) -> Result<Option<String>, ClaimError> {
         let key = hex_key(client_id);
         let value = bytes::Bytes::from(format!("{} connected", self.node_id));
         // Writes that lose a race are read again at once; errors (a JetStream leader being
         // elected) are tried again a little later, for a while.
         let deadline = Instant::now() + CLAIM_PATIENCE;
         loop {
+            let mut previous = None;
             let written = match self.kv.entry(key.as_str()).await {
                 Ok(entry) => match entry.filter(|e| e.operation == Operation::Put) {
                     Some(entry) => {
-                        if let Some((node, true)) = owner_of(&entry.value)
-                            && reject
+                        if let Some((node, connected)) = owner_of(&entry.value)
                             && node != self.node_id
                         {
-                            return Err(ClaimError::Held(node.to_owned()));
+                            if connected && reject {
+                                return Err(ClaimError::Held(node.to_owned()));
+                            }
+                            previous = Some(node.to_owned());
                         }
                         self.kv
                             .update(&key, value.clone(), entry.revision)
@@ -112,7 +115,7 @@ impl Ownership {
                         .lock()
                         .unwrap_or_else(std::sync::PoisonError::into_inner)
                         .insert(key, revision);
-                    return Ok(());
+                    return Ok(previous);
                 }
                 Err(error) if Instant::now() >= deadline => return Err(ClaimError::Unavailable(error)),
                 Err(_) => tokio::time::sleep(CLAIM_RETRY).await,
@@ -133,6 +136,34 @@ impl Ownership {
             // Fails if another node claimed it since: then it is not ours to release.
             let _ = self.kv.update(&key, value, revision).await;
         }
+    }
+
+    /// The client ids this node holds (connected when it stopped, or offline), to resume
+    /// their sessions at startup.
+    pub async fn held_here(&self) -> Result<Vec<String>, ClusterError> {
+        let failed = |error: &dyn std::fmt::Display| ClusterError::Bucket {
+            bucket: "sessions".into(),
+            reason: error.to_string(),
+        };
+        let mut held = Vec::new();
+        let mut keys = self.kv.keys().await.map_err(|e| failed(&e))?;
+        while let Some(key) = keys.next().await {
+            let key = key.map_err(|e| failed(&e))?;
+            let Some(entry) = self.kv.entry(key.as_str()).await.map_err(|e| failed(&e))? else {
+                continue;
+            };
+            if entry.operation == Operation::Put
+                && owner_of(&entry.value).is_some_and(|(node, _)| node == self.node_id)
+                && let Some(client_id) = text_of_hex_key(&key)
+            {
+                self.claims
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .insert(key, entry.revision);
+                held.push(client_id);
+            }
+        }
+        Ok(held)
     }
 
     /// Tells the router of every claim by another node of a client id, until the bucket
@@ -165,11 +196,11 @@ impl Ownership {
             let Some(client_id) = text_of_hex_key(&entry.key) else {
                 continue;
             };
-            if router
-                .send(ToRouter::TakenOverElsewhere(client_id.into()))
-                .await
-                .is_err()
-            {
+            let taken = ToRouter::TakenOverElsewhere {
+                client_id: client_id.into(),
+                let_go: None,
+            };
+            if router.send(taken).await.is_err() {
                 return;
             }
         }

@@ -24,12 +24,14 @@ use tracing::{debug, info, warn};
 use self::inflight::InflightRecorder;
 use self::transport::{CLOSE_SESSION_TAKEN_OVER, Transport};
 use crate::clock::Clock;
-use crate::cluster::{ClaimError, Ownership};
+use crate::cluster::{ClaimError, Handover};
 use crate::config::{Config, TakeoverPolicy};
 use crate::limits::{PerAddress, PublishRate};
 use crate::listener::proxy::TrustedProxies;
 use crate::metrics::Metrics;
-use crate::router::{ConnectionLink, DetachReason, Mailbox, RouterSender, ToConnection, ToRouter};
+use crate::router::{
+    ConnectionLink, DetachReason, Mailbox, MovedSession, RouterSender, ToConnection, ToRouter,
+};
 use crate::security::{Identity, Security};
 use crate::store::{StoreHandle, StoreOp};
 
@@ -60,8 +62,8 @@ pub struct Shared {
     pub per_address: Arc<PerAddress>,
     /// The proxies whose word on the client's address is taken.
     pub proxies: TrustedProxies,
-    /// Which cluster node holds which client id (cluster mode).
-    pub ownership: Option<Ownership>,
+    /// Claims client ids and brings their sessions from other nodes (cluster mode).
+    pub handover: Option<Handover>,
 }
 
 impl Shared {
@@ -191,17 +193,18 @@ pub async fn run(shared: Arc<Shared>, mut transport: Transport, peer: SocketAddr
             let claimed = match identity {
                 Ok(identity) => Box::pin(claim_in_cluster(&shared, &connect))
                     .await
-                    .map(|()| identity),
+                    .map(|moved| (identity, moved)),
                 Err(reason) => Err(reason),
             };
             match claimed {
-                Ok(identity) => {
+                Ok((identity, moved)) => {
                     state.identity = identity;
                     let _ = shared
                         .router
                         .send(ToRouter::Connect {
                             link: link.clone(),
                             connect,
+                            moved: moved.map(Box::new),
                         })
                         .await;
                 }
@@ -240,26 +243,27 @@ pub async fn run(shared: Arc<Shared>, mut transport: Transport, peer: SocketAddr
         reason: state.detach,
     };
     let _ = shared.router.send(detached).await;
-    if let (Some(ownership), Some(client_id)) = (&shared.ownership, client_id) {
-        Box::pin(ownership.release(&client_id)).await;
+    if let (Some(handover), Some(client_id)) = (&shared.handover, client_id) {
+        Box::pin(handover.release(&client_id)).await;
     }
     Metrics::dec(&shared.metrics.connections);
     debug!(%peer, id, "connection closed");
 }
 
 /// In cluster mode, makes this node the holder of the client id (a takeover of a
-/// connection on another node), or says why the CONNECT is refused.
-async fn claim_in_cluster(shared: &Shared, connect: &Connect) -> Result<(), ReasonCode> {
-    let Some(ownership) = &shared.ownership else {
-        return Ok(());
+/// connection on another node, whose session comes over), or says why the CONNECT is
+/// refused.
+async fn claim_in_cluster(shared: &Shared, connect: &Connect) -> Result<Option<MovedSession>, ReasonCode> {
+    let Some(handover) = &shared.handover else {
+        return Ok(None);
     };
     if connect.client_id.is_empty() {
         // The router assigns a unique one.
-        return Ok(());
+        return Ok(None);
     }
     let reject = shared.config.sessions.takeover == TakeoverPolicy::Reject;
-    match ownership.claim(&connect.client_id, reject).await {
-        Ok(()) => Ok(()),
+    match handover.claim(&connect.client_id, reject).await {
+        Ok(moved) => Ok(moved),
         Err(ClaimError::Held(node)) => {
             info!(client_id = %connect.client_id, %node, "refused: client id connected on another node (takeover policy reject)");
             Err(ReasonCode::ClientIdentifierNotValid)

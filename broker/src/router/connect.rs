@@ -6,6 +6,7 @@ use std::time::Instant;
 use tabmq_protocol::flow::SessionFlows;
 use tabmq_protocol::packet::{Connect, Publish, Will};
 use tabmq_protocol::{Properties, QoS, ReasonCode};
+use tokio::sync::oneshot;
 use tracing::{info, warn};
 
 use super::flap_guard::Verdict;
@@ -160,15 +161,66 @@ impl Router {
     }
 
     /// Another cluster node took `client_id` over: its connection here, if any, is told
-    /// as in a local takeover, and the flap guard counts it.
-    pub(super) fn taken_over_elsewhere(&mut self, client_id: &Arc<str>, batch: &mut Batch) {
-        let Some(link) = self.sessions.get(client_id).and_then(|s| s.link.clone()) else {
+    /// as in a local takeover (the flap guard counts it) and the session let go of once
+    /// that connection has ended; an offline session is let go of at once. `let_go` is
+    /// told when that is done and stored.
+    pub(super) fn taken_over_elsewhere(
+        &mut self,
+        client_id: &Arc<str>,
+        let_go: Option<oneshot::Sender<()>>,
+        batch: &mut Batch,
+    ) {
+        let Some(session) = self.sessions.get_mut(client_id) else {
+            batch.let_go.extend(let_go);
             return;
         };
+        let Some(link) = session.link.clone() else {
+            self.forget_session(client_id);
+            batch.let_go.extend(let_go);
+            return;
+        };
+        if let Some(waiting) = let_go {
+            self.waiting_let_go
+                .entry(client_id.clone())
+                .or_default()
+                .push(waiting);
+        }
+        if session.moved_away {
+            return;
+        }
+        session.moved_away = true;
         info!(%client_id, "session taken over by a connection on another node");
         Metrics::inc(&self.metrics.takeovers_total);
         let _ = self.flap_guard.record_takeover(client_id, Instant::now());
         batch.send(&link, ToConnection::TakenOver);
+    }
+
+    /// Drops a session from this node without touching what is stored of it: another
+    /// cluster node holds it now.
+    fn forget_session(&mut self, client_id: &Arc<str>) {
+        let Some(session) = self.sessions.remove(client_id) else {
+            return;
+        };
+        for subscription in &session.record.subscriptions {
+            self.subscriptions.remove(client_id, &subscription.filter);
+        }
+        Metrics::sub(&self.metrics.messages_queued, session.outstanding.len() as u64);
+        Metrics::set(&self.metrics.sessions, self.sessions.len() as u64);
+    }
+
+    /// Replaces this node's copy of a session, if any, with the one another cluster node
+    /// left in the cluster's storage.
+    pub(super) fn session_moved_here(&mut self, client_id: &str, stored: Option<StoredSession>) {
+        let client_id: Arc<str> = client_id.into();
+        if self.sessions.get(&client_id).is_some_and(|s| s.link.is_some()) {
+            // Connected here since the claim: this node's copy is the newer one.
+            return;
+        }
+        self.forget_session(&client_id);
+        if let Some(stored) = stored {
+            self.restore_session(client_id.to_string(), stored);
+            Metrics::set(&self.metrics.sessions, self.sessions.len() as u64);
+        }
     }
 
     /// Gives the session of `client_id` to the connection behind `link`.
@@ -345,8 +397,15 @@ impl Router {
                 record: Box::new(session.record.clone()),
             });
             session.stored = true;
+            let moved_away = session.moved_away;
             self.sessions.insert(client_id.clone(), session);
+            if moved_away {
+                self.forget_session(client_id);
+            }
         }
+        batch
+            .let_go
+            .extend(self.waiting_let_go.remove(client_id).unwrap_or_default());
         Metrics::set(&self.metrics.sessions, self.sessions.len() as u64);
         if let Some((link, connect)) = self.waiting_takeovers.remove(client_id) {
             self.attach(link, connect, client_id.clone(), false, batch);

@@ -2,10 +2,18 @@
 
 use std::sync::Arc;
 
+use tokio::sync::oneshot;
+
 use super::mailbox::Mailbox;
+use crate::store::StoredSession;
 use tabmq_protocol::flow::SessionFlows;
 use tabmq_protocol::packet::{Connect, Publish, Suback, Subscribe, Unsuback, Unsubscribe};
 use tabmq_protocol::{PacketId, Properties, ReasonCode};
+
+/// A session another cluster node held, as stored in the cluster when that node let go
+/// of it (`None`: nothing stored, as for a session that ended).
+#[derive(Debug)]
+pub struct MovedSession(pub Option<StoredSession>);
 
 /// Identifies one network connection for the broker's lifetime.
 pub type ConnectionId = u64;
@@ -63,6 +71,9 @@ pub enum ToRouter {
         link: ConnectionLink,
         /// The packet.
         connect: Box<Connect>,
+        /// In cluster mode, the session as another node left it, if that node held the
+        /// client id: it replaces any older copy this node has.
+        moved: Option<Box<MovedSession>>,
     },
     /// A PUBLISH from an accepted client; QoS 1/2 ones are answered with `Acked`.
     Publish {
@@ -117,8 +128,14 @@ pub enum ToRouter {
     Shutdown,
     /// A message from the cluster, for this node's subscriptions it reaches.
     FromCluster(Box<Publish>, Reach),
-    /// Another cluster node took this client id's connection over.
-    TakenOverElsewhere(Arc<str>),
+    /// Another cluster node took this client id over: its connection here, if any, is
+    /// closed as in a takeover, and the session is let go of (left to the other node).
+    TakenOverElsewhere {
+        /// The client id.
+        client_id: Arc<str>,
+        /// Told once the session is let go of and every change to it is stored.
+        let_go: Option<oneshot::Sender<()>>,
+    },
     /// A topic's retained message as the cluster holds it now (an empty payload: none).
     RetainedFromCluster(Box<Publish>),
 }
@@ -136,7 +153,7 @@ impl ToRouter {
                 .map_or(0, |will| will.topic.len() + will.payload.len()),
             ToRouter::Publish { publish, .. } => publish.topic.len() + publish.payload.len(),
             ToRouter::FromCluster(publish, _) => publish.topic.len() + publish.payload.len(),
-            ToRouter::TakenOverElsewhere(client_id) => client_id.len(),
+            ToRouter::TakenOverElsewhere { client_id, .. } => client_id.len(),
             ToRouter::RetainedFromCluster(publish) => publish.topic.len() + publish.payload.len(),
             ToRouter::Subscribe { subscribe, .. } => subscribe
                 .subscriptions

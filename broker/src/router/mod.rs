@@ -36,6 +36,7 @@ use foldhash::HashMap;
 use tabmq_protocol::ReasonCode;
 use tabmq_protocol::flow::SessionFlows;
 use tabmq_protocol::packet::{Connect, Publish};
+use tokio::sync::oneshot;
 use tracing::warn;
 
 pub use self::connect::DROPPED_PROPERTY;
@@ -43,7 +44,9 @@ use self::flap_guard::FlapGuard;
 pub use self::inbox::{RouterGone, RouterReceiver, RouterSender, inbox};
 pub use self::interest::InterestChange;
 pub use self::mailbox::Mailbox;
-pub use self::messages::{ConnectionId, ConnectionLink, DetachReason, Reach, ToConnection, ToRouter};
+pub use self::messages::{
+    ConnectionId, ConnectionLink, DetachReason, MovedSession, Reach, ToConnection, ToRouter,
+};
 use self::retained::Retained;
 use self::session::Session;
 use self::subscriptions::SubscriptionIndex;
@@ -67,6 +70,8 @@ type Sends = Vec<(ConnectionLink, ToConnection)>;
 struct Batch {
     ops: Vec<StoreOp>,
     sends: Sends,
+    /// Other cluster nodes waiting for sessions this batch let go of.
+    let_go: Vec<oneshot::Sender<()>>,
 }
 
 impl Batch {
@@ -81,6 +86,7 @@ impl Batch {
 struct Unreleased {
     commit: PendingCommit,
     sends: Sends,
+    let_go: Vec<oneshot::Sender<()>>,
 }
 
 /// Takes back what `sends` was to deliver to a connection that has ended: its
@@ -111,6 +117,8 @@ pub struct Router {
     flap_guard: FlapGuard,
     /// New connections waiting for the connection they take over to let go.
     waiting_takeovers: HashMap<Arc<str>, (ConnectionLink, Box<Connect>)>,
+    /// Other cluster nodes waiting for a session connected here to be let go of.
+    waiting_let_go: HashMap<Arc<str>, Vec<oneshot::Sender<()>>>,
     /// Deliveries that reached a connection after its inbox closed, by connection.
     orphans: HashMap<ConnectionId, Vec<(u64, Publish)>>,
     /// Batches committing, oldest first.
@@ -148,6 +156,7 @@ impl Router {
             retained: Retained::from_stored(snapshot.retained),
             flap_guard,
             waiting_takeovers: HashMap::default(),
+            waiting_let_go: HashMap::default(),
             orphans: HashMap::default(),
             unreleased: VecDeque::new(),
             cluster,
@@ -208,7 +217,7 @@ impl Router {
                 biased;
                 committed = oldest_commit(&mut self.unreleased) => {
                     if let Some(batch) = self.unreleased.pop_front() {
-                        self.release(batch.sends, committed);
+                        self.release(batch.sends, batch.let_go, committed);
                     }
                 }
                 message = inbox.recv(), if room => {
@@ -227,7 +236,7 @@ impl Router {
         }
         while let Some(batch) = self.unreleased.pop_front() {
             let committed = batch.commit.await;
-            self.release(batch.sends, committed);
+            self.release(batch.sends, batch.let_go, committed);
         }
     }
 
@@ -235,21 +244,26 @@ impl Router {
     /// every batch before it has been released.
     fn begin_release(&mut self, batch: Batch) {
         if batch.ops.is_empty() && self.unreleased.is_empty() {
-            self.release(batch.sends, Ok(()));
+            self.release(batch.sends, batch.let_go, Ok(()));
             return;
         }
         let commit = self.store.begin_commit(batch.ops);
         self.unreleased.push_back(Unreleased {
             commit,
             sends: batch.sends,
+            let_go: batch.let_go,
         });
     }
 
     /// Sends a batch's answers. If its commit failed, nothing it promised is promised:
     /// acknowledgements report an error, SUBACK grants nothing, and a CONNACK for a stored
     /// session becomes a refusal (0x88, server unavailable) that gives the session back.
-    /// The failed changes are kept by the store and written once it recovers.
-    fn release(&mut self, sends: Sends, committed: Result<(), StoreError>) {
+    /// The failed changes are kept by the store and written once it recovers (the nodes
+    /// waiting for sessions let go of are told all the same: theirs to resume now).
+    fn release(&mut self, sends: Sends, let_go: Vec<oneshot::Sender<()>>, committed: Result<(), StoreError>) {
+        for waiting in let_go {
+            let _ = waiting.send(());
+        }
         let commit_failed = committed.is_err();
         if let Err(error) = committed {
             warn!(%error, "storage commit failed; this batch's acknowledgements report failure");
@@ -287,7 +301,12 @@ impl Router {
 
     fn handle(&mut self, message: ToRouter, batch: &mut Batch) {
         match message {
-            ToRouter::Connect { link, connect } => self.connect(link, connect, batch),
+            ToRouter::Connect { link, connect, moved } => {
+                if let Some(moved) = moved {
+                    self.session_moved_here(&connect.client_id, moved.0);
+                }
+                self.connect(link, connect, batch);
+            }
             ToRouter::Publish {
                 connection,
                 client_id,
@@ -320,7 +339,9 @@ impl Router {
             ToRouter::FromCluster(publish, reach) => {
                 self.route(*publish, None, &reach, batch);
             }
-            ToRouter::TakenOverElsewhere(client_id) => self.taken_over_elsewhere(&client_id, batch),
+            ToRouter::TakenOverElsewhere { client_id, let_go } => {
+                self.taken_over_elsewhere(&client_id, let_go, batch);
+            }
             ToRouter::RetainedFromCluster(publish) => self.retained_from_cluster(&publish),
         }
     }

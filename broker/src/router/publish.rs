@@ -113,7 +113,9 @@ impl Router {
         // Who may publish where (`$` topics included) was decided by the connection.
         self.forward_to_cluster(&publish);
         let reach = self.local_reach();
-        let reason = if self.route(publish, Some(client_id), &reach, batch) {
+        let matched = self.route(publish, Some(client_id), &reach, batch);
+        // A cluster node does not know the other nodes' subscribers.
+        let reason = if matched || self.cluster.is_some() {
             ReasonCode::Success
         } else {
             ReasonCode::NoMatchingSubscribers

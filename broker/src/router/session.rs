@@ -43,6 +43,9 @@ pub(crate) struct Session {
     /// Messages dropped for this session (queue full, expired) since its client last
     /// connected; reported to v5 clients in CONNACK.
     pub(crate) dropped: u64,
+    /// In cluster mode: another node took the client id over, so the session is let go
+    /// of once its connection here has ended.
+    pub(crate) moved_away: bool,
 }
 
 impl Session {
@@ -59,6 +62,7 @@ impl Session {
             outstanding: HashMap::default(),
             outstanding_bytes: 0,
             dropped: 0,
+            moved_away: false,
         }
     }
 

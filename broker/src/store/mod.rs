@@ -6,12 +6,14 @@
 
 mod format;
 mod format_v1;
+mod jetstream_store;
 mod records;
 mod redb_store;
 mod verify;
 mod writer;
 
 pub use format::{Damage, FORMAT_VERSION, message_bytes, message_from_bytes};
+pub use jetstream_store::JetStreamStore;
 pub use records::{SessionRecord, Snapshot, StoredMessage, StoredSession, StoredSubscription};
 pub use redb_store::{DATABASE_FILE, RedbStore};
 pub use verify::{VERIFY_THREAD, Verified, verify_copy};

@@ -1,0 +1,286 @@
+//! The cluster's storage backend: every stored session, with its queued, in-flight and
+//! incoming QoS 1/2 state, in the replicated JetStream stream `<prefix>-state`, so a
+//! session resumes on any node.
+//!
+//! One subject per record, holding its latest value (`max_messages_per_subject = 1`):
+//! `<prefix>.state.<client id in hex>.r` (the session record), `….q.<seq>.m` (a queued
+//! message), `….q.<seq>.f` (its packet id and handshake state once in flight) and
+//! `….i.<packet id>` (a QoS 2 packet id received and not released). A removal purges
+//! the subjects, leaving nothing behind. Values are sealed as in the embedded store
+//! (CRC-32 over table, key and bytes). A commit returns once JetStream has acknowledged
+//! every write, which it does when a quorum of its replicas holds it. Retained messages
+//! live in the cluster's retained bucket, not here.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use async_nats::jetstream::consumer::DeliverPolicy;
+use async_nats::jetstream::consumer::pull::OrderedConfig;
+use async_nats::jetstream::context::PublishAckFuture;
+use async_nats::jetstream::stream::{Config, Stream};
+use futures_util::StreamExt;
+use tokio::runtime::Handle;
+
+use crate::cluster::hex_key;
+
+use super::format::{self, InflightRecord, MessageRecord, RecordKey, SessionRecordV2};
+use super::{Snapshot, Store, StoreError, StoreOp, StoreView, StoredSession};
+
+/// How long one commit may wait for JetStream before it counts as failed (and is retried).
+const COMMIT_PATIENCE: Duration = Duration::from_secs(10);
+
+/// Sessions in JetStream (see the module's documentation).
+#[derive(Clone)]
+pub struct JetStreamStore {
+    jetstream: async_nats::jetstream::Context,
+    stream: Stream,
+    /// `<prefix>.state`
+    subjects: String,
+    /// `<prefix>-state`
+    name: String,
+    /// The runtime the writer thread runs JetStream's futures on.
+    runtime: Handle,
+}
+
+fn io(error: impl std::fmt::Display) -> StoreError {
+    StoreError::Io(format!("JetStream: {error}"))
+}
+
+fn key(name: &str) -> RecordKey<'_> {
+    RecordKey { name, number: None }
+}
+
+fn numbered(name: &str, number: u64) -> RecordKey<'_> {
+    RecordKey {
+        name,
+        number: Some(number),
+    }
+}
+
+impl JetStreamStore {
+    /// Opens (or creates) the stream `<prefix>-state` with `replicas` copies.
+    pub async fn open(
+        jetstream: async_nats::jetstream::Context,
+        prefix: &str,
+        replicas: usize,
+    ) -> Result<Self, String> {
+        let subjects = format!("{prefix}.state");
+        let config = Config {
+            name: format!("{prefix}-state"),
+            description: Some("tabmq: sessions and their QoS 1/2 messages".into()),
+            subjects: vec![format!("{subjects}.>")],
+            max_messages_per_subject: 1,
+            num_replicas: replicas,
+            ..Config::default()
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let stream = loop {
+            match jetstream.get_or_create_stream(config.clone()).await {
+                Ok(stream) => break stream,
+                Err(error) if std::time::Instant::now() >= deadline => return Err(error.to_string()),
+                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        };
+        Ok(Self {
+            jetstream,
+            stream,
+            subjects,
+            name: config.name,
+            runtime: Handle::current(),
+        })
+    }
+
+    fn session_subject(&self, client_id: &str) -> String {
+        format!("{}.{}", self.subjects, hex_key(client_id))
+    }
+
+    /// The session of `client_id` as stored, if it is.
+    pub async fn load_session(&self, client_id: &str) -> Result<Option<StoredSession>, StoreError> {
+        let consumer = self
+            .stream
+            .create_consumer(OrderedConfig {
+                filter_subject: format!("{}.>", self.session_subject(client_id)),
+                deliver_policy: DeliverPolicy::All,
+                ..OrderedConfig::default()
+            })
+            .await
+            .map_err(io)?;
+        let mut remaining = consumer.cached_info().num_pending;
+        let mut record = None;
+        let mut messages = BTreeMap::new();
+        let mut inflight = BTreeMap::new();
+        let mut incoming = Vec::new();
+        let mut delivered = consumer.messages().await.map_err(io)?;
+        while remaining > 0 {
+            let Some(message) = delivered.next().await else {
+                break;
+            };
+            let message = message.map_err(io)?;
+            remaining = message.info().map_err(io)?.pending;
+            let tail = message
+                .subject
+                .strip_prefix(self.session_subject(client_id).as_str())
+                .unwrap_or_default();
+            let parts: Vec<&str> = tail.trim_start_matches('.').split('.').collect();
+            let value = &message.payload;
+            let damaged = |damage: format::Damage| StoreError::Damaged {
+                path: format!("JetStream stream {}", self.name).into(),
+                damage: vec![damage],
+            };
+            match parts.as_slice() {
+                ["r"] => {
+                    let opened: SessionRecordV2 =
+                        format::open("sessions", &key(client_id), value).map_err(damaged)?;
+                    record = Some(opened.try_into().map_err(io)?);
+                }
+                ["q", seq, "m"] => {
+                    let seq: u64 = seq.parse().map_err(io)?;
+                    let opened: MessageRecord =
+                        format::open("messages", &numbered(client_id, seq), value).map_err(damaged)?;
+                    messages.insert(seq, opened.try_into().map_err(io)?);
+                }
+                ["q", seq, "f"] => {
+                    let seq: u64 = seq.parse().map_err(io)?;
+                    let opened: InflightRecord =
+                        format::open("inflight", &numbered(client_id, seq), value).map_err(damaged)?;
+                    if let Some(parts) = opened.parts() {
+                        inflight.insert(seq, parts);
+                    }
+                }
+                ["i", packet_id] => {
+                    let number: u16 = packet_id.parse().map_err(io)?;
+                    format::open::<()>("incoming", &numbered(client_id, u64::from(number)), value)
+                        .map_err(damaged)?;
+                    incoming.extend(tabmq_protocol::PacketId::new(number));
+                }
+                _ => {}
+            }
+        }
+        // In-flight state without its message belongs to a message already done.
+        inflight.retain(|seq, _| messages.contains_key(seq));
+        Ok(record.map(|record| StoredSession {
+            record,
+            messages,
+            inflight,
+            incoming,
+        }))
+    }
+
+    /// The sessions of `client_ids` that are stored.
+    pub async fn load_sessions(&self, client_ids: &[String]) -> Result<Snapshot, StoreError> {
+        let mut snapshot = Snapshot::default();
+        for client_id in client_ids {
+            if let Some(session) = self.load_session(client_id).await? {
+                snapshot.sessions.insert(client_id.clone(), session);
+            }
+        }
+        Ok(snapshot)
+    }
+
+    /// Writes `ops` in order: writes are sent without waiting, and every one sent is
+    /// acknowledged before a removal (a purge request) and before returning.
+    async fn apply(&self, ops: &[StoreOp]) -> Result<(), StoreError> {
+        let mut unacknowledged: Vec<PublishAckFuture> = Vec::new();
+        for op in ops {
+            let (subject, value) = match op {
+                StoreOp::PutSession { client_id, record } => (
+                    format!("{}.r", self.session_subject(client_id)),
+                    format::seal("sessions", &key(client_id), &SessionRecordV2::from(&**record)),
+                ),
+                StoreOp::PutMessage {
+                    client_id,
+                    seq,
+                    message,
+                } => (
+                    format!("{}.q.{seq}.m", self.session_subject(client_id)),
+                    format::seal(
+                        "messages",
+                        &numbered(client_id, *seq),
+                        &MessageRecord::from(message),
+                    ),
+                ),
+                StoreOp::PutInflight {
+                    client_id,
+                    seq,
+                    packet_id,
+                    state,
+                } => (
+                    format!("{}.q.{seq}.f", self.session_subject(client_id)),
+                    format::seal(
+                        "inflight",
+                        &numbered(client_id, *seq),
+                        &InflightRecord::new(*packet_id, *state),
+                    ),
+                ),
+                StoreOp::PutIncoming { client_id, packet_id } => (
+                    format!("{}.i.{}", self.session_subject(client_id), packet_id.get()),
+                    format::seal("incoming", &numbered(client_id, u64::from(packet_id.get())), &()),
+                ),
+                StoreOp::DeleteSession { client_id } => {
+                    let subject = format!("{}.>", self.session_subject(client_id));
+                    self.purge(subject, &mut unacknowledged).await?;
+                    continue;
+                }
+                StoreOp::DeleteMessage { client_id, seq } => {
+                    let subject = format!("{}.q.{seq}.*", self.session_subject(client_id));
+                    self.purge(subject, &mut unacknowledged).await?;
+                    continue;
+                }
+                StoreOp::DeleteIncoming { client_id, packet_id } => {
+                    let subject = format!("{}.i.{}", self.session_subject(client_id), packet_id.get());
+                    self.purge(subject, &mut unacknowledged).await?;
+                    continue;
+                }
+                StoreOp::PutRetained { .. } | StoreOp::DeleteRetained { .. } => continue,
+            };
+            let ack = self.jetstream.publish(subject, value.into()).await.map_err(io)?;
+            unacknowledged.push(ack);
+        }
+        Self::acknowledged(&mut unacknowledged).await
+    }
+
+    async fn purge(
+        &self,
+        subject: String,
+        unacknowledged: &mut Vec<PublishAckFuture>,
+    ) -> Result<(), StoreError> {
+        Self::acknowledged(unacknowledged).await?;
+        self.stream.purge().filter(subject).await.map_err(io)?;
+        Ok(())
+    }
+
+    async fn acknowledged(unacknowledged: &mut Vec<PublishAckFuture>) -> Result<(), StoreError> {
+        for ack in unacknowledged.drain(..) {
+            ack.await.map_err(io)?;
+        }
+        Ok(())
+    }
+}
+
+impl Store for JetStreamStore {
+    fn commit(&mut self, ops: &[StoreOp], _sync: bool) -> Result<(), StoreError> {
+        // The timer is made inside the runtime (it needs the runtime's clock).
+        let store = &*self;
+        self.runtime.block_on(async move {
+            tokio::time::timeout(COMMIT_PATIENCE, store.apply(ops))
+                .await
+                .unwrap_or_else(|_| Err(StoreError::Io("JetStream did not answer in time".into())))
+        })
+    }
+
+    fn sync(&mut self) -> Result<(), StoreError> {
+        // Every commit is acknowledged by a quorum of replicas before it returns.
+        Ok(())
+    }
+
+    fn reopen(&mut self) -> Result<(), StoreError> {
+        // The NATS client reconnects by itself.
+        Ok(())
+    }
+
+    fn view(&self) -> Result<StoreView, StoreError> {
+        Err(StoreError::Unavailable(
+            "a cluster node keeps sessions in JetStream: back up the NATS servers' JetStream instead".into(),
+        ))
+    }
+}
