@@ -154,10 +154,13 @@ pub async fn run(config: Config) -> Result<(), StartupError> {
     };
     let router = Router::new(config.clone(), store.clone(), metrics.clone(), snapshot, cluster);
     let router_task = tokio::spawn(router.run(router_rx));
-    let backups = tokio::spawn(crate::backup::serve(
-        config.storage.data_dir.clone(),
-        store.clone(),
-    ));
+    // A cluster node's sessions are in JetStream: backups are the NATS servers' own.
+    let backups = (!config.cluster.enabled()).then(|| {
+        tokio::spawn(crate::backup::serve(
+            config.storage.data_dir.clone(),
+            store.clone(),
+        ))
+    });
     let ticker = tokio::spawn(tick(router_tx.clone()));
 
     let shared = Arc::new(Shared {
@@ -230,8 +233,10 @@ pub async fn run(config: Config) -> Result<(), StartupError> {
     }
     ticker.abort();
     let _ = ticker.await;
-    backups.abort();
-    let _ = backups.await;
+    if let Some(backups) = backups {
+        backups.abort();
+        let _ = backups.await;
+    }
     crate::backup::remove_socket(&config.storage.data_dir);
     reloader.abort();
     if let Some(bridge) = bridge {

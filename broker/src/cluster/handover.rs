@@ -13,6 +13,7 @@ use futures_util::StreamExt;
 use tokio::sync::oneshot;
 use tracing::{info, warn};
 
+use super::DurableMessages;
 use super::{ClaimError, Ownership, hex_key};
 use crate::router::{MovedSession, RouterSender, ToRouter};
 use crate::store::JetStreamStore;
@@ -31,21 +32,25 @@ pub struct Handover {
     client: async_nats::Client,
     ownership: Ownership,
     state: JetStreamStore,
+    durable: DurableMessages,
     prefix: String,
 }
 
 impl Handover {
-    /// A handover over `client`, with the ownership bucket and the session storage.
+    /// A handover over `client`, with the ownership bucket, the session storage and the
+    /// cluster's stream of messages.
     pub fn new(
         client: async_nats::Client,
         ownership: Ownership,
         state: JetStreamStore,
+        durable: DurableMessages,
         prefix: &str,
     ) -> Self {
         Self {
             client,
             ownership,
             state,
+            durable,
             prefix: prefix.to_owned(),
         }
     }
@@ -61,21 +66,40 @@ impl Handover {
             handover_subject(&self.prefix, &previous),
             bytes::Bytes::copy_from_slice(client_id.as_bytes()),
         );
-        match tokio::time::timeout(LET_GO_PATIENCE, request).await {
-            Ok(Ok(_)) => {}
+        // Where the other node stopped routing the cluster's messages to the session: as
+        // it says, or for a node that does not answer, the last message it acknowledged.
+        let answered = match tokio::time::timeout(LET_GO_PATIENCE, request).await {
+            Ok(Ok(reply)) => std::str::from_utf8(&reply.payload)
+                .ok()
+                .and_then(|p| p.parse().ok()),
             Ok(Err(error)) => {
                 info!(%client_id, node = %previous, %error, "the node that held the session does not answer; resuming what it stored");
+                None
             }
             Err(_) => {
                 warn!(%client_id, node = %previous, "the node that held the session did not let go in time; resuming what it stored");
+                None
             }
-        }
+        };
+        let position = match answered {
+            Some(position) => Some(position),
+            None => self.durable.acknowledged_by(&previous).await,
+        };
+        let unavailable = |error: String| ClaimError::Unavailable(error);
         let stored = self
             .state
             .load_session(client_id)
             .await
-            .map_err(|error| ClaimError::Unavailable(error.to_string()))?;
-        Ok(Some(MovedSession(stored)))
+            .map_err(|error| unavailable(error.to_string()))?;
+        let (since, through) = match (&stored, position) {
+            (Some(_), Some(position)) => self.durable.since(position).await.map_err(unavailable)?,
+            _ => (Vec::new(), u64::MAX),
+        };
+        Ok(Some(MovedSession {
+            stored,
+            since,
+            through,
+        }))
     }
 
     /// Marks `client_id` offline, if this node still holds it.
@@ -101,7 +125,7 @@ impl Handover {
             ) else {
                 continue;
             };
-            let (let_go, done) = oneshot::channel();
+            let (let_go, position) = oneshot::channel::<u64>();
             let taken = ToRouter::TakenOverElsewhere {
                 client_id: client_id.into(),
                 let_go: Some(let_go),
@@ -111,8 +135,8 @@ impl Handover {
             }
             let client = self.client.clone();
             tokio::spawn(async move {
-                if done.await.is_ok() {
-                    let _ = client.publish(reply, bytes::Bytes::new()).await;
+                if let Ok(position) = position.await {
+                    let _ = client.publish(reply, position.to_string().into()).await;
                 }
             });
         }

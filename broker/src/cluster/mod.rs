@@ -16,11 +16,13 @@
 //! the routing between nodes for online subscribers (NATS core, at most once between
 //! nodes); sessions' subscriptions and queued QoS 1/2 messages are not in JetStream yet.
 
+mod durable;
 mod handover;
 mod ownership;
 mod retained;
 pub mod subject;
 
+pub use durable::{DurableMessage, DurableMessages, NodeConsumer, StreamAck, is_from_stream, session_seq};
 pub use handover::Handover;
 pub use ownership::{ClaimError, Ownership};
 pub use retained::RetainedBucket;
@@ -158,6 +160,7 @@ enum Outbound {
 #[derive(Clone)]
 pub struct ClusterLink {
     outbound: mpsc::Sender<Outbound>,
+    acks: mpsc::UnboundedSender<StreamAck>,
     metrics: std::sync::Arc<Metrics>,
 }
 
@@ -171,6 +174,11 @@ impl ClusterLink {
         {
             Metrics::inc(&self.metrics.cluster_dropped_total);
         }
+    }
+
+    /// Acknowledges a message of the cluster's stream: its routing is stored.
+    pub fn acknowledge(&self, ack: StreamAck) {
+        let _ = self.acks.send(ack);
     }
 
     /// Tells the cluster that this node wants (or no longer wants) a filter's messages.
@@ -190,6 +198,7 @@ pub struct Nats {
     pub handover: Handover,
     /// Where sessions are stored: the broker's store in cluster mode.
     pub state: JetStreamStore,
+    consumer: NodeConsumer,
     /// The sessions this node held when it stopped, to resume.
     pub held_sessions: Snapshot,
     retained: RetainedBucket,
@@ -255,6 +264,8 @@ pub async fn connect(config: &Cluster) -> Result<Nats, ClusterError> {
             bucket: format!("{}-state", config.prefix),
             reason,
         })?;
+    let durable = DurableMessages::open(&jetstream, &config.prefix, replicas).await?;
+    let consumer = durable.consumer(&config.node_id).await?;
     let held = ownership.held_here().await?;
     let held_sessions = state
         .load_sessions(&held)
@@ -267,7 +278,13 @@ pub async fn connect(config: &Cluster) -> Result<Nats, ClusterError> {
     for client_id in &held {
         ownership.release(client_id).await;
     }
-    let handover = Handover::new(client.clone(), ownership.clone(), state.clone(), &config.prefix);
+    let handover = Handover::new(
+        client.clone(),
+        ownership.clone(),
+        state.clone(),
+        durable.clone(),
+        &config.prefix,
+    );
     let retained = RetainedBucket::open(&jetstream, &config.prefix, replicas).await?;
     let (initial_retained, retained_changes) = retained.load().await?;
     Ok(Nats {
@@ -275,6 +292,7 @@ pub async fn connect(config: &Cluster) -> Result<Nats, ClusterError> {
         ownership,
         handover,
         state,
+        consumer,
         held_sessions,
         retained,
         initial_retained,
@@ -297,6 +315,9 @@ pub fn start(
             .clone()
             .serve(config.node_id.clone(), router.clone()),
     );
+    let consumer = tokio::spawn(nats.consumer.run(router.clone()));
+    let (acks, to_acknowledge) = mpsc::unbounded_channel();
+    let acknowledger = tokio::spawn(durable::acknowledge(to_acknowledge));
     let follow = tokio::spawn(RetainedBucket::follow(nats.retained_changes, router.clone()));
     let bridge = Bridge {
         client: nats.client,
@@ -314,9 +335,18 @@ pub fn start(
         bridge.run(requests).await;
         watch.abort();
         handovers.abort();
+        consumer.abort();
+        acknowledger.abort();
         follow.abort();
     });
-    (ClusterLink { outbound, metrics }, task)
+    (
+        ClusterLink {
+            outbound,
+            acks,
+            metrics,
+        },
+        task,
+    )
 }
 
 /// A message from the cluster, as received.
@@ -470,6 +500,8 @@ impl Bridge {
         };
         let reach = match group {
             Some(group) => Reach::Group(group),
+            // QoS 1/2 messages reach ordinary subscriptions through the cluster's stream.
+            None if message.publish.qos != tabmq_protocol::QoS::AtMostOnce => return Ok(()),
             None => Reach::Ordinary,
         };
         self.router

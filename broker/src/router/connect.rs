@@ -9,11 +9,13 @@ use tabmq_protocol::{Properties, QoS, ReasonCode};
 use tokio::sync::oneshot;
 use tracing::{info, warn};
 
+use super::MovedSession;
 use super::flap_guard::Verdict;
 use super::session::{Outstanding, Session};
 use super::subscriptions::Subscriber;
-use super::{Batch, ConnectionId, ConnectionLink, DetachReason, Router, ToConnection};
+use super::{AfterCommit, Batch, ConnectionId, ConnectionLink, DetachReason, Router, ToConnection};
 use crate::clock::unix_millis;
+use crate::cluster::{DurableMessage, is_from_stream};
 use crate::config::TakeoverPolicy;
 use crate::metrics::Metrics;
 use crate::store::{SessionRecord, StoreOp, StoredSession};
@@ -37,9 +39,11 @@ impl Router {
     /// Publishes `client_id`'s will, here and on the other cluster nodes.
     pub(super) fn publish_will(&mut self, will: Will, client_id: &Arc<str>, batch: &mut Batch) {
         let publish = will_to_publish(will);
-        self.forward_to_cluster(&publish);
+        if self.share_in_cluster(&publish, Some(client_id), batch) {
+            return;
+        }
         let reach = self.local_reach();
-        self.route(publish, Some(client_id), &reach, batch);
+        self.route(publish, Some(client_id), &reach, None, batch);
     }
 
     /// Rebuilds one stored session at startup.
@@ -62,7 +66,9 @@ impl Router {
                 expires_at_ms: message.expires_at_ms,
             };
             session.add_outstanding(seq, outstanding);
-            session.next_seq = session.next_seq.max(seq + 1);
+            if !is_from_stream(seq) {
+                session.next_seq = session.next_seq.max(seq + 1);
+            }
             match stored.inflight.get(&seq) {
                 Some((packet_id, state)) => {
                     let publish = Publish {
@@ -167,16 +173,22 @@ impl Router {
     pub(super) fn taken_over_elsewhere(
         &mut self,
         client_id: &Arc<str>,
-        let_go: Option<oneshot::Sender<()>>,
+        let_go: Option<oneshot::Sender<u64>>,
         batch: &mut Batch,
     ) {
+        let position = self.stream_position;
+        let let_go_now = |batch: &mut Batch, let_go: Option<oneshot::Sender<u64>>| {
+            if let Some(waiting) = let_go {
+                batch.after_commit.push(AfterCommit::LetGo(waiting, position));
+            }
+        };
         let Some(session) = self.sessions.get_mut(client_id) else {
-            batch.let_go.extend(let_go);
+            let_go_now(batch, let_go);
             return;
         };
         let Some(link) = session.link.clone() else {
             self.forget_session(client_id);
-            batch.let_go.extend(let_go);
+            let_go_now(batch, let_go);
             return;
         };
         if let Some(waiting) = let_go {
@@ -209,17 +221,34 @@ impl Router {
     }
 
     /// Replaces this node's copy of a session, if any, with the one another cluster node
-    /// left in the cluster's storage.
-    pub(super) fn session_moved_here(&mut self, client_id: &str, stored: Option<StoredSession>) {
+    /// left in the cluster's storage, and gives it the cluster's messages routed since.
+    pub(super) fn session_moved_here(&mut self, client_id: &str, moved: MovedSession, batch: &mut Batch) {
         let client_id: Arc<str> = client_id.into();
         if self.sessions.get(&client_id).is_some_and(|s| s.link.is_some()) {
             // Connected here since the claim: this node's copy is the newer one.
             return;
         }
         self.forget_session(&client_id);
-        if let Some(stored) = stored {
-            self.restore_session(client_id.to_string(), stored);
-            Metrics::set(&self.metrics.sessions, self.sessions.len() as u64);
+        let Some(stored) = moved.stored else {
+            return;
+        };
+        self.restore_session(client_id.to_string(), stored);
+        Metrics::set(&self.metrics.sessions, self.sessions.len() as u64);
+        let routed_here_since: Vec<DurableMessage> = self
+            .recent
+            .iter()
+            .filter(|message| message.seq > moved.through)
+            .cloned()
+            .collect();
+        if self
+            .recent
+            .front()
+            .is_some_and(|oldest| oldest.seq > moved.through + 1)
+        {
+            warn!(%client_id, "a session moved here may miss cluster messages routed before it came (more than this node remembers)");
+        }
+        for message in moved.since.into_iter().chain(routed_here_since) {
+            self.route_to_session(&client_id, message, batch);
         }
     }
 
@@ -403,9 +432,11 @@ impl Router {
                 self.forget_session(client_id);
             }
         }
-        batch
-            .let_go
-            .extend(self.waiting_let_go.remove(client_id).unwrap_or_default());
+        for waiting in self.waiting_let_go.remove(client_id).unwrap_or_default() {
+            batch
+                .after_commit
+                .push(AfterCommit::LetGo(waiting, self.stream_position));
+        }
         Metrics::set(&self.metrics.sessions, self.sessions.len() as u64);
         if let Some((link, connect)) = self.waiting_takeovers.remove(client_id) {
             self.attach(link, connect, client_id.clone(), false, batch);

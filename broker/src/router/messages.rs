@@ -5,15 +5,23 @@ use std::sync::Arc;
 use tokio::sync::oneshot;
 
 use super::mailbox::Mailbox;
+use crate::cluster::{DurableMessage, StreamAck};
 use crate::store::StoredSession;
 use tabmq_protocol::flow::SessionFlows;
 use tabmq_protocol::packet::{Connect, Publish, Suback, Subscribe, Unsuback, Unsubscribe};
 use tabmq_protocol::{PacketId, Properties, ReasonCode};
 
 /// A session another cluster node held, as stored in the cluster when that node let go
-/// of it (`None`: nothing stored, as for a session that ended).
+/// of it, with the QoS 1/2 messages it may have missed since.
 #[derive(Debug)]
-pub struct MovedSession(pub Option<StoredSession>);
+pub struct MovedSession {
+    /// The session as stored (`None`: nothing stored, as for a session that ended).
+    pub stored: Option<StoredSession>,
+    /// The cluster's messages after the last one the other node routed to it.
+    pub since: Vec<DurableMessage>,
+    /// The stream sequence `since` reaches.
+    pub through: u64,
+}
 
 /// Identifies one network connection for the broker's lifetime.
 pub type ConnectionId = u64;
@@ -133,9 +141,13 @@ pub enum ToRouter {
     TakenOverElsewhere {
         /// The client id.
         client_id: Arc<str>,
-        /// Told once the session is let go of and every change to it is stored.
-        let_go: Option<oneshot::Sender<()>>,
+        /// Told once the session is let go of and every change to it is stored, with
+        /// the stream sequence of the last cluster message routed to it.
+        let_go: Option<oneshot::Sender<u64>>,
     },
+    /// A QoS 1/2 message from the cluster's stream, acknowledged to the stream with the
+    /// acker once its routing is stored.
+    Durable(Box<(DurableMessage, StreamAck)>),
     /// A topic's retained message as the cluster holds it now (an empty payload: none).
     RetainedFromCluster(Box<Publish>),
 }
@@ -154,6 +166,7 @@ impl ToRouter {
             ToRouter::Publish { publish, .. } => publish.topic.len() + publish.payload.len(),
             ToRouter::FromCluster(publish, _) => publish.topic.len() + publish.payload.len(),
             ToRouter::TakenOverElsewhere { client_id, .. } => client_id.len(),
+            ToRouter::Durable(message) => message.0.publish.topic.len() + message.0.publish.payload.len(),
             ToRouter::RetainedFromCluster(publish) => publish.topic.len() + publish.payload.len(),
             ToRouter::Subscribe { subscribe, .. } => subscribe
                 .subscriptions

@@ -50,7 +50,7 @@ pub use self::messages::{
 use self::retained::Retained;
 use self::session::Session;
 use self::subscriptions::SubscriptionIndex;
-use crate::cluster::ClusterLink;
+use crate::cluster::{ClusterLink, DurableMessage, StreamAck};
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::store::{PendingCommit, Snapshot, StoreError, StoreHandle, StoreOp};
@@ -70,8 +70,17 @@ type Sends = Vec<(ConnectionLink, ToConnection)>;
 struct Batch {
     ops: Vec<StoreOp>,
     sends: Sends,
-    /// Other cluster nodes waiting for sessions this batch let go of.
-    let_go: Vec<oneshot::Sender<()>>,
+    /// What to do once the batch's changes are stored.
+    after_commit: Vec<AfterCommit>,
+}
+
+/// What a batch does in cluster mode once its changes are stored.
+enum AfterCommit {
+    /// Tell a node waiting for a session that it is let go of, and up to which stream
+    /// sequence the cluster's messages were routed to it.
+    LetGo(oneshot::Sender<u64>, u64),
+    /// Acknowledge a cluster message to the stream: its routing is stored.
+    Acknowledge(StreamAck),
 }
 
 impl Batch {
@@ -86,7 +95,7 @@ impl Batch {
 struct Unreleased {
     commit: PendingCommit,
     sends: Sends,
-    let_go: Vec<oneshot::Sender<()>>,
+    after_commit: Vec<AfterCommit>,
 }
 
 /// Takes back what `sends` was to deliver to a connection that has ended: its
@@ -118,7 +127,12 @@ pub struct Router {
     /// New connections waiting for the connection they take over to let go.
     waiting_takeovers: HashMap<Arc<str>, (ConnectionLink, Box<Connect>)>,
     /// Other cluster nodes waiting for a session connected here to be let go of.
-    waiting_let_go: HashMap<Arc<str>, Vec<oneshot::Sender<()>>>,
+    waiting_let_go: HashMap<Arc<str>, Vec<oneshot::Sender<u64>>>,
+    /// The stream sequence of the last cluster message routed here.
+    stream_position: u64,
+    /// The latest cluster messages routed here, oldest first, for a session that arrives
+    /// from another node to get those routed before it arrived.
+    recent: VecDeque<DurableMessage>,
     /// Deliveries that reached a connection after its inbox closed, by connection.
     orphans: HashMap<ConnectionId, Vec<(u64, Publish)>>,
     /// Batches committing, oldest first.
@@ -157,6 +171,8 @@ impl Router {
             flap_guard,
             waiting_takeovers: HashMap::default(),
             waiting_let_go: HashMap::default(),
+            stream_position: 0,
+            recent: VecDeque::new(),
             orphans: HashMap::default(),
             unreleased: VecDeque::new(),
             cluster,
@@ -193,13 +209,6 @@ impl Router {
         }
     }
 
-    /// Sends a message published on this node to the other cluster nodes, if any.
-    fn forward_to_cluster(&self, publish: &Publish) {
-        if let Some(cluster) = &self.cluster {
-            cluster.forward(publish);
-        }
-    }
-
     /// Tells the cluster which filters gained or lost their subscriptions.
     fn tell_cluster_interest(&mut self) {
         if let Some(cluster) = &self.cluster {
@@ -217,7 +226,7 @@ impl Router {
                 biased;
                 committed = oldest_commit(&mut self.unreleased) => {
                     if let Some(batch) = self.unreleased.pop_front() {
-                        self.release(batch.sends, batch.let_go, committed);
+                        self.release(batch.sends, batch.after_commit, committed);
                     }
                 }
                 message = inbox.recv(), if room => {
@@ -236,7 +245,7 @@ impl Router {
         }
         while let Some(batch) = self.unreleased.pop_front() {
             let committed = batch.commit.await;
-            self.release(batch.sends, batch.let_go, committed);
+            self.release(batch.sends, batch.after_commit, committed);
         }
     }
 
@@ -244,14 +253,14 @@ impl Router {
     /// every batch before it has been released.
     fn begin_release(&mut self, batch: Batch) {
         if batch.ops.is_empty() && self.unreleased.is_empty() {
-            self.release(batch.sends, batch.let_go, Ok(()));
+            self.release(batch.sends, batch.after_commit, Ok(()));
             return;
         }
         let commit = self.store.begin_commit(batch.ops);
         self.unreleased.push_back(Unreleased {
             commit,
             sends: batch.sends,
-            let_go: batch.let_go,
+            after_commit: batch.after_commit,
         });
     }
 
@@ -259,10 +268,21 @@ impl Router {
     /// acknowledgements report an error, SUBACK grants nothing, and a CONNACK for a stored
     /// session becomes a refusal (0x88, server unavailable) that gives the session back.
     /// The failed changes are kept by the store and written once it recovers (the nodes
-    /// waiting for sessions let go of are told all the same: theirs to resume now).
-    fn release(&mut self, sends: Sends, let_go: Vec<oneshot::Sender<()>>, committed: Result<(), StoreError>) {
-        for waiting in let_go {
-            let _ = waiting.send(());
+    /// waiting for sessions let go of are told all the same: theirs to resume now; the
+    /// cluster's messages are not acknowledged, so the stream gives them again).
+    fn release(&mut self, sends: Sends, after_commit: Vec<AfterCommit>, committed: Result<(), StoreError>) {
+        for action in after_commit {
+            match action {
+                AfterCommit::LetGo(waiting, position) => {
+                    let _ = waiting.send(position);
+                }
+                AfterCommit::Acknowledge(acker) if committed.is_ok() => {
+                    if let Some(cluster) = &self.cluster {
+                        cluster.acknowledge(acker);
+                    }
+                }
+                AfterCommit::Acknowledge(_) => {}
+            }
         }
         let commit_failed = committed.is_err();
         if let Err(error) = committed {
@@ -303,7 +323,7 @@ impl Router {
         match message {
             ToRouter::Connect { link, connect, moved } => {
                 if let Some(moved) = moved {
-                    self.session_moved_here(&connect.client_id, moved.0);
+                    self.session_moved_here(&connect.client_id, *moved, batch);
                 }
                 self.connect(link, connect, batch);
             }
@@ -337,7 +357,12 @@ impl Router {
             ToRouter::Tick => self.tick(batch),
             ToRouter::Shutdown => self.shutdown(batch),
             ToRouter::FromCluster(publish, reach) => {
-                self.route(*publish, None, &reach, batch);
+                self.route(*publish, None, &reach, None, batch);
+            }
+            ToRouter::Durable(message) => {
+                let (message, acker) = *message;
+                self.route_from_stream(message, batch);
+                batch.after_commit.push(AfterCommit::Acknowledge(acker));
             }
             ToRouter::TakenOverElsewhere { client_id, let_go } => {
                 self.taken_over_elsewhere(&client_id, let_go, batch);

@@ -9,9 +9,14 @@ use super::session::Outstanding;
 use super::subscriptions::{ShareGroup, Subscriber};
 use super::{Batch, ConnectionId, HashMap, Reach, Router, ToConnection};
 use crate::clock::unix_millis;
+use crate::cluster::{DurableMessage, session_seq};
 use crate::config::QueueFullPolicy;
 use crate::metrics::Metrics;
 use crate::store::{StoreOp, StoredMessage};
+use tabmq_protocol::topic::{self, SharedFilter};
+
+/// How many of the latest cluster messages a node remembers for sessions moving to it.
+const RECENT_MESSAGES: usize = 10_000;
 
 /// Topics under this prefix carry the broker's own counters and are not stored.
 pub(super) const SYS_PREFIX: &str = "$SYS/";
@@ -111,9 +116,10 @@ impl Router {
             return;
         }
         // Who may publish where (`$` topics included) was decided by the connection.
-        self.forward_to_cluster(&publish);
-        let reach = self.local_reach();
-        let matched = self.route(publish, Some(client_id), &reach, batch);
+        let matched = self.share_in_cluster(&publish, Some(client_id), batch) || {
+            let reach = self.local_reach();
+            self.route(publish, Some(client_id), &reach, None, batch)
+        };
         // A cluster node does not know the other nodes' subscribers.
         let reason = if matched || self.cluster.is_some() {
             ReasonCode::Success
@@ -133,13 +139,104 @@ impl Router {
         batch.send(&link, ToConnection::Acked { packet_id, reason });
     }
 
+    /// In cluster mode, hands a message published on this node to the cluster: QoS 1/2
+    /// ones go to the cluster's stream with this batch's commit, and come back to this
+    /// node, as to every node, from there (`true`: it is handed over).
+    /// Everything goes to the other nodes directly too (for QoS 0, share groups and
+    /// retained messages).
+    pub(super) fn share_in_cluster(
+        &mut self,
+        publish: &Publish,
+        origin: Option<&Arc<str>>,
+        batch: &mut Batch,
+    ) -> bool {
+        let Some(cluster) = &self.cluster else {
+            return false;
+        };
+        cluster.forward(publish);
+        if publish.qos == QoS::AtMostOnce {
+            return false;
+        }
+        let expires_at_ms = publish
+            .properties
+            .message_expiry_interval
+            .map(|secs| unix_millis() + u64::from(secs) * 1000);
+        batch.ops.push(StoreOp::ShareMessage {
+            message: StoredMessage {
+                publish: publish.clone(),
+                expires_at_ms,
+            },
+            origin: origin.map(ToString::to_string),
+        });
+        true
+    }
+
+    /// Routes a QoS 1/2 message of the cluster's stream to this node's sessions (ordinary
+    /// subscriptions: share groups get it directly from its node).
+    pub(super) fn route_from_stream(&mut self, message: DurableMessage, batch: &mut Batch) {
+        self.stream_position = self.stream_position.max(message.seq);
+        if self.recent.len() == RECENT_MESSAGES {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(message.clone());
+        let DurableMessage { seq, publish, origin } = message;
+        self.route(publish, origin.as_ref(), &Reach::Ordinary, Some(seq), batch);
+    }
+
+    /// Routes a message of the cluster's stream to one session only: one that came from
+    /// another node, for the messages it missed while moving. A message it already has
+    /// (the same stream sequence) is not given twice.
+    pub(super) fn route_to_session(
+        &mut self,
+        client_id: &Arc<str>,
+        message: DurableMessage,
+        batch: &mut Batch,
+    ) {
+        let Some(session) = self.sessions.get(client_id) else {
+            return;
+        };
+        let mut target: Option<Target> = None;
+        for subscription in &session.record.subscriptions {
+            let no_local = subscription.options.no_local && message.origin.as_ref() == Some(client_id);
+            if SharedFilter::parse(&subscription.filter).ok().flatten().is_none()
+                && !no_local
+                && topic::matches(&subscription.filter, &message.publish.topic)
+            {
+                let found = Target::of(&Subscriber {
+                    options: subscription.options,
+                    identifier: subscription.identifier,
+                });
+                match &mut target {
+                    Some(target) => target.merge(found),
+                    None => target = Some(found),
+                }
+            }
+        }
+        let Some(target) = target else { return };
+        let expires_at = message
+            .publish
+            .properties
+            .message_expiry_interval
+            .map(|secs| unix_millis() + u64::from(secs) * 1000);
+        self.deliver_target(
+            client_id,
+            message.publish,
+            target,
+            expires_at,
+            Some(message.seq),
+            batch,
+        );
+    }
+
     /// Delivers `publish` to every matching session; `true` if any matched.
-    /// `origin` is the publishing client, for the no-local option.
+    /// `origin` is the publishing client, for the no-local option; `stream_seq` the
+    /// message's sequence in the cluster's stream, if it came from there.
     pub(super) fn route(
         &mut self,
         publish: Publish,
         origin: Option<&Arc<str>>,
         reach: &Reach,
+        stream_seq: Option<u64>,
         batch: &mut Batch,
     ) -> bool {
         let expires_at = publish
@@ -184,10 +281,10 @@ impl Router {
         // Every target but the last gets a copy; the last gets the message itself.
         let last = targets.pop();
         for (client_id, target) in targets {
-            self.deliver_target(&client_id, publish.clone(), target, expires_at, batch);
+            self.deliver_target(&client_id, publish.clone(), target, expires_at, stream_seq, batch);
         }
         if let Some((client_id, target)) = last {
-            self.deliver_target(&client_id, publish, target, expires_at, batch);
+            self.deliver_target(&client_id, publish, target, expires_at, stream_seq, batch);
         }
         matched
     }
@@ -227,19 +324,23 @@ impl Router {
         publish: Publish,
         target: Target,
         expires_at: Option<u64>,
+        stream_seq: Option<u64>,
         batch: &mut Batch,
     ) {
         let retain = publish.retain && target.retain_as_published;
         let out = tailored(publish, target.qos, retain, target.identifiers);
-        self.deliver_to(client_id, out, expires_at, batch);
+        self.deliver_to(client_id, out, expires_at, stream_seq, batch);
     }
 
-    /// Hands a message, already tailored for the session, to its connection or queue.
+    /// Hands a message, already tailored for the session, to its connection or queue. A
+    /// message of the cluster's stream (`stream_seq`) is kept under a sequence number
+    /// made from its own, once.
     pub(super) fn deliver_to(
         &mut self,
         client_id: &Arc<str>,
         out: Publish,
         expires_at: Option<u64>,
+        stream_seq: Option<u64>,
         batch: &mut Batch,
     ) {
         let limits = &self.config.limits;
@@ -265,6 +366,13 @@ impl Router {
                 }
                 None => {}
             }
+            return;
+        }
+        let seq = match stream_seq {
+            Some(stream_seq) => session_seq(stream_seq),
+            None => session.take_seq(),
+        };
+        if session.outstanding.contains_key(&seq) {
             return;
         }
         let bytes = out.payload.len();
@@ -299,7 +407,6 @@ impl Router {
             session.dropped += 1;
             Metrics::inc(&metrics.messages_dropped_total);
         }
-        let seq = session.take_seq();
         if session.stored {
             let message = StoredMessage {
                 publish: out.clone(),

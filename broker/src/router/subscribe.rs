@@ -101,7 +101,7 @@ impl Router {
                 .properties
                 .message_expiry_interval
                 .map(|secs| now_ms + u64::from(secs) * 1000);
-            self.deliver_to(client_id, message, expires_at, batch);
+            self.deliver_to(client_id, message, expires_at, None, batch);
         }
     }
 

@@ -75,7 +75,7 @@ impl Router {
                 retain: true,
                 ..Publish::new(topic, Bytes::from(value.to_string()), QoS::AtMostOnce)
             };
-            self.route(publish, None, &Reach::All, batch);
+            self.route(publish, None, &Reach::All, None, batch);
         }
     }
 }

@@ -8,7 +8,8 @@
 //! `….i.<packet id>` (a QoS 2 packet id received and not released). A removal purges
 //! the subjects, leaving nothing behind. Values are sealed as in the embedded store
 //! (CRC-32 over table, key and bytes). A commit returns once JetStream has acknowledged
-//! every write, which it does when a quorum of its replicas holds it. Retained messages
+//! every write, which it does when a quorum of its replicas holds it. A commit also
+//! hands QoS 1/2 messages to the other nodes ([`DurableMessages`]). Retained messages
 //! live in the cluster's retained bucket, not here.
 
 use std::collections::BTreeMap;
@@ -21,7 +22,7 @@ use async_nats::jetstream::stream::{Config, Stream};
 use futures_util::StreamExt;
 use tokio::runtime::Handle;
 
-use crate::cluster::hex_key;
+use crate::cluster::{DurableMessages, hex_key};
 
 use super::format::{self, InflightRecord, MessageRecord, RecordKey, SessionRecordV2};
 use super::{Snapshot, Store, StoreError, StoreOp, StoreView, StoredSession};
@@ -38,6 +39,8 @@ pub struct JetStreamStore {
     subjects: String,
     /// `<prefix>-state`
     name: String,
+    /// The subject of the cluster's stream of QoS 1/2 messages.
+    messages_subject: String,
     /// The runtime the writer thread runs JetStream's futures on.
     runtime: Handle,
 }
@@ -86,6 +89,7 @@ impl JetStreamStore {
             stream,
             subjects,
             name: config.name,
+            messages_subject: format!("{prefix}.durable"),
             runtime: Handle::current(),
         })
     }
@@ -232,6 +236,16 @@ impl JetStreamStore {
                     continue;
                 }
                 StoreOp::PutRetained { .. } | StoreOp::DeleteRetained { .. } => continue,
+                StoreOp::ShareMessage { message, origin } => {
+                    let (headers, body) = DurableMessages::encode(message, origin.as_deref());
+                    let ack = self
+                        .jetstream
+                        .publish_with_headers(self.messages_subject.clone(), headers, body.into())
+                        .await
+                        .map_err(io)?;
+                    unacknowledged.push(ack);
+                    continue;
+                }
             };
             let ack = self.jetstream.publish(subject, value.into()).await.map_err(io)?;
             unacknowledged.push(ack);

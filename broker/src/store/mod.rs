@@ -167,6 +167,14 @@ pub enum StoreOp {
         /// Topic.
         topic: String,
     },
+    /// Cluster mode: hand a QoS 1/2 message to every node, in the cluster's replicated
+    /// stream of messages (one node has no other nodes: its store has nothing to do).
+    ShareMessage {
+        /// The message.
+        message: StoredMessage,
+        /// The publishing client, if a client published it.
+        origin: Option<String>,
+    },
 }
 
 /// A storage backend: applies batches of changes (it is opened with everything it holds).

@@ -213,6 +213,7 @@ impl RedbStore {
                     .remove(topic.as_str())
                     .map_err(io)?;
             }
+            StoreOp::ShareMessage { .. } => {}
         }
         Ok(())
     }

@@ -38,7 +38,19 @@ pub struct NatsCluster {
 
 impl NatsCluster {
     /// Starts the servers and waits until each reports itself healthy, JetStream included.
+    /// Ports are picked free, but another process may take one before a server binds it:
+    /// then the cluster starts again on other ports.
     pub fn start(name: &str) -> Self {
+        for _ in 0..3 {
+            if let Some(cluster) = Self::try_start(name) {
+                return cluster;
+            }
+        }
+        panic!("NATS could not bind its ports three times");
+    }
+
+    /// The cluster, or `None` if a server exited at once (a port was taken meanwhile).
+    fn try_start(name: &str) -> Option<Self> {
         let dir = std::env::temp_dir().join(format!("tabmq-nats-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let routes: Vec<u16> = (0..3).map(|_| free_port()).collect();
@@ -88,6 +100,13 @@ impl NatsCluster {
         let deadline = Instant::now() + Duration::from_secs(30);
         for monitor in monitors {
             while !try_http_get(monitor, "/healthz").is_some_and(|body| body.contains("\"ok\"")) {
+                if cluster
+                    .servers
+                    .iter_mut()
+                    .any(|server| server.try_wait().ok().flatten().is_some())
+                {
+                    return None;
+                }
                 assert!(
                     Instant::now() < deadline,
                     "NATS never became healthy; logs in {}",
@@ -96,7 +115,7 @@ impl NatsCluster {
                 std::thread::sleep(Duration::from_millis(50));
             }
         }
-        cluster
+        Some(cluster)
     }
 
     /// The `[cluster]` config section of a tabmq node named `node_id`, using server `index`.

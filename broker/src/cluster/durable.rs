@@ -1,0 +1,254 @@
+//! QoS 1 and 2 messages between nodes, through the replicated JetStream stream
+//! `<prefix>-messages` (subject `<prefix>.durable`), so that none is lost when a node dies.
+//!
+//! The node a message is published on writes it to the stream as part of its commit (see
+//! [`crate::store::StoreOp::ShareMessage`]): the publisher's PUBACK or PUBREC goes once a
+//! quorum of JetStream replicas holds it. Every node, the publishing one too, reads the
+//! whole stream with one durable consumer named after the node (not one per
+//! subscription), routes each message to its own sessions, and acknowledges it once that
+//! routing is stored. A node that restarts goes on from its last acknowledgement.
+//!
+//! A message's stream sequence number is its identity: a stored session keeps it under a
+//! sequence number made from it ([`session_seq`]), so a message routed twice to a session
+//! (again after a crash, or once by a node that let go of the session and once more by
+//! the next) is kept once. When a session moves, the node taking it reads the messages
+//! after the position of the node that let go (or, for a dead node, after the last one it
+//! acknowledged) and gives the session those it did not get ([`DurableMessages::since`]).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::HeaderMap;
+use async_nats::jetstream::consumer::pull::{Config as PullConfig, OrderedConfig};
+use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, PullConsumer};
+use async_nats::jetstream::message::Acker;
+use async_nats::jetstream::stream::{Config, Stream};
+use futures_util::StreamExt;
+use tabmq_protocol::packet::Publish;
+use tracing::warn;
+
+use super::{ClusterError, hex_key};
+use crate::router::{RouterSender, ToRouter};
+use crate::store::{StoredMessage, message_bytes, message_from_bytes};
+
+/// How long the stream keeps a message: the longest a node may stay dead and still have
+/// the sessions it held resume with every message since.
+const RETENTION: Duration = Duration::from_secs(24 * 3600);
+
+/// How many messages a node may hold unacknowledged (routed, not yet stored).
+const MAX_UNACKNOWLEDGED: i64 = 20_000;
+
+/// How long the stream waits for a node's acknowledgement before giving the message
+/// again (a node acknowledges once its routing is stored, in milliseconds normally; a
+/// restarted node gets what it had not acknowledged after this).
+const ACK_WAIT: Duration = Duration::from_secs(10);
+
+/// The header naming a message's publishing client (for the no-local option).
+const ORIGIN_HEADER: &str = "Tabmq-Origin";
+
+/// The bit that sets a session sequence number made from a stream sequence apart from the
+/// session's own counter.
+const FROM_STREAM: u64 = 1 << 63;
+
+/// The session sequence number under which a session keeps the stream's message `seq`.
+pub fn session_seq(stream_seq: u64) -> u64 {
+    FROM_STREAM | stream_seq
+}
+
+/// Whether a session sequence number was made by [`session_seq`].
+pub fn is_from_stream(session_seq: u64) -> bool {
+    session_seq & FROM_STREAM != 0
+}
+
+/// A message of the stream.
+#[derive(Debug, Clone)]
+pub struct DurableMessage {
+    /// Its stream sequence number.
+    pub seq: u64,
+    /// The message as published.
+    pub publish: Publish,
+    /// The publishing client, if a client published it (not a will).
+    pub origin: Option<Arc<str>>,
+}
+
+/// The stream of QoS 1/2 messages.
+#[derive(Clone)]
+pub struct DurableMessages {
+    stream: Stream,
+    subject: String,
+}
+
+/// The name of `node_id`'s consumer.
+fn consumer_name(node_id: &str) -> String {
+    format!("node-{}", hex_key(node_id))
+}
+
+fn decode(message: &async_nats::Message, seq: u64) -> Option<DurableMessage> {
+    let StoredMessage { publish, .. } = message_from_bytes(&message.payload)?;
+    let origin = message
+        .headers
+        .as_ref()
+        .and_then(|headers| headers.get(ORIGIN_HEADER))
+        .map(|value| Arc::from(value.as_str()));
+    Some(DurableMessage { seq, publish, origin })
+}
+
+impl DurableMessages {
+    /// Opens (or creates) the stream with `replicas` copies.
+    pub async fn open(
+        jetstream: &async_nats::jetstream::Context,
+        prefix: &str,
+        replicas: usize,
+    ) -> Result<Self, ClusterError> {
+        let subject = format!("{prefix}.durable");
+        let config = Config {
+            name: format!("{prefix}-messages"),
+            description: Some("tabmq: QoS 1/2 messages between nodes".into()),
+            subjects: vec![subject.clone()],
+            max_age: RETENTION,
+            num_replicas: replicas,
+            ..Config::default()
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let stream = loop {
+            match jetstream.get_or_create_stream(config.clone()).await {
+                Ok(stream) => break stream,
+                Err(error) if std::time::Instant::now() >= deadline => {
+                    return Err(ClusterError::Bucket {
+                        bucket: config.name,
+                        reason: error.to_string(),
+                    });
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        };
+        Ok(Self { stream, subject })
+    }
+
+    /// The subject messages are published on.
+    pub fn subject(&self) -> &str {
+        &self.subject
+    }
+
+    /// The body and headers of `message` in the stream.
+    pub fn encode(message: &StoredMessage, origin: Option<&str>) -> (HeaderMap, Vec<u8>) {
+        let mut headers = HeaderMap::new();
+        if let Some(origin) = origin {
+            headers.insert(ORIGIN_HEADER, origin);
+        }
+        (headers, message_bytes(message))
+    }
+
+    /// The stream sequence up to which `node_id` acknowledged every message: what it
+    /// routed and stored, when it is dead.
+    pub async fn acknowledged_by(&self, node_id: &str) -> Option<u64> {
+        let stream = self.stream.clone();
+        let info = stream.consumer_info(consumer_name(node_id)).await.ok()?;
+        Some(info.ack_floor.stream_sequence)
+    }
+
+    /// Every message after stream sequence `after`, and the last sequence read.
+    pub async fn since(&self, after: u64) -> Result<(Vec<DurableMessage>, u64), String> {
+        let consumer = self
+            .stream
+            .create_consumer(OrderedConfig {
+                deliver_policy: DeliverPolicy::ByStartSequence {
+                    start_sequence: after + 1,
+                },
+                ..OrderedConfig::default()
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut remaining = consumer.cached_info().num_pending;
+        let mut last = after;
+        let mut messages = Vec::new();
+        let mut delivered = consumer.messages().await.map_err(|e| e.to_string())?;
+        while remaining > 0 {
+            let Some(message) = delivered.next().await else {
+                break;
+            };
+            let message = message.map_err(|e| e.to_string())?;
+            let info = message.info().map_err(|e| e.to_string())?;
+            remaining = info.pending;
+            last = info.stream_sequence;
+            messages.extend(decode(&message, last));
+        }
+        Ok((messages, last))
+    }
+
+    /// This node's consumer of the stream, created with the next message if the node is
+    /// new (before the node takes connections, so that it misses nothing its clients may
+    /// subscribe to).
+    pub async fn consumer(&self, node_id: &str) -> Result<NodeConsumer, ClusterError> {
+        let config = PullConfig {
+            durable_name: Some(consumer_name(node_id)),
+            description: Some(format!("tabmq node {node_id}")),
+            deliver_policy: DeliverPolicy::New,
+            ack_policy: AckPolicy::Explicit,
+            max_ack_pending: MAX_UNACKNOWLEDGED,
+            ack_wait: ACK_WAIT,
+            ..PullConfig::default()
+        };
+        self.stream
+            .get_or_create_consumer(&consumer_name(node_id), config)
+            .await
+            .map(NodeConsumer)
+            .map_err(|error| ClusterError::Bucket {
+                bucket: format!(
+                    "{} (consumer {})",
+                    self.stream.cached_info().config.name,
+                    consumer_name(node_id)
+                ),
+                reason: error.to_string(),
+            })
+    }
+}
+
+/// A node's consumer of the cluster's stream of QoS 1/2 messages.
+pub struct NodeConsumer(PullConsumer);
+
+impl NodeConsumer {
+    /// Hands every message to the router, from where this node left off, until NATS or
+    /// the router goes away.
+    pub async fn run(self, router: RouterSender) {
+        let mut messages = match self.0.messages().await {
+            Ok(messages) => messages,
+            Err(error) => {
+                warn!(%error, "cluster: cannot read the stream of QoS 1/2 messages; other nodes' ones do not arrive");
+                return;
+            }
+        };
+        while let Some(message) = messages.next().await {
+            let Ok(message) = message else { continue };
+            let Ok(seq) = message.info().map(|info| info.stream_sequence) else {
+                continue;
+            };
+            let (message, acker) = message.split();
+            let Some(durable) = decode(&message, seq) else {
+                warn!(seq, "cluster: an undecodable QoS 1/2 message was skipped");
+                let _ = acker.ack().await;
+                continue;
+            };
+            let routed = ToRouter::Durable(Box::new((durable, StreamAck(Box::new(acker)))));
+            if router.send(routed).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// The acknowledgement of one message to the stream, sent once its routing is stored.
+pub struct StreamAck(Box<Acker>);
+
+impl std::fmt::Debug for StreamAck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StreamAck")
+    }
+}
+
+/// Acknowledges messages once their routing is stored, in the order given.
+pub(super) async fn acknowledge(mut acks: tokio::sync::mpsc::UnboundedReceiver<StreamAck>) {
+    while let Some(StreamAck(acker)) = acks.recv().await {
+        let _ = acker.ack().await;
+    }
+}
