@@ -344,7 +344,8 @@ pub struct Cluster {
     pub creds_file: String,
     /// Prefix of the NATS subjects, streams and buckets of this cluster.
     pub prefix: String,
-    /// JetStream replicas of the streams and buckets (at most the NATS cluster's size).
+    /// JetStream replicas of the streams and buckets (at most the number of NATS servers;
+    /// one against a server that is not in a cluster).
     pub replicas: usize,
 }
 

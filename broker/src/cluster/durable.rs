@@ -43,6 +43,12 @@ const MAX_UNACKNOWLEDGED: i64 = 20_000;
 /// restarted node gets what it had not acknowledged after this).
 const ACK_WAIT: Duration = Duration::from_secs(10);
 
+/// How often the server shows a waiting pull is alive; missing ones mean reading again.
+const PULL_HEARTBEAT: Duration = Duration::from_secs(1);
+
+/// How long one pull request waits on the server before it is made again.
+const PULL_EXPIRES: Duration = Duration::from_secs(5);
+
 /// The header naming a message's publishing client (for the no-local option).
 const ORIGIN_HEADER: &str = "Tabmq-Origin";
 
@@ -208,32 +214,54 @@ impl DurableMessages {
 pub struct NodeConsumer(PullConsumer);
 
 impl NodeConsumer {
-    /// Hands every message to the router, from where this node left off, until NATS or
-    /// the router goes away.
+    /// Hands every message to the router, from where this node left off, until the router
+    /// goes away. Reading starts again after an error (a NATS server died, the consumer's
+    /// leader moved), so the node goes on from its last acknowledgement.
     pub async fn run(self, router: RouterSender) {
-        let mut messages = match self.0.messages().await {
-            Ok(messages) => messages,
-            Err(error) => {
-                warn!(%error, "cluster: cannot read the stream of QoS 1/2 messages; other nodes' ones do not arrive");
-                return;
+        loop {
+            let messages = self
+                .0
+                .stream()
+                .heartbeat(PULL_HEARTBEAT)
+                .expires(PULL_EXPIRES)
+                .messages()
+                .await;
+            match messages {
+                Ok(mut messages) => {
+                    while let Some(message) = messages.next().await {
+                        let message = match message {
+                            Ok(message) => message,
+                            Err(error) => {
+                                warn!(%error, "cluster: reading the stream of QoS 1/2 messages failed; reading again");
+                                break;
+                            }
+                        };
+                        if Self::hand_over(message, &router).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+                Err(error) => {
+                    warn!(%error, "cluster: cannot read the stream of QoS 1/2 messages; trying again");
+                }
             }
-        };
-        while let Some(message) = messages.next().await {
-            let Ok(message) = message else { continue };
-            let Ok(seq) = message.info().map(|info| info.stream_sequence) else {
-                continue;
-            };
-            let (message, acker) = message.split();
-            let Some(durable) = decode(&message, seq) else {
-                warn!(seq, "cluster: an undecodable QoS 1/2 message was skipped");
-                let _ = acker.ack().await;
-                continue;
-            };
-            let routed = ToRouter::Durable(Box::new((durable, StreamAck(Box::new(acker)))));
-            if router.send(routed).await.is_err() {
-                return;
-            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
+    }
+
+    /// Hands one message to the router; `Err` once the router is gone.
+    async fn hand_over(message: async_nats::jetstream::Message, router: &RouterSender) -> Result<(), ()> {
+        let Ok(seq) = message.info().map(|info| info.stream_sequence) else {
+            return Ok(());
+        };
+        let (message, acker) = message.split();
+        let Some(durable) = decode(&message, seq) else {
+            warn!(seq, "cluster: an undecodable QoS 1/2 message was skipped");
+            let _ = acker.ack().await;
+            return Ok(());
+        };
+        let routed = ToRouter::Durable(Box::new((durable, StreamAck(Box::new(acker)))));
+        router.send(routed).await.map_err(|_| ())
     }
 }
 

@@ -130,8 +130,10 @@ pub enum ClusterError {
         /// Why.
         reason: String,
     },
-    /// A JetStream bucket cannot be created or opened.
-    #[error("cannot create or open the JetStream bucket {bucket}: {reason}")]
+    /// A JetStream bucket or stream cannot be created or opened.
+    #[error(
+        "cannot create or open the JetStream bucket or stream {bucket}: {reason} (cluster.replicas must not exceed the number of NATS servers)"
+    )]
     Bucket {
         /// The bucket.
         bucket: String,
@@ -249,7 +251,12 @@ pub async fn connect(config: &Cluster) -> Result<Nats, ClusterError> {
             reason: error.to_string(),
         })?;
     let info = client.server_info();
-    let replicas = config.replicas.min(info.connect_urls.len().max(1));
+    // One server alone holds one copy; a cluster holds as many as configured (its other
+    // servers' addresses reach a client later than its first INFO: they do not say its size).
+    let replicas = match info.cluster {
+        Some(_) => config.replicas,
+        None => 1,
+    };
     info!(
         server = %info.server_name,
         cluster = info.cluster.as_deref().unwrap_or("-"),

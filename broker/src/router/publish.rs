@@ -289,14 +289,17 @@ impl Router {
         matched
     }
 
-    /// Whether routing `publish` from `origin` would write to storage: it is retained, or
-    /// a QoS 2 publish of a stored session, or it reaches a stored session at QoS 1 or 2.
+    /// Whether routing `publish` (QoS 1/2) from `origin` would write to storage: it is
+    /// retained, or a QoS 2 publish of a stored session, or it reaches a stored session at
+    /// QoS 1 or 2, or it goes to the cluster's stream.
     fn needs_storage(&mut self, publish: &Publish, origin: &Arc<str>) -> bool {
         let stored = |sessions: &HashMap<Arc<str>, Box<super::session::Session>>, id: &Arc<str>| {
             sessions.get(id).is_some_and(|s| s.stored)
         };
+        // A cluster node hands every QoS 1/2 message to the cluster's stream.
         if (publish.retain && !publish.topic.starts_with(SYS_PREFIX))
             || (publish.qos == QoS::ExactlyOnce && stored(&self.sessions, origin))
+            || self.cluster.is_some()
         {
             return true;
         }

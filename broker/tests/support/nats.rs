@@ -118,6 +118,12 @@ impl NatsCluster {
         Some(cluster)
     }
 
+    /// Kills server `index` with SIGKILL, as a crash would.
+    pub fn kill(&mut self, index: usize) {
+        let _ = self.servers[index].kill();
+        let _ = self.servers[index].wait();
+    }
+
     /// The `[cluster]` config section of a tabmq node named `node_id`, using server `index`.
     pub fn node_config(&self, node_id: &str, index: usize) -> String {
         format!(

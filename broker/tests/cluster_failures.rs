@@ -1,0 +1,269 @@
+//! Cluster mode when something dies, with a real three-server NATS cluster: a tabmq node
+//! killed with SIGKILL in the middle of QoS 1 and QoS 2 loads, with subscribers online and
+//! offline on it, and a NATS server killed under load. Every message acknowledged to its
+//! publisher arrives once the subscribers have moved to another node; no QoS 2 message
+//! arrives twice. Each kill is repeated at several points of the load and every outcome
+//! counted.
+
+mod support;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use support::broker::Broker;
+use support::client::{TestClient, config};
+use support::nats::NatsCluster;
+use tabmq_protocol::client::ClientEvent;
+use tabmq_protocol::packet::Publish;
+use tabmq_protocol::{ProtocolVersion, QoS, ReasonCode};
+
+const V5: ProtocolVersion = ProtocolVersion::V5;
+
+/// Publishes and waits for the acknowledgement: the reason, or `None` if the connection
+/// ended first (nothing was promised).
+async fn publish_acknowledged(client: &mut TestClient, publish: Publish) -> Option<ReasonCode> {
+    if !client.is_connected() {
+        return None;
+    }
+    let id = client.publish_nowait(publish).await;
+    let event = client
+        .try_wait_for(
+            |event| match event {
+                ClientEvent::PublishDone { id: done, .. } => *done == id,
+                ClientEvent::Disconnected(_) => true,
+                _ => false,
+            },
+            Duration::from_secs(15),
+        )
+        .await;
+    match event {
+        Some(ClientEvent::PublishDone { reason, .. }) => Some(reason),
+        _ => None,
+    }
+}
+
+/// The QoS of the `n`th message of a load: QoS 1 and QoS 2 in turn.
+fn qos_of(n: usize) -> QoS {
+    if n.is_multiple_of(2) {
+        QoS::AtLeastOnce
+    } else {
+        QoS::ExactlyOnce
+    }
+}
+
+/// What a subscriber received, by payload.
+#[derive(Default)]
+struct Received(HashMap<String, usize>);
+
+impl Received {
+    /// Takes every message `client` has, waiting up to `wait` for each.
+    async fn take_from(&mut self, client: &mut TestClient, wait: Duration) {
+        while let Some(message) = client.message(wait).await {
+            *self
+                .0
+                .entry(String::from_utf8_lossy(&message.payload).into_owned())
+                .or_default() += 1;
+        }
+    }
+
+    /// The acknowledged messages missing, and the QoS 2 ones received more than once.
+    fn check(&self, acknowledged: &[(String, QoS)]) -> (Vec<String>, Vec<String>) {
+        let missing = acknowledged
+            .iter()
+            .filter(|(payload, _)| !self.0.contains_key(payload))
+            .map(|(payload, _)| payload.clone())
+            .collect();
+        let doubled = acknowledged
+            .iter()
+            .filter(|(payload, qos)| *qos == QoS::ExactlyOnce && self.0.get(payload).is_some_and(|n| *n > 1))
+            .map(|(payload, _)| payload.clone())
+            .collect();
+        (missing, doubled)
+    }
+
+    fn has_all(&self, acknowledged: &[(String, QoS)]) -> bool {
+        acknowledged
+            .iter()
+            .all(|(payload, _)| self.0.contains_key(payload))
+    }
+}
+
+/// Takes messages from each subscriber until each has every acknowledged message (or a
+/// deadline passes), then looks once more, quietly, for copies.
+async fn collect(subscribers: &mut [(TestClient, Received)], acknowledged: &[(String, QoS)]) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for (client, received) in subscribers.iter_mut() {
+        while !received.has_all(acknowledged) && Instant::now() < deadline {
+            received.take_from(client, Duration::from_millis(200)).await;
+        }
+        received.take_from(client, Duration::from_millis(300)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_node_killed_under_load_loses_no_acknowledged_message() {
+    const MESSAGES: usize = 160;
+    let mut outcomes = Vec::new();
+    for (trial, kill_at) in [20, 80, 140].into_iter().enumerate() {
+        let nats = NatsCluster::start(&format!("nodekill{trial}"));
+        let mut node1 = Broker::start(&nats.node_config("node-1", 0));
+        let node2 = Broker::start(&nats.node_config("node-2", 1));
+        let node3 = Broker::start(&nats.node_config("node-3", 2));
+
+        // Two stored sessions on node 1: one stays online, one goes offline.
+        let mut online = TestClient::tcp(node1.tcp, config(V5, "online", false)).await;
+        online.subscribe("load/#", QoS::ExactlyOnce).await;
+        let mut offline = TestClient::tcp(node1.tcp, config(V5, "offline", false)).await;
+        offline.subscribe("load/#", QoS::ExactlyOnce).await;
+        let offline_session = offline.session();
+        offline.disconnect().await;
+        // Publishers on node 2 and on node 1 itself.
+        let mut remote_publisher = TestClient::tcp(node2.tcp, config(V5, "pub-2", true)).await;
+        let mut local_publisher = TestClient::tcp(node1.tcp, config(V5, "pub-1", true)).await;
+
+        let mut acknowledged = Vec::new();
+        let mut online_received = Received::default();
+        for n in 0..MESSAGES {
+            if n == kill_at {
+                node1.kill();
+            }
+            for (name, publisher) in [("2", &mut remote_publisher), ("1", &mut local_publisher)] {
+                let payload = format!("{name}-{n}");
+                let publish = Publish::new("load/x", payload.clone(), qos_of(n));
+                if publish_acknowledged(publisher, publish).await == Some(ReasonCode::Success) {
+                    acknowledged.push((payload, qos_of(n)));
+                }
+            }
+            online_received.take_from(&mut online, Duration::ZERO).await;
+        }
+        // The subscribers move to node 3; the online one's client resumes its own state.
+        online_received
+            .take_from(&mut online, Duration::from_millis(100))
+            .await;
+        let online_session = online.session();
+        let resumed = TestClient::tcp_resuming(node3.tcp, config(V5, "online", false), online_session).await;
+        let moved = TestClient::tcp_resuming(node3.tcp, config(V5, "offline", false), offline_session).await;
+        let mut subscribers = [(resumed, online_received), (moved, Received::default())];
+        for (client, _) in &mut subscribers {
+            assert_eq!(
+                client.connack().await,
+                Ok(true),
+                "trial {trial}: session present on node 3"
+            );
+        }
+        collect(&mut subscribers, &acknowledged).await;
+        for ((_, received), name) in subscribers.iter().zip(["online", "offline"]) {
+            let (missing, doubled) = received.check(&acknowledged);
+            let qos1_copies: usize = received.0.values().map(|n| n - 1).sum();
+            outcomes.push(format!(
+                "trial {trial} (kill after {kill_at}): {name} subscriber: {} acknowledged, {} missing, {} QoS 2 doubled, {qos1_copies} extra copies in all",
+                acknowledged.len(),
+                missing.len(),
+                doubled.len()
+            ));
+            assert!(missing.is_empty(), "trial {trial}, {name}: missing {missing:?}");
+            assert!(
+                doubled.is_empty(),
+                "trial {trial}, {name}: QoS 2 twice {doubled:?}"
+            );
+        }
+        assert!(
+            acknowledged.len() > MESSAGES,
+            "trial {trial}: the load went on after the kill ({} acknowledged)",
+            acknowledged.len()
+        );
+    }
+    for outcome in outcomes {
+        println!("{outcome}");
+    }
+}
+
+/// Connects `client_id`'s client again, resuming its session, if its connection ended
+/// (counted in `reconnections`); a refusal while storage fails is tried again.
+async fn stay_connected(client: &mut TestClient, node: &Broker, client_id: &str, reconnections: &mut usize) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !client.is_connected() {
+        assert!(Instant::now() < deadline, "{client_id} could not connect again");
+        let session = client.session();
+        *client = TestClient::tcp_resuming(node.tcp, config(V5, client_id, false), session).await;
+        if client.connack().await.is_ok() {
+            *reconnections += 1;
+        } else {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_nats_server_killed_under_load_loses_no_acknowledged_message() {
+    const MESSAGES: usize = 200;
+    let mut outcomes = Vec::new();
+    for (trial, kill_at) in [30, 120].into_iter().enumerate() {
+        let mut nats = NatsCluster::start(&format!("natskill{trial}"));
+        // The nodes use servers 1 and 2; server 0, which may lead streams, dies.
+        let node1 = Broker::start(&nats.node_config("node-1", 1));
+        let node2 = Broker::start(&nats.node_config("node-2", 2));
+        let mut subscriber = TestClient::tcp(node1.tcp, config(V5, "sub", false)).await;
+        subscriber.subscribe("load/#", QoS::ExactlyOnce).await;
+        let mut publisher = TestClient::tcp(node2.tcp, config(V5, "pub", true)).await;
+        let mut reconnections = 0;
+
+        let mut acknowledged = Vec::new();
+        let mut refused = 0;
+        let mut received = Received::default();
+        let started = Instant::now();
+        let mut n = 0;
+        // Until MESSAGES are acknowledged: refusals while JetStream elects new leaders are
+        // counted, and the load goes on. A stored session's connection is closed while its
+        // storage fails; the subscriber comes back as a client would.
+        while acknowledged.len() < MESSAGES {
+            if n == kill_at {
+                nats.kill(0);
+            }
+            let payload = format!("m-{n}");
+            match publish_acknowledged(&mut publisher, Publish::new("load/x", payload.clone(), qos_of(n)))
+                .await
+            {
+                Some(ReasonCode::Success) => acknowledged.push((payload, qos_of(n))),
+                Some(_) => {
+                    refused += 1;
+                    // Refused at once while storage fails: no need to hammer.
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                None => panic!("trial {trial}: the publisher's node dropped it"),
+            }
+            received.take_from(&mut subscriber, Duration::ZERO).await;
+            stay_connected(&mut subscriber, &node1, "sub", &mut reconnections).await;
+            n += 1;
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "trial {trial}: service did not go on ({} acknowledged, {refused} refused)",
+                acknowledged.len()
+            );
+        }
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !received.has_all(&acknowledged) && Instant::now() < deadline {
+            received
+                .take_from(&mut subscriber, Duration::from_millis(200))
+                .await;
+            stay_connected(&mut subscriber, &node1, "sub", &mut reconnections).await;
+        }
+        received
+            .take_from(&mut subscriber, Duration::from_millis(300))
+            .await;
+        let subscribers = [(subscriber, received)];
+        let (missing, doubled) = subscribers[0].1.check(&acknowledged);
+        outcomes.push(format!(
+            "trial {trial} (NATS server killed after {kill_at}): {} acknowledged, {refused} refused meanwhile, subscriber reconnected {reconnections} times, {} missing, {} QoS 2 doubled, in {:?}",
+            acknowledged.len(),
+            missing.len(),
+            doubled.len(),
+            started.elapsed()
+        ));
+        assert!(missing.is_empty(), "trial {trial}: missing {missing:?}");
+        assert!(doubled.is_empty(), "trial {trial}: QoS 2 twice {doubled:?}");
+    }
+    for outcome in outcomes {
+        println!("{outcome}");
+    }
+}
