@@ -2,8 +2,9 @@
 //! killed with SIGKILL in the middle of QoS 1 and QoS 2 loads, with subscribers online and
 //! offline on it, and a NATS server killed under load. Every message acknowledged to its
 //! publisher arrives once the subscribers have moved to another node; no QoS 2 message
-//! arrives twice. Each kill is repeated at several points of the load and every outcome
-//! counted.
+//! arrives twice; the will of a session on a killed node is published once and seen from
+//! every node. Each kill under load is repeated at several points of the load and every
+//! outcome counted.
 
 mod support;
 
@@ -13,8 +14,9 @@ use std::time::{Duration, Instant};
 use support::broker::Broker;
 use support::client::{TestClient, config};
 use support::nats::NatsCluster;
+use tabmq_protocol::client::ClientConfig;
 use tabmq_protocol::client::ClientEvent;
-use tabmq_protocol::packet::Publish;
+use tabmq_protocol::packet::{Publish, Will};
 use tabmq_protocol::{ProtocolVersion, QoS, ReasonCode};
 
 const V5: ProtocolVersion = ProtocolVersion::V5;
@@ -266,4 +268,58 @@ async fn a_nats_server_killed_under_load_loses_no_acknowledged_message() {
     for outcome in outcomes {
         println!("{outcome}");
     }
+}
+
+#[tokio::test]
+async fn the_will_of_a_session_on_a_killed_node_is_published_once_and_seen_from_every_node() {
+    let nats = NatsCluster::start("wills");
+    let mut node1 = Broker::start(&nats.node_config("node-1", 0));
+    let node2 = Broker::start(&nats.node_config("node-2", 1));
+    let node3 = Broker::start(&nats.node_config("node-3", 2));
+    let mut watchers = Vec::new();
+    for (index, node) in [&node2, &node3].into_iter().enumerate() {
+        let mut watcher = TestClient::tcp(node.tcp, config(V5, &format!("watcher-{index}"), true)).await;
+        watcher.subscribe("status/#", QoS::AtLeastOnce).await;
+        watchers.push(watcher);
+    }
+    let device_config = ClientConfig {
+        will: Some(Will {
+            topic: "status/device".into(),
+            payload: "gone".into(),
+            qos: QoS::AtLeastOnce,
+            retain: false,
+            properties: Default::default(),
+        }),
+        ..config(V5, "device", false)
+    };
+    let mut device = TestClient::tcp(node1.tcp, device_config).await;
+    assert!(device.connack().await.is_ok());
+
+    let killed = Instant::now();
+    node1.kill();
+    for (index, watcher) in watchers.iter_mut().enumerate() {
+        let will = watcher
+            .message(Duration::from_secs(20))
+            .await
+            .unwrap_or_else(|| panic!("watcher {index}: no will"));
+        assert_eq!(will.payload, "gone".as_bytes(), "watcher {index}");
+        println!(
+            "watcher {index} got the will {:?} after the kill",
+            killed.elapsed()
+        );
+    }
+    // Once: the surviving nodes both saw node 1 die; one adopted the session.
+    for (index, watcher) in watchers.iter_mut().enumerate() {
+        assert!(
+            watcher.message(Duration::from_secs(3)).await.is_none(),
+            "watcher {index}: the will came twice"
+        );
+    }
+    assert_eq!(
+        node2.metric("sessions") + node3.metric("sessions"),
+        3,
+        "the watchers' two sessions and the adopted one"
+    );
+    let mut back = TestClient::tcp(node3.tcp, config(V5, "device", false)).await;
+    assert_eq!(back.connack().await, Ok(true), "the adopted session resumes");
 }

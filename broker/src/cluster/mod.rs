@@ -18,6 +18,7 @@
 
 mod durable;
 mod handover;
+mod liveness;
 mod ownership;
 mod retained;
 pub mod subject;
@@ -95,6 +96,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
+use self::liveness::Liveness;
 use crate::config::Cluster;
 use crate::metrics::Metrics;
 use tabmq_protocol::topic::SharedFilter;
@@ -201,6 +203,7 @@ pub struct Nats {
     /// Where sessions are stored: the broker's store in cluster mode.
     pub state: JetStreamStore,
     consumer: NodeConsumer,
+    liveness: Liveness,
     /// The sessions this node held when it stopped, to resume.
     pub held_sessions: Snapshot,
     retained: RetainedBucket,
@@ -285,6 +288,16 @@ pub async fn connect(config: &Cluster) -> Result<Nats, ClusterError> {
     for client_id in &held {
         ownership.release(client_id).await;
     }
+    let liveness = Liveness::open(
+        &jetstream,
+        &config.prefix,
+        replicas,
+        &config.node_id,
+        ownership.clone(),
+        state.clone(),
+        durable.clone(),
+    )
+    .await?;
     let handover = Handover::new(
         client.clone(),
         ownership.clone(),
@@ -300,6 +313,7 @@ pub async fn connect(config: &Cluster) -> Result<Nats, ClusterError> {
         handover,
         state,
         consumer,
+        liveness,
         held_sessions,
         retained,
         initial_retained,
@@ -323,6 +337,7 @@ pub fn start(
             .serve(config.node_id.clone(), router.clone()),
     );
     let consumer = tokio::spawn(nats.consumer.run(router.clone()));
+    let liveness = tokio::spawn(nats.liveness.run(router.clone()));
     let (acks, to_acknowledge) = mpsc::unbounded_channel();
     let acknowledger = tokio::spawn(durable::acknowledge(to_acknowledge));
     let follow = tokio::spawn(RetainedBucket::follow(nats.retained_changes, router.clone()));
@@ -343,6 +358,7 @@ pub fn start(
         watch.abort();
         handovers.abort();
         consumer.abort();
+        liveness.abort();
         acknowledger.abort();
         follow.abort();
     });

@@ -141,6 +141,22 @@ impl Ownership {
     /// The client ids this node holds (connected when it stopped, or offline), to resume
     /// their sessions at startup.
     pub async fn held_here(&self) -> Result<Vec<String>, ClusterError> {
+        let held = self.held_by(&self.node_id).await?;
+        let mut claims = self
+            .claims
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        Ok(held
+            .into_iter()
+            .map(|(client_id, revision)| {
+                claims.insert(hex_key(&client_id), revision);
+                client_id
+            })
+            .collect())
+    }
+
+    /// The client ids `node` holds, with the revision of each one's entry.
+    pub async fn held_by(&self, node: &str) -> Result<Vec<(String, u64)>, ClusterError> {
         let failed = |error: &dyn std::fmt::Display| ClusterError::Bucket {
             bucket: "sessions".into(),
             reason: error.to_string(),
@@ -153,17 +169,30 @@ impl Ownership {
                 continue;
             };
             if entry.operation == Operation::Put
-                && owner_of(&entry.value).is_some_and(|(node, _)| node == self.node_id)
+                && owner_of(&entry.value).is_some_and(|(holder, _)| holder == node)
                 && let Some(client_id) = text_of_hex_key(&key)
             {
-                self.claims
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .insert(key, entry.revision);
-                held.push(client_id);
+                held.push((client_id, entry.revision));
             }
         }
         Ok(held)
+    }
+
+    /// Makes this node the holder of `client_id`, offline, if its entry is still at
+    /// `revision` (a dead node's): `false` if another node changed it first.
+    pub async fn adopt(&self, client_id: &str, revision: u64) -> bool {
+        let key = hex_key(client_id);
+        let value = bytes::Bytes::from(format!("{} offline", self.node_id));
+        match self.kv.update(&key, value, revision).await {
+            Ok(revision) => {
+                self.claims
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .insert(key, revision);
+                true
+            }
+            Err(_) => false,
+        }
     }
 
     /// Tells the router of every claim by another node of a client id, until the bucket

@@ -220,6 +220,29 @@ impl Router {
         Metrics::set(&self.metrics.sessions, self.sessions.len() as u64);
     }
 
+    /// A session stored while connected on a node that died: its connection is lost, its
+    /// will published if due now (before a new connection would cancel it).
+    pub(super) fn lose_with_its_node(&mut self, client_id: &Arc<str>, batch: &mut Batch) {
+        let now_ms = unix_millis();
+        let Some(session) = self.sessions.get_mut(client_id) else {
+            return;
+        };
+        session.lost_with_its_node(now_ms);
+        if session
+            .record
+            .pending_will
+            .as_ref()
+            .is_some_and(|(_, at)| *at <= now_ms)
+            && let Some((will, _)) = session.record.pending_will.take()
+        {
+            batch.ops.push(StoreOp::PutSession {
+                client_id: client_id.to_string(),
+                record: Box::new(session.record.clone()),
+            });
+            self.publish_will(will, client_id, batch);
+        }
+    }
+
     /// Replaces this node's copy of a session, if any, with the one another cluster node
     /// left in the cluster's storage, and gives it the cluster's messages routed since.
     pub(super) fn session_moved_here(&mut self, client_id: &str, moved: MovedSession, batch: &mut Batch) {
@@ -234,6 +257,7 @@ impl Router {
         };
         self.restore_session(client_id.to_string(), stored);
         Metrics::set(&self.metrics.sessions, self.sessions.len() as u64);
+        self.lose_with_its_node(&client_id, batch);
         let routed_here_since: Vec<DurableMessage> = self
             .recent
             .iter()
@@ -294,7 +318,7 @@ impl Router {
         if session.is_persistent() {
             batch.ops.push(StoreOp::PutSession {
                 client_id: client_id.to_string(),
-                record: Box::new(session.record.clone()),
+                record: Box::new(session.record_to_store(self.cluster.is_some())),
             });
             session.stored = true;
         } else if session.stored {

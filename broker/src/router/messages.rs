@@ -145,6 +145,13 @@ pub enum ToRouter {
         /// the stream sequence of the last cluster message routed to it.
         let_go: Option<oneshot::Sender<u64>>,
     },
+    /// A session of a cluster node that died, adopted by this node.
+    Adopted {
+        /// The client id.
+        client_id: Arc<str>,
+        /// The session as stored, with the messages the dead node had not routed to it.
+        moved: Box<MovedSession>,
+    },
     /// A QoS 1/2 message from the cluster's stream, acknowledged to the stream with the
     /// acker once its routing is stored.
     Durable(Box<(DurableMessage, StreamAck)>),
@@ -165,7 +172,9 @@ impl ToRouter {
                 .map_or(0, |will| will.topic.len() + will.payload.len()),
             ToRouter::Publish { publish, .. } => publish.topic.len() + publish.payload.len(),
             ToRouter::FromCluster(publish, _) => publish.topic.len() + publish.payload.len(),
-            ToRouter::TakenOverElsewhere { client_id, .. } => client_id.len(),
+            ToRouter::TakenOverElsewhere { client_id, .. } | ToRouter::Adopted { client_id, .. } => {
+                client_id.len()
+            }
             ToRouter::Durable(message) => message.0.publish.topic.len() + message.0.publish.payload.len(),
             ToRouter::RetainedFromCluster(publish) => publish.topic.len() + publish.payload.len(),
             ToRouter::Subscribe { subscribe, .. } => subscribe

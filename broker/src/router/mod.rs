@@ -183,6 +183,13 @@ impl Router {
         for (client_id, stored) in snapshot.sessions {
             router.restore_session(client_id, stored);
         }
+        if router.cluster.is_some() {
+            // The sessions this node held when it stopped: their connections ended with it.
+            let now_ms = crate::clock::unix_millis();
+            for session in router.sessions.values_mut() {
+                session.lost_with_its_node(now_ms);
+            }
+        }
         Metrics::set(&router.metrics.sessions, router.sessions.len() as u64);
         Metrics::set(&router.metrics.retained_messages, router.retained.len() as u64);
         router.tell_cluster_interest();
@@ -358,6 +365,9 @@ impl Router {
             ToRouter::Shutdown => self.shutdown(batch),
             ToRouter::FromCluster(publish, reach) => {
                 self.route(*publish, None, &reach, None, batch);
+            }
+            ToRouter::Adopted { client_id, moved } => {
+                self.session_moved_here(&client_id, *moved, batch);
             }
             ToRouter::Durable(message) => {
                 let (message, acker) = *message;

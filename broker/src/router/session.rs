@@ -10,6 +10,10 @@ use tabmq_protocol::packet::Will;
 use super::messages::ConnectionLink;
 use crate::store::SessionRecord;
 
+/// The `pending_will` time under which a cluster node stores a connected session's will:
+/// published, as after a lost connection, if the node holding the connection dies.
+pub(crate) const WILL_WHEN_NODE_DIES: u64 = u64::MAX;
+
 /// A QoS 1/2 message handed to the session and not yet done.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Outstanding {
@@ -69,6 +73,31 @@ impl Session {
     /// Whether the session outlives its connection.
     pub(crate) fn is_persistent(&self) -> bool {
         self.record.expiry_interval > 0
+    }
+
+    /// The record to store: in cluster mode, a connected session's will is in it too
+    /// (see [`WILL_WHEN_NODE_DIES`]).
+    pub(crate) fn record_to_store(&self, in_cluster: bool) -> SessionRecord {
+        let mut record = self.record.clone();
+        if in_cluster && self.link.is_some() && record.pending_will.is_none() {
+            record.pending_will = self.will.clone().map(|will| (will, WILL_WHEN_NODE_DIES));
+        }
+        record
+    }
+
+    /// A session stored while connected on a cluster node that died: its connection is
+    /// lost now, so its expiry starts and its will is due after its delay.
+    pub(crate) fn lost_with_its_node(&mut self, now_ms: u64) {
+        let expiry = self.record.expiry_interval;
+        if let Some((will, at)) = &mut self.record.pending_will
+            && *at == WILL_WHEN_NODE_DIES
+        {
+            let delay = will.properties.will_delay_interval.unwrap_or(0).min(expiry);
+            *at = now_ms + u64::from(delay) * 1000;
+        }
+        if self.record.expires_at_ms.is_none() && expiry != u32::MAX {
+            self.record.expires_at_ms = Some(now_ms + u64::from(expiry) * 1000);
+        }
     }
 
     /// Takes a sequence number.

@@ -141,7 +141,7 @@ impl Router {
         if let Some(session) = self.sessions.get(client_id).filter(|s| s.stored) {
             batch.ops.push(StoreOp::PutSession {
                 client_id: client_id.to_string(),
-                record: Box::new(session.record.clone()),
+                record: Box::new(session.record_to_store(self.cluster.is_some())),
             });
         }
     }
