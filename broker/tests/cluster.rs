@@ -212,6 +212,40 @@ async fn a_persistent_session_resumes_on_another_node_with_its_queue_in_order() 
 }
 
 #[tokio::test]
+async fn the_flap_guard_stops_a_takeover_loop_between_nodes() {
+    let nats = NatsCluster::start("flap");
+    let flap = "[sessions]\nflap_max_takeovers = 3\nflap_window_secs = 30\nflap_cooldown_secs = 30\n";
+    let nodes = [
+        Broker::start(&format!("{}{flap}", nats.node_config("node-1", 0))),
+        Broker::start(&format!("{}{flap}", nats.node_config("node-2", 1))),
+    ];
+    // Two clients sharing one id on two nodes, taking it from each other.
+    let mut outcomes = Vec::new();
+    let mut holders = Vec::new();
+    for attempt in 0..12 {
+        let node = &nodes[attempt % 2];
+        let mut client = TestClient::tcp(node.tcp, config(V5, "shared-id", false)).await;
+        outcomes.push(client.connack().await);
+        holders.push(client);
+    }
+    let refused = outcomes
+        .iter()
+        .filter(|outcome| **outcome == Err(ReasonCode::ConnectionRateExceeded))
+        .count();
+    println!("12 alternating connections on two nodes: {outcomes:?}");
+    assert!(
+        outcomes[..4].iter().all(Result::is_ok),
+        "the first takeovers are let through: {outcomes:?}"
+    );
+    assert!(refused >= 2, "the loop is stopped: {outcomes:?}");
+    let refusals: u64 = nodes
+        .iter()
+        .map(|node| node.metric("flap_guard_refusals_total"))
+        .sum();
+    assert_eq!(refusals, refused as u64);
+}
+
+#[tokio::test]
 async fn reject_policy_refuses_a_newcomer_on_another_node() {
     let nats = NatsCluster::start("reject");
     let reject = "[sessions]\ntakeover = \"reject\"\n";
