@@ -32,8 +32,8 @@ test('invalid options and requests are refused with errors that name the field',
     'invalid-options: invalid options: keepAlive must be a whole number of seconds up to 65535',
     'invalid-options: invalid options: will.qos must be 0, 1 or 2',
     'invalid-options: invalid options: backoff.maxMs must be a whole number of milliseconds',
-    'invalid-options: invalid options: url must start with ws:// or wss://',
-    'invalid-options: invalid options: url must be a string',
+    'invalid-options: invalid options: url must be ws:// or wss:// URLs',
+    'invalid-options: invalid options: url must be ws:// or wss:// URLs',
   ]);
 
   await createClient(page, broker, { namespace: 'opts' });

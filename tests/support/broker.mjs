@@ -63,6 +63,12 @@ export async function startBroker({ www = '', config = null, configText = null }
       child.kill('SIGTERM');
       await exited;
     },
+    /** Kills the broker with SIGKILL, as a crash would. */
+    async kill() {
+      const exited = new Promise((resolve) => child.on('exit', resolve));
+      child.kill('SIGKILL');
+      await exited;
+    },
     /** Starts it again on the same ports and data. */
     restart: launch,
     /** A Prometheus metric's value (name without the tabmq_ prefix). */

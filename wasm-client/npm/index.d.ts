@@ -1,8 +1,9 @@
 
 /** Options of `createClient`. */
 export interface ClientOptions {
-  /** Broker URL, e.g. `ws://localhost:8080/mqtt`. */
-  url: string;
+  /** Broker URL, e.g. `ws://localhost:8080/mqtt`, or the URLs of a cluster's nodes: each
+   * connection attempt takes the next one (the session goes along). */
+  url: string | string[];
   /** App namespace: names the IndexedDB database and prefixes the client id. */
   namespace: string;
   /** MQTT version, default `"5.0"`. */

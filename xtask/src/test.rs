@@ -25,7 +25,7 @@ pub(crate) fn run() -> Result<(), TaskError> {
     let (_, sizes) = crate::package::build()?;
     crate::package::check_budget(&sizes)?;
     interop(&python)?;
-    browser()?;
+    browser(&python)?;
     crate::bench::smoke()?;
     eprintln!("\nxtask: all checks passed");
     Ok(())
@@ -79,11 +79,13 @@ fn interop(python: &std::path::Path) -> Result<(), TaskError> {
     cmd::run(&mut node)
 }
 
-/// The npm package in headless Chromium against the real broker.
-fn browser() -> Result<(), TaskError> {
+/// The npm package in headless Chromium against the real broker (and a cluster of them,
+/// with the NATS server installed beside `python`).
+fn browser(python: &std::path::Path) -> Result<(), TaskError> {
     let broker = cmd::workspace_root().join("target/debug/tabmq");
     let mut node = cmd::command("node", &["--test", "--test-concurrency=1"]);
     node.current_dir(cmd::workspace_root().join("tests/browser"))
-        .env("TABMQ_BIN", &broker);
+        .env("TABMQ_BIN", &broker)
+        .env("NATS_SERVER", python.with_file_name("nats-server"));
     cmd::run(&mut node)
 }

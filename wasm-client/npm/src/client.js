@@ -45,7 +45,7 @@ export class TabMqClient {
    */
   static async create(options) {
     await load();
-    const [bytes, url, namespace, credentials] = writeOptions(options);
+    const [bytes, urls, namespace, credentials] = writeOptions(options);
     const tab = `tab-${random(52).toString(16)}`;
     let storage;
     let deviceId;
@@ -57,7 +57,7 @@ export class TabMqClient {
     }
     const setup = new Writer().rest(bytes).str(tab).opt(deviceId, (w, id) => w.str(id)).n(random(53));
     const machine = Machine.create(setup.done());
-    return new TabMqClient(new Driver(machine, storage, url, tab, credentials));
+    return new TabMqClient(new Driver(machine, storage, urls, tab, credentials));
   }
 
   constructor(driver) {

@@ -12,12 +12,14 @@ const errorText = (error) => String(error?.message ?? error);
 
 /** Runs one client's machine in the page. */
 export class Driver {
-  constructor(machine, storage, url, tab, credentials) {
+  constructor(machine, storage, urls, tab, credentials) {
     this.machine = machine;
     this.credentials = credentials; // the app's async () => ({ username, password }), if any
     this.opening = null; // a socket waiting for the app's credentials
     this.storage = storage;
-    this.url = url;
+    // Each connection attempt takes the next URL: after a loss, the next node.
+    this.urls = urls;
+    this.tries = 0;
     this.tab = tab;
     this.queue = [];
     this.running = false;
@@ -247,7 +249,7 @@ export class Driver {
     this.dropSocket();
     let ws;
     try {
-      ws = new WebSocket(this.url, 'mqtt');
+      ws = new WebSocket(this.urls[this.tries++ % this.urls.length], 'mqtt');
     } catch (error) {
       this.queue.push(new Writer(3).n(id).n(1006).str(errorText(error)).done());
       return;

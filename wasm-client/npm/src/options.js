@@ -48,14 +48,14 @@ const invalidRequest = (message) => {
 
 const VERSIONS = { '5.0': 5, 5: 5, '3.1.1': 4, 4: 4 };
 
-/** The options of `createClient` as the module reads them, the broker URL, the namespace
+/** The options of `createClient` as the module reads them, the broker URLs, the namespace
  * and the `credentials` function. */
 export function writeOptions(options) {
   const o = fields(options, '', invalidOptions);
   const will = o.object('will');
   const backoff = o.object('backoff') ?? fields(undefined, 'backoff', invalidOptions);
-  const url = o.str('url') ?? invalidOptions('url must be a string');
-  if (!/^wss?:\/\//.test(url)) invalidOptions('url must start with ws:// or wss://');
+  const urls = [options?.url].flat();
+  if (!urls[0] || !urls.every((url) => /^wss?:\/\//.test(url))) invalidOptions('url must be ws:// or wss:// URLs');
   const namespace = o.str('namespace') ?? invalidOptions('namespace must be a string');
   if (!isName(namespace)) invalidOptions("namespace must be a name of letters, digits, '-', '_' or '.'");
   const version = VERSIONS[o.str('version') ?? '5.0'] ?? invalidOptions('version must be "5.0" or "3.1.1"');
@@ -83,7 +83,7 @@ export function writeOptions(options) {
     .n(backoff.int('maxMs', U32, MILLISECONDS) ?? 30000)
     .n(backoff.int('stableMs', U32, MILLISECONDS) ?? 10000)
     .n(o.int('flapCooldownMs', U32, MILLISECONDS) ?? 30000);
-  return [writer.done(), url, namespace, credentials];
+  return [writer.done(), urls, namespace, credentials];
 }
 
 const encoder = new TextEncoder();
