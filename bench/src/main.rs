@@ -106,6 +106,20 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// The cost of cluster mode: one node embedded, one node on NATS, three nodes.
+    Cluster {
+        #[command(flatten)]
+        programs: ProgramArgs,
+        /// The nats-server binary.
+        #[arg(long, default_value = "target/interop-venv/bin/nats-server")]
+        nats_server: PathBuf,
+        /// Messages per load.
+        #[arg(long, default_value_t = 20_000)]
+        messages: u64,
+        /// Also write the table to this file.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Serve the bare WebSocket relay.
     Relay {
         /// Listen address.
@@ -159,6 +173,20 @@ async fn run(cli: Cli) -> Result<(), BenchError> {
             println!("{report}");
             if let Some(out) = out {
                 std::fs::write(&out, &report)
+                    .map_err(|e| BenchError::Process(format!("cannot write {}: {e}", out.display())))?;
+            }
+            Ok(())
+        }
+        Command::Cluster {
+            programs: args,
+            nats_server,
+            messages,
+            out,
+        } => {
+            let table = tabmq_bench::cluster::run(&programs(args), &nats_server, messages).await?;
+            println!("{table}");
+            if let Some(out) = out {
+                std::fs::write(&out, &table)
                     .map_err(|e| BenchError::Process(format!("cannot write {}: {e}", out.display())))?;
             }
             Ok(())

@@ -180,6 +180,12 @@ impl Shared {
 
 /// Runs `roles` against the broker at `addr`.
 pub async fn run(addr: &str, load: Load, roles: Vec<Role>) -> Result<Measured, BenchError> {
+    run_spread(&[addr.to_owned()], load, roles).await
+}
+
+/// Runs `roles` against the brokers at `addrs` (nodes of one cluster): the `n`th
+/// connection goes to the `n`th node, round robin.
+pub async fn run_spread(addrs: &[String], load: Load, roles: Vec<Role>) -> Result<Measured, BenchError> {
     let shared = Arc::new(Shared {
         epoch: Instant::now(),
         owed: AtomicU64::new(0),
@@ -189,7 +195,7 @@ pub async fn run(addr: &str, load: Load, roles: Vec<Role>) -> Result<Measured, B
     });
     let mut tasks = Vec::new();
     for (index, role) in roles.into_iter().enumerate() {
-        let (shared, addr) = (shared.clone(), addr.to_owned());
+        let (shared, addr) = (shared.clone(), addrs[index % addrs.len()].clone());
         tasks.push(tokio::spawn(async move {
             member(&addr, load, index, role, &shared).await
         }));

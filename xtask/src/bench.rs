@@ -63,6 +63,21 @@ pub(crate) fn run(extra: &[String]) -> Result<(), TaskError> {
         ],
     ))?;
 
+    cmd::run(&mut cmd::command(
+        &root.join("target/release/tabmq-bench").to_string_lossy(),
+        &[
+            "cluster",
+            "--tabmq",
+            &root.join("target/release/tabmq").to_string_lossy(),
+            "--nats-server",
+            &setup::python_env()?
+                .with_file_name("nats-server")
+                .to_string_lossy(),
+            "--out",
+            &out.join("cluster.md").to_string_lossy(),
+        ],
+    ))?;
+
     crate::package::build()?;
     let mut browser = cmd::command(
         "node",
@@ -72,7 +87,7 @@ pub(crate) fn run(extra: &[String]) -> Result<(), TaskError> {
         .current_dir(root.join("tests/browser"))
         .env("TABMQ_BIN", root.join("target/release/tabmq"));
     cmd::run(&mut browser)?;
-    eprintln!("==> results in target/bench/brokers.md, security.md and browser.md");
+    eprintln!("==> results in target/bench/brokers.md, security.md, cluster.md and browser.md");
     Ok(())
 }
 
@@ -102,6 +117,16 @@ pub(crate) fn smoke() -> Result<(), TaskError> {
         "--tabmq",
         &tabmq,
     ])?;
+    let nats_server = setup::python_env()?.with_file_name("nats-server");
+    debug_bench(&[
+        "cluster",
+        "--messages",
+        "200",
+        "--tabmq",
+        &tabmq,
+        "--nats-server",
+        &nats_server.to_string_lossy(),
+    ])?;
     let mut browser = cmd::command("node", &["bench.mjs", "--messages", "50", "--repeat", "1"]);
     browser
         .current_dir(root.join("tests/browser"))
@@ -115,7 +140,8 @@ fn help() -> Result<(), TaskError> {
         "usage: cargo xtask bench [suite options]\n\n\
          Builds tabmq and tabmq-bench in release mode, runs the broker suite against tabmq,\n\
          Mosquitto and a bare WebSocket relay (target/bench/brokers.md), the security costs\n\
-         (target/bench/security.md) and the browser clients against MQTT.js in Chromium\n\
+         (target/bench/security.md), the cost of cluster mode (target/bench/cluster.md) and\n\
+         the browser clients against MQTT.js in Chromium\n\
          (target/bench/browser.md). The suite's options:\n"
     );
     debug_bench(&["suite", "--help"])
