@@ -1,20 +1,20 @@
-//! Cluster mode: broker nodes that share their messages over NATS.
+//! Cluster mode: broker nodes that serve as one over NATS with JetStream.
 //!
-//! Each node publishes what its clients publish (and their wills) to the message's
-//! subject (see [`subject`]), and subscribes to the subjects of the filters its sessions
-//! hold, counted by the router ([`InterestChange`]): a node receives only what its
-//! clients want. A message comes back to its own node too when that node also wants it;
-//! the node id in its headers drops it there. Two overlapping filters (`a/#`, `a/+`) make
-//! NATS deliver a message once per subscription; a sequence number per sending node drops
-//! the second copy (NATS keeps one sender's messages in order on a connection).
-//!
-//! Which node holds a client id's connection is kept in JetStream ([`Ownership`]), so a
-//! takeover works across nodes, and so are retained messages ([`RetainedBucket`]).
-//! Share groups (`$share/group/filter`) are NATS queue subscriptions, named after the group
-//! and filter on every node, so one member in the whole cluster gets each message; a node
-//! publishing a message reaches its own members only through the cluster too. This is
-//! the routing between nodes for online subscribers (NATS core, at most once between
-//! nodes); sessions' subscriptions and queued QoS 1/2 messages are not in JetStream yet.
+//! - QoS 0 messages and share groups go over NATS core: each node publishes what its
+//!   clients publish to the message's subject (see [`subject`]) and subscribes to the
+//!   subjects of the filters its sessions hold, counted by the router ([`InterestChange`]),
+//!   so a node receives only what its clients want. A message comes back to its own node
+//!   when that node also wants it; the node id in its headers drops it there. Two
+//!   overlapping filters (`a/#`, `a/+`) make NATS deliver a message once per subscription;
+//!   a sequence number per sending node drops the second copy. Share groups
+//!   (`$share/group/filter`) are NATS queue subscriptions named after group and filter on
+//!   every node, so one member in the whole cluster gets each message.
+//! - QoS 1/2 messages go through a replicated stream ([`DurableMessages`]), written with
+//!   the publisher's commit and read by every node with one consumer each.
+//! - Which node holds each client id is kept in JetStream ([`Ownership`]); a session moves
+//!   between nodes with [`Handover`], and the sessions of a dead node are adopted
+//!   (`liveness`). Stored sessions themselves are in JetStream too
+//!   ([`crate::store::JetStreamStore`]), and so are retained messages ([`RetainedBucket`]).
 
 mod durable;
 mod handover;
