@@ -1,8 +1,10 @@
-//! Cluster mode, with a real three-server NATS cluster and two tabmq nodes: messages
-//! published on one node reach subscribers on the other, once each, at every QoS, on
-//! topics NATS subjects cannot carry as they are; a subscription is effective on the other
-//! node within a bound measured here; a node without NATS or without JetStream refuses to
-//! start with a clear error.
+//! Cluster mode, with a real three-server NATS cluster and two or three tabmq nodes:
+//! messages published on one node reach subscribers on another, once each, at every QoS,
+//! on topics NATS subjects cannot carry as they are; a subscription is effective on another
+//! node within a bound measured here; a stored session resumes on another node with its
+//! queue in order, and its expiry and its messages' expiry hold there; takeovers, the reject
+//! policy and the flap guard work across nodes; share groups and retained messages span the
+//! cluster; a node without NATS or without JetStream refuses to start with a clear error.
 
 mod support;
 
@@ -12,8 +14,9 @@ use std::time::{Duration, Instant};
 use support::broker::{Broker, run_binary};
 use support::client::{Closed, TestClient, config};
 use support::nats::NatsCluster;
+use tabmq_protocol::client::ClientConfig;
 use tabmq_protocol::packet::Publish;
-use tabmq_protocol::{ProtocolVersion, QoS, ReasonCode};
+use tabmq_protocol::{Properties, ProtocolVersion, QoS, ReasonCode};
 
 const V5: ProtocolVersion = ProtocolVersion::V5;
 
@@ -243,6 +246,63 @@ async fn the_flap_guard_stops_a_takeover_loop_between_nodes() {
         .map(|node| node.metric("flap_guard_refusals_total"))
         .sum();
     assert_eq!(refusals, refused as u64);
+}
+
+#[tokio::test]
+async fn session_and_message_expiry_work_across_nodes_as_on_one() {
+    let nats = NatsCluster::start("expiry");
+    let node1 = Broker::start(&nats.node_config("node-1", 0));
+    let node2 = Broker::start(&nats.node_config("node-2", 1));
+    // A session that expires 1 s after its client leaves, and one that stays.
+    let brief = ClientConfig {
+        session_expiry_interval: 1,
+        ..config(V5, "brief", false)
+    };
+    let mut short_lived = TestClient::tcp(node1.tcp, brief.clone()).await;
+    short_lived.subscribe("e", QoS::AtLeastOnce).await;
+    short_lived.disconnect().await;
+    let mut keeper = persistent_subscriber(&node1, "keeper").await;
+    keeper.subscribe("e", QoS::AtLeastOnce).await;
+    keeper.disconnect().await;
+
+    let mut publisher = TestClient::tcp(node2.tcp, config(V5, "pub", true)).await;
+    for (payload, expiry) in [("short", 1), ("long", 100)] {
+        let publish = Publish {
+            properties: Properties {
+                message_expiry_interval: Some(expiry),
+                ..Properties::default()
+            }
+            .into(),
+            ..Publish::new("e", payload, QoS::AtLeastOnce)
+        };
+        assert_eq!(publisher.publish(publish).await, ReasonCode::Success);
+    }
+    // The property under test is the passage of time itself.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+
+    let mut back = TestClient::tcp(node2.tcp, config(V5, "keeper", false)).await;
+    assert_eq!(back.connack().await, Ok(true));
+    let message = back
+        .message(Duration::from_secs(5))
+        .await
+        .expect("the long-lived one");
+    assert_eq!(message.payload, "long".as_bytes());
+    let remaining = message
+        .properties
+        .message_expiry_interval
+        .expect("remaining lifetime sent");
+    assert!((96..=100).contains(&remaining), "remaining {remaining}");
+    assert!(
+        back.message(Duration::from_millis(500)).await.is_none(),
+        "the expired one is not sent"
+    );
+
+    let mut expired = TestClient::tcp(node2.tcp, brief).await;
+    assert_eq!(
+        expired.connack().await,
+        Ok(false),
+        "the expired session is gone on every node"
+    );
 }
 
 #[tokio::test]
