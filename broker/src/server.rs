@@ -144,7 +144,7 @@ pub async fn run(config: Config) -> Result<(), StartupError> {
     );
     let (router_tx, router_rx) = router::inbox(config.limits.router_queue_bytes);
     let handover = nats.as_ref().map(|nats| nats.handover.clone());
-    let (cluster, bridge) = match nats {
+    let (cluster, cluster_tasks) = match nats {
         Some(nats) => {
             let (link, task) =
                 crate::cluster::start(nats, &config.cluster, router_tx.clone(), metrics.clone());
@@ -239,9 +239,8 @@ pub async fn run(config: Config) -> Result<(), StartupError> {
     }
     crate::backup::remove_socket(&config.storage.data_dir);
     reloader.abort();
-    if let Some(bridge) = bridge {
-        bridge.abort();
-        let _ = bridge.await;
+    if let Some(cluster_tasks) = cluster_tasks {
+        cluster_tasks.stop().await;
     }
     drop(router_tx);
     drop(shared);

@@ -4,7 +4,8 @@
 //! node within a bound measured here; a stored session resumes on another node with its
 //! queue in order, and its expiry and its messages' expiry hold there; takeovers, the reject
 //! policy and the flap guard work across nodes; share groups and retained messages span the
-//! cluster; a node without NATS or without JetStream refuses to start with a clear error.
+//! cluster; a node stops cleanly on SIGTERM and resumes its sessions when restarted; a node
+//! without NATS or without JetStream refuses to start with a clear error.
 
 mod support;
 
@@ -303,6 +304,35 @@ async fn session_and_message_expiry_work_across_nodes_as_on_one() {
         Ok(false),
         "the expired session is gone on every node"
     );
+}
+
+#[tokio::test]
+async fn a_node_stops_on_sigterm_and_its_stored_session_resumes_on_restart() {
+    let nats = NatsCluster::start("restart");
+    let mut node = Broker::start(&nats.node_config("node-1", 0));
+    let keeper = persistent_subscriber(&node, "keeper").await;
+    keeper.disconnect().await;
+    let mut publisher = TestClient::tcp(node.tcp, config(V5, "pub", true)).await;
+    assert_eq!(
+        publisher
+            .publish(Publish::new("queue/1", "kept", QoS::AtLeastOnce))
+            .await,
+        ReasonCode::Success
+    );
+    // The cluster's tasks hold ways to the router: shutdown must stop them, not wait.
+    assert!(node.terminate().success(), "a clean exit on SIGTERM");
+    node.restart();
+    let mut back = TestClient::tcp(node.tcp, config(V5, "keeper", false)).await;
+    assert_eq!(
+        back.connack().await,
+        Ok(true),
+        "the node resumed the session it held"
+    );
+    let message = back
+        .message(Duration::from_secs(5))
+        .await
+        .expect("the queued message");
+    assert_eq!(message.payload, "kept".as_bytes());
 }
 
 #[tokio::test]

@@ -59,6 +59,7 @@ export async function startBroker({ www = '', config = null, configText = null }
     httpUrl: `http://127.0.0.1:${ws}`,
     /** Stops the broker with SIGTERM and waits for it to exit. */
     async halt() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
       const exited = new Promise((resolve) => child.on('exit', resolve));
       child.kill('SIGTERM');
       await exited;

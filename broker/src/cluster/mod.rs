@@ -321,6 +321,22 @@ pub async fn connect(config: &Cluster) -> Result<Nats, ClusterError> {
     })
 }
 
+/// The cluster's tasks, stopped together at shutdown: each holds a way to the router,
+/// which ends only once they are gone.
+pub struct ClusterTasks(Vec<JoinHandle<()>>);
+
+impl ClusterTasks {
+    /// Stops every task.
+    pub async fn stop(self) {
+        for task in &self.0 {
+            task.abort();
+        }
+        for task in self.0 {
+            let _ = task.await;
+        }
+    }
+}
+
 /// Starts the tasks that carry messages between this node and NATS and watch for
 /// takeovers by other nodes.
 pub fn start(
@@ -328,7 +344,7 @@ pub fn start(
     config: &Cluster,
     router: RouterSender,
     metrics: std::sync::Arc<Metrics>,
-) -> (ClusterLink, JoinHandle<()>) {
+) -> (ClusterLink, ClusterTasks) {
     let (outbound, requests) = mpsc::channel(OUTBOUND_CAPACITY);
     let watch = tokio::spawn(nats.ownership.clone().watch_takeovers(router.clone()));
     let handovers = tokio::spawn(
@@ -353,22 +369,23 @@ pub fn start(
         last_seen: HashMap::default(),
         router,
     };
-    let task = tokio::spawn(async move {
-        bridge.run(requests).await;
-        watch.abort();
-        handovers.abort();
-        consumer.abort();
-        liveness.abort();
-        acknowledger.abort();
-        follow.abort();
-    });
+    let bridge = tokio::spawn(bridge.run(requests));
+    let tasks = ClusterTasks(vec![
+        bridge,
+        watch,
+        handovers,
+        consumer,
+        liveness,
+        acknowledger,
+        follow,
+    ]);
     (
         ClusterLink {
             outbound,
             acks,
             metrics,
         },
-        task,
+        tasks,
     )
 }
 

@@ -24,6 +24,9 @@ use crate::store::{SessionRecord, StoreOp, StoredSession};
 /// (queue full, expired) since it last connected.
 pub const DROPPED_PROPERTY: &str = "tabmq-dropped-messages";
 
+/// How long a node remembers a session it let go of to another node.
+pub(super) const LET_GO_MEMORY: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// The PUBLISH a will turns into.
 pub(super) fn will_to_publish(will: Will) -> Publish {
     let mut properties = will.properties;
@@ -176,19 +179,23 @@ impl Router {
         let_go: Option<oneshot::Sender<u64>>,
         batch: &mut Batch,
     ) {
-        let position = self.stream_position;
-        let let_go_now = |batch: &mut Batch, let_go: Option<oneshot::Sender<u64>>| {
+        let Some(session) = self.sessions.get_mut(client_id) else {
+            // Let go of before (or not here yet): where it was then, remembered against
+            // adopting it later.
             if let Some(waiting) = let_go {
+                let (position, _) = *self
+                    .let_go_at
+                    .entry(client_id.clone())
+                    .or_insert((self.stream_position, Instant::now()));
                 batch.after_commit.push(AfterCommit::LetGo(waiting, position));
             }
-        };
-        let Some(session) = self.sessions.get_mut(client_id) else {
-            let_go_now(batch, let_go);
             return;
         };
         let Some(link) = session.link.clone() else {
-            self.forget_session(client_id);
-            let_go_now(batch, let_go);
+            let position = self.let_go_of(client_id);
+            if let Some(waiting) = let_go {
+                batch.after_commit.push(AfterCommit::LetGo(waiting, position));
+            }
             return;
         };
         if let Some(waiting) = let_go {
@@ -207,8 +214,28 @@ impl Router {
         batch.send(&link, ToConnection::TakenOver);
     }
 
+    /// Drops a session another cluster node holds now, and remembers the stream position
+    /// up to which messages were routed to it here (returned).
+    fn let_go_of(&mut self, client_id: &Arc<str>) -> u64 {
+        self.forget_session(client_id);
+        self.let_go_at
+            .insert(client_id.clone(), (self.stream_position, Instant::now()));
+        self.stream_position
+    }
+
+    /// A session of a dead node that this node won: resumed, unless another node took the
+    /// client id over from this one meanwhile (a client reconnecting faster than the
+    /// adoption): then it is that node's.
+    pub(super) fn adopt(&mut self, client_id: &Arc<str>, moved: MovedSession, batch: &mut Batch) {
+        if self.let_go_at.contains_key(client_id) {
+            info!(%client_id, "not adopting a dead node's session: another node has it now");
+            return;
+        }
+        self.session_moved_here(client_id, moved, batch);
+    }
+
     /// Drops a session from this node without touching what is stored of it: another
-    /// cluster node holds it now.
+    /// cluster node holds it now, or a newer copy replaces it.
     fn forget_session(&mut self, client_id: &Arc<str>) {
         let Some(session) = self.sessions.remove(client_id) else {
             return;
@@ -252,6 +279,7 @@ impl Router {
             return;
         }
         self.forget_session(&client_id);
+        self.let_go_at.remove(&client_id);
         let Some(stored) = moved.stored else {
             return;
         };
@@ -453,7 +481,7 @@ impl Router {
             let moved_away = session.moved_away;
             self.sessions.insert(client_id.clone(), session);
             if moved_away {
-                self.forget_session(client_id);
+                self.let_go_of(client_id);
             }
         }
         for waiting in self.waiting_let_go.remove(client_id).unwrap_or_default() {

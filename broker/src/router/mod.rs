@@ -128,6 +128,10 @@ pub struct Router {
     waiting_takeovers: HashMap<Arc<str>, (ConnectionLink, Box<Connect>)>,
     /// Other cluster nodes waiting for a session connected here to be let go of.
     waiting_let_go: HashMap<Arc<str>, Vec<oneshot::Sender<u64>>>,
+    /// Sessions let go of to other cluster nodes lately: the stream position then, and
+    /// when (for a node asking after the fact, and so as not to adopt a session of a dead
+    /// node that another node has taken meanwhile).
+    let_go_at: HashMap<Arc<str>, (u64, std::time::Instant)>,
     /// The stream sequence of the last cluster message routed here.
     stream_position: u64,
     /// The latest cluster messages routed here, oldest first, for a session that arrives
@@ -171,6 +175,7 @@ impl Router {
             flap_guard,
             waiting_takeovers: HashMap::default(),
             waiting_let_go: HashMap::default(),
+            let_go_at: HashMap::default(),
             stream_position: 0,
             recent: VecDeque::new(),
             orphans: HashMap::default(),
@@ -366,9 +371,7 @@ impl Router {
             ToRouter::FromCluster(publish, reach) => {
                 self.route(*publish, None, &reach, None, batch);
             }
-            ToRouter::Adopted { client_id, moved } => {
-                self.session_moved_here(&client_id, *moved, batch);
-            }
+            ToRouter::Adopted { client_id, moved } => self.adopt(&client_id, *moved, batch),
             ToRouter::Durable(message) => {
                 let (message, acker) = *message;
                 self.route_from_stream(message, batch);

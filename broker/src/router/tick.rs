@@ -60,7 +60,10 @@ impl Router {
             self.publish_will(will, &client_id, batch);
         }
         Metrics::set(&self.metrics.sessions, self.sessions.len() as u64);
-        self.flap_guard.prune(Instant::now());
+        let now = Instant::now();
+        self.flap_guard.prune(now);
+        self.let_go_at
+            .retain(|_, (_, at)| now.duration_since(*at) < super::connect::LET_GO_MEMORY);
         self.ticks += 1;
         if self.ticks.is_multiple_of(SYS_EVERY_TICKS) {
             self.publish_sys(batch);

@@ -181,14 +181,18 @@ impl JetStreamStore {
         Ok(snapshot)
     }
 
-    /// Writes `ops` in order: writes are sent without waiting, and every one sent is
-    /// acknowledged before a removal (a purge request) and before returning.
+    /// Writes `ops` in order. Writes are sent without waiting for each other, removals
+    /// (purge requests) likewise among themselves; a run of removals waits for the writes
+    /// before it, and a write after removals waits for them. Every write is acknowledged
+    /// before this returns.
     async fn apply(&self, ops: &[StoreOp]) -> Result<(), StoreError> {
         let mut unacknowledged: Vec<PublishAckFuture> = Vec::new();
+        let mut removals: Vec<String> = Vec::new();
         for op in ops {
-            let (subject, value) = match op {
+            let (subject, headers, value) = match op {
                 StoreOp::PutSession { client_id, record } => (
                     format!("{}.r", self.session_subject(client_id)),
+                    None,
                     format::seal("sessions", &key(client_id), &SessionRecordV2::from(&**record)),
                 ),
                 StoreOp::PutMessage {
@@ -197,6 +201,7 @@ impl JetStreamStore {
                     message,
                 } => (
                     format!("{}.q.{seq}.m", self.session_subject(client_id)),
+                    None,
                     format::seal(
                         "messages",
                         &numbered(client_id, *seq),
@@ -210,6 +215,7 @@ impl JetStreamStore {
                     state,
                 } => (
                     format!("{}.q.{seq}.f", self.session_subject(client_id)),
+                    None,
                     format::seal(
                         "inflight",
                         &numbered(client_id, *seq),
@@ -218,48 +224,61 @@ impl JetStreamStore {
                 ),
                 StoreOp::PutIncoming { client_id, packet_id } => (
                     format!("{}.i.{}", self.session_subject(client_id), packet_id.get()),
+                    None,
                     format::seal("incoming", &numbered(client_id, u64::from(packet_id.get())), &()),
                 ),
+                StoreOp::ShareMessage { message, origin } => {
+                    let (headers, body) = DurableMessages::encode(message, origin.as_deref());
+                    (self.messages_subject.clone(), Some(headers), body)
+                }
                 StoreOp::DeleteSession { client_id } => {
-                    let subject = format!("{}.>", self.session_subject(client_id));
-                    self.purge(subject, &mut unacknowledged).await?;
+                    removals.push(format!("{}.>", self.session_subject(client_id)));
                     continue;
                 }
                 StoreOp::DeleteMessage { client_id, seq } => {
-                    let subject = format!("{}.q.{seq}.*", self.session_subject(client_id));
-                    self.purge(subject, &mut unacknowledged).await?;
+                    removals.push(format!("{}.q.{seq}.*", self.session_subject(client_id)));
                     continue;
                 }
                 StoreOp::DeleteIncoming { client_id, packet_id } => {
-                    let subject = format!("{}.i.{}", self.session_subject(client_id), packet_id.get());
-                    self.purge(subject, &mut unacknowledged).await?;
+                    removals.push(format!(
+                        "{}.i.{}",
+                        self.session_subject(client_id),
+                        packet_id.get()
+                    ));
                     continue;
                 }
                 StoreOp::PutRetained { .. } | StoreOp::DeleteRetained { .. } => continue,
-                StoreOp::ShareMessage { message, origin } => {
-                    let (headers, body) = DurableMessages::encode(message, origin.as_deref());
-                    let ack = self
-                        .jetstream
-                        .publish_with_headers(self.messages_subject.clone(), headers, body.into())
-                        .await
-                        .map_err(io)?;
-                    unacknowledged.push(ack);
-                    continue;
-                }
             };
-            let ack = self.jetstream.publish(subject, value.into()).await.map_err(io)?;
-            unacknowledged.push(ack);
+            self.remove(&mut removals, &mut unacknowledged).await?;
+            let sent = match headers {
+                Some(headers) => {
+                    self.jetstream
+                        .publish_with_headers(subject, headers, value.into())
+                        .await
+                }
+                None => self.jetstream.publish(subject, value.into()).await,
+            };
+            unacknowledged.push(sent.map_err(io)?);
         }
+        self.remove(&mut removals, &mut unacknowledged).await?;
         Self::acknowledged(&mut unacknowledged).await
     }
 
-    async fn purge(
+    /// Purges the subjects of `removals`, all at once, once the writes before them are
+    /// acknowledged.
+    async fn remove(
         &self,
-        subject: String,
+        removals: &mut Vec<String>,
         unacknowledged: &mut Vec<PublishAckFuture>,
     ) -> Result<(), StoreError> {
+        if removals.is_empty() {
+            return Ok(());
+        }
         Self::acknowledged(unacknowledged).await?;
-        self.stream.purge().filter(subject).await.map_err(io)?;
+        let purges = removals
+            .drain(..)
+            .map(|subject| async move { self.stream.purge().filter(subject).await.map_err(io) });
+        futures_util::future::try_join_all(purges).await?;
         Ok(())
     }
 
