@@ -198,6 +198,9 @@ async fn a_persistent_session_resumes_on_another_node_with_its_queue_in_order() 
             message.qos,
         ));
     }
+    let mut seen = std::collections::HashSet::new();
+    let twice: Vec<_> = received.iter().filter(|m| !seen.insert(*m)).collect();
+    assert!(twice.is_empty(), "each once; {} twice: {twice:?}", twice.len());
     assert_eq!(received.len(), sent.len(), "every message once");
     assert_eq!(received, sent, "in the order published, at the QoS granted");
 

@@ -137,6 +137,8 @@ pub struct Router {
     /// The latest cluster messages routed here, oldest first, for a session that arrives
     /// from another node to get those routed before it arrived.
     recent: VecDeque<DurableMessage>,
+    /// The stream sequences of `recent`.
+    recent_seqs: foldhash::HashSet<u64>,
     /// Deliveries that reached a connection after its inbox closed, by connection.
     orphans: HashMap<ConnectionId, Vec<(u64, Publish)>>,
     /// Batches committing, oldest first.
@@ -178,6 +180,7 @@ impl Router {
             let_go_at: HashMap::default(),
             stream_position: 0,
             recent: VecDeque::new(),
+            recent_seqs: foldhash::HashSet::default(),
             orphans: HashMap::default(),
             unreleased: VecDeque::new(),
             cluster,

@@ -174,10 +174,18 @@ impl Router {
     /// Routes a QoS 1/2 message of the cluster's stream to this node's sessions (ordinary
     /// subscriptions: share groups get it directly from its node).
     pub(super) fn route_from_stream(&mut self, message: DurableMessage, batch: &mut Batch) {
-        self.stream_position = self.stream_position.max(message.seq);
-        if self.recent.len() == RECENT_MESSAGES {
-            self.recent.pop_front();
+        // The stream gives a message again when its acknowledgement came late (a node
+        // slower than the stream's patience); routed already, it is only acknowledged.
+        if self.recent_seqs.contains(&message.seq) {
+            return;
         }
+        self.stream_position = self.stream_position.max(message.seq);
+        if self.recent.len() == RECENT_MESSAGES
+            && let Some(oldest) = self.recent.pop_front()
+        {
+            self.recent_seqs.remove(&oldest.seq);
+        }
+        self.recent_seqs.insert(message.seq);
         self.recent.push_back(message.clone());
         let DurableMessage { seq, publish, origin } = message;
         self.route(publish, origin.as_ref(), &Reach::Ordinary, Some(seq), batch);
