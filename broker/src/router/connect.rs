@@ -299,8 +299,16 @@ impl Router {
         {
             warn!(%client_id, "a session moved here may miss cluster messages routed before it came (more than this node remembers)");
         }
+        let through = moved.through.max(self.stream_position);
         for message in moved.since.into_iter().chain(routed_here_since) {
             self.route_to_session(&client_id, message, batch);
+        }
+        // This node's stream reader may be behind the messages just given: it must not
+        // give them again once the client has completed them.
+        if let Some(session) = self.sessions.get_mut(&client_id)
+            && through != u64::MAX
+        {
+            session.stream_floor = through;
         }
     }
 

@@ -380,6 +380,7 @@ impl Router {
             return;
         }
         let seq = match stream_seq {
+            Some(stream_seq) if stream_seq <= session.stream_floor => return,
             Some(stream_seq) => session_seq(stream_seq),
             None => session.take_seq(),
         };

@@ -50,6 +50,9 @@ pub(crate) struct Session {
     /// In cluster mode: another node took the client id over, so the session is let go
     /// of once its connection here has ended.
     pub(crate) moved_away: bool,
+    /// In cluster mode: the cluster's stream messages up to this sequence were given to
+    /// the session when it came to this node; the node's own reader, if behind, skips them.
+    pub(crate) stream_floor: u64,
 }
 
 impl Session {
@@ -67,6 +70,7 @@ impl Session {
             outstanding_bytes: 0,
             dropped: 0,
             moved_away: false,
+            stream_floor: 0,
         }
     }
 
