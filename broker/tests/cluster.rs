@@ -21,6 +21,29 @@ use tabmq_protocol::{Properties, ProtocolVersion, QoS, ReasonCode};
 
 const V5: ProtocolVersion = ProtocolVersion::V5;
 
+/// Publishes QoS 0 probes on `topic` until `subscriber`, on another node, gets one (its
+/// node's interest has reached the publisher's NATS server), then drains the rest.
+async fn probe_until_interest_propagated(
+    publisher: &mut TestClient,
+    subscriber: &mut TestClient,
+    topic: &str,
+) {
+    let started = Instant::now();
+    loop {
+        publisher
+            .publish(Publish::new(topic, "probe", QoS::AtMostOnce))
+            .await;
+        if subscriber.message(Duration::from_millis(100)).await.is_some() {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "interest never propagated"
+        );
+    }
+    while subscriber.message(Duration::from_millis(200)).await.is_some() {}
+}
+
 #[tokio::test]
 async fn a_message_published_on_one_node_reaches_subscribers_on_another_once() {
     let nats = NatsCluster::start("routing");
@@ -35,20 +58,7 @@ async fn a_message_published_on_one_node_reaches_subscribers_on_another_once() {
     }
     let mut publisher = TestClient::tcp(node2.tcp, config(V5, "pub", true)).await;
     // Wait until node 1's interest has reached node 2's NATS server.
-    let started = Instant::now();
-    loop {
-        publisher
-            .publish(Publish::new("room/0/msg", "probe", QoS::AtMostOnce))
-            .await;
-        if subscriber.message(Duration::from_millis(100)).await.is_some() {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(5),
-            "interest never propagated"
-        );
-    }
-    while subscriber.message(Duration::from_millis(200)).await.is_some() {}
+    probe_until_interest_propagated(&mut publisher, &mut subscriber, "room/0/msg").await;
 
     let topics = [
         "room/1/msg",
@@ -161,20 +171,7 @@ async fn a_persistent_session_resumes_on_another_node_with_its_queue_in_order() 
 
     let mut subscriber = persistent_subscriber(&node1, "keeper").await;
     let mut publisher = TestClient::tcp(node2.tcp, config(V5, "pub", true)).await;
-    let started = Instant::now();
-    loop {
-        publisher
-            .publish(Publish::new("queue/probe", "probe", QoS::AtMostOnce))
-            .await;
-        if subscriber.message(Duration::from_millis(100)).await.is_some() {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(5),
-            "interest never propagated"
-        );
-    }
-    while subscriber.message(Duration::from_millis(200)).await.is_some() {}
+    probe_until_interest_propagated(&mut publisher, &mut subscriber, "queue/probe").await;
     subscriber.disconnect().await;
 
     let mut sent = Vec::new();

@@ -115,19 +115,7 @@ impl DurableMessages {
             num_replicas: replicas,
             ..Config::default()
         };
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        let stream = loop {
-            match jetstream.get_or_create_stream(config.clone()).await {
-                Ok(stream) => break stream,
-                Err(error) if std::time::Instant::now() >= deadline => {
-                    return Err(ClusterError::Bucket {
-                        bucket: config.name,
-                        reason: error.to_string(),
-                    });
-                }
-                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
-            }
-        };
+        let stream = super::open_stream(jetstream, config).await?;
         Ok(Self { stream, subject })
     }
 

@@ -85,21 +85,10 @@ impl Handover {
             Some(position) => Some(position),
             None => self.durable.acknowledged_by(&previous).await,
         };
-        let unavailable = |error: String| ClaimError::Unavailable(error);
-        let stored = self
-            .state
-            .load_session(client_id)
+        read_moved_session(&self.state, &self.durable, client_id, position)
             .await
-            .map_err(|error| unavailable(error.to_string()))?;
-        let (since, through) = match (&stored, position) {
-            (Some(_), Some(position)) => self.durable.since(position).await.map_err(unavailable)?,
-            _ => (Vec::new(), u64::MAX),
-        };
-        Ok(Some(MovedSession {
-            stored,
-            since,
-            through,
-        }))
+            .map(Some)
+            .map_err(ClaimError::Unavailable)
     }
 
     /// Marks `client_id` offline, if this node still holds it.
@@ -141,4 +130,27 @@ impl Handover {
             });
         }
     }
+}
+
+/// A session another node held, as stored, with the stream's messages after `position`
+/// (where that node stopped routing to it; none if unknown).
+pub(super) async fn read_moved_session(
+    state: &JetStreamStore,
+    durable: &DurableMessages,
+    client_id: &str,
+    position: Option<u64>,
+) -> Result<MovedSession, String> {
+    let stored = state
+        .load_session(client_id)
+        .await
+        .map_err(|error| error.to_string())?;
+    let (since, through) = match (&stored, position) {
+        (Some(_), Some(position)) => durable.since(position).await?,
+        _ => (Vec::new(), u64::MAX),
+    };
+    Ok(MovedSession {
+        stored,
+        since,
+        through,
+    })
 }

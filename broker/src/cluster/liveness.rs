@@ -17,8 +17,9 @@ use foldhash::HashMap;
 use futures_util::StreamExt;
 use tracing::{info, warn};
 
+use super::handover::read_moved_session;
 use super::{ClusterError, DurableMessages, Ownership, hex_key, open_bucket, text_of_hex_key};
-use crate::router::{MovedSession, RouterSender, ToRouter};
+use crate::router::{RouterSender, ToRouter};
 use crate::store::JetStreamStore;
 
 /// How often a node writes its heartbeat and reads the others'.
@@ -130,27 +131,16 @@ impl Liveness {
             if !self.ownership.adopt(&client_id, revision).await {
                 continue;
             }
-            let stored = match self.state.load_session(&client_id).await {
-                Ok(stored) => stored,
+            let moved = match read_moved_session(&self.state, &self.durable, &client_id, position).await {
+                Ok(moved) => moved,
                 Err(error) => {
                     warn!(%error, %client_id, "cluster: cannot read an adopted session");
                     continue;
                 }
             };
-            let (since, through) = match (&stored, position) {
-                (Some(_), Some(position)) => self.durable.since(position).await.unwrap_or_else(|error| {
-                    warn!(%error, %client_id, "cluster: an adopted session misses the messages its node had not routed");
-                    (Vec::new(), u64::MAX)
-                }),
-                _ => (Vec::new(), u64::MAX),
-            };
             let adopted = ToRouter::Adopted {
                 client_id: client_id.into(),
-                moved: Box::new(MovedSession {
-                    stored,
-                    since,
-                    through,
-                }),
+                moved: Box::new(moved),
             };
             router.send(adopted).await.map_err(|_| ())?;
         }

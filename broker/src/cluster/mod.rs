@@ -47,20 +47,47 @@ async fn open_bucket(
         num_replicas: replicas,
         ..async_nats::jetstream::kv::Config::default()
     };
-    let deadline = std::time::Instant::now() + BUCKET_PATIENCE;
-    loop {
-        let opened = match jetstream.get_key_value(config.bucket.as_str()).await {
+    let name = config.bucket.clone();
+    patiently(&name, || async {
+        match jetstream.get_key_value(config.bucket.as_str()).await {
             Ok(store) => Ok(store),
             Err(_) => jetstream
                 .create_key_value(config.clone())
                 .await
                 .map_err(|error| error.to_string()),
-        };
-        match opened {
-            Ok(store) => return Ok(store),
+        }
+    })
+    .await
+}
+
+/// Opens the stream `config` names, creating it if no node has yet; tries again while
+/// JetStream is not ready.
+pub(crate) async fn open_stream(
+    jetstream: &async_nats::jetstream::Context,
+    config: async_nats::jetstream::stream::Config,
+) -> Result<async_nats::jetstream::stream::Stream, ClusterError> {
+    patiently(&config.name, || async {
+        jetstream
+            .get_or_create_stream(config.clone())
+            .await
+            .map_err(|error| error.to_string())
+    })
+    .await
+}
+
+/// Runs `attempt` until it succeeds, for at most [`BUCKET_PATIENCE`] (leaders being
+/// elected, other nodes creating the same stream or bucket at the same time).
+async fn patiently<T, F>(name: &str, mut attempt: impl FnMut() -> F) -> Result<T, ClusterError>
+where
+    F: std::future::Future<Output = Result<T, String>>,
+{
+    let deadline = std::time::Instant::now() + BUCKET_PATIENCE;
+    loop {
+        match attempt().await {
+            Ok(opened) => return Ok(opened),
             Err(reason) if std::time::Instant::now() >= deadline => {
                 return Err(ClusterError::Bucket {
-                    bucket: config.bucket,
+                    bucket: name.to_owned(),
                     reason,
                 });
             }
@@ -268,12 +295,7 @@ pub async fn connect(config: &Cluster) -> Result<Nats, ClusterError> {
     );
     let jetstream = async_nats::jetstream::new(client.clone());
     let ownership = Ownership::open(&jetstream, &config.prefix, replicas, &config.node_id).await?;
-    let state = JetStreamStore::open(jetstream.clone(), &config.prefix, replicas)
-        .await
-        .map_err(|reason| ClusterError::Bucket {
-            bucket: format!("{}-state", config.prefix),
-            reason,
-        })?;
+    let state = JetStreamStore::open(jetstream.clone(), &config.prefix, replicas).await?;
     let durable = DurableMessages::open(&jetstream, &config.prefix, replicas).await?;
     let consumer = durable.consumer(&config.node_id).await?;
     let held = ownership.held_here().await?;

@@ -51,6 +51,21 @@ pub(super) struct RecordKey<'a> {
     pub number: Option<u64>,
 }
 
+impl<'a> RecordKey<'a> {
+    /// The key of a record named `name` alone (a session, a retained topic).
+    pub(super) fn named(name: &'a str) -> Self {
+        Self { name, number: None }
+    }
+
+    /// The key of record `number` under `name` (a message, a packet id).
+    pub(super) fn numbered(name: &'a str, number: u64) -> Self {
+        Self {
+            name,
+            number: Some(number),
+        }
+    }
+}
+
 impl RecordKey<'_> {
     fn checksum(&self, table: &str, bytes: &[u8]) -> u32 {
         let mut hasher = crc32fast::Hasher::new();

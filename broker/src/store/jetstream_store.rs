@@ -22,7 +22,7 @@ use async_nats::jetstream::stream::{Config, Stream};
 use futures_util::StreamExt;
 use tokio::runtime::Handle;
 
-use crate::cluster::{DurableMessages, hex_key};
+use crate::cluster::{ClusterError, DurableMessages, hex_key, open_stream};
 
 use super::format::{self, InflightRecord, MessageRecord, RecordKey, SessionRecordV2};
 use super::{Snapshot, Store, StoreError, StoreOp, StoreView, StoredSession};
@@ -49,24 +49,13 @@ fn io(error: impl std::fmt::Display) -> StoreError {
     StoreError::Io(format!("JetStream: {error}"))
 }
 
-fn key(name: &str) -> RecordKey<'_> {
-    RecordKey { name, number: None }
-}
-
-fn numbered(name: &str, number: u64) -> RecordKey<'_> {
-    RecordKey {
-        name,
-        number: Some(number),
-    }
-}
-
 impl JetStreamStore {
     /// Opens (or creates) the stream `<prefix>-state` with `replicas` copies.
     pub async fn open(
         jetstream: async_nats::jetstream::Context,
         prefix: &str,
         replicas: usize,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, ClusterError> {
         let subjects = format!("{prefix}.state");
         let config = Config {
             name: format!("{prefix}-state"),
@@ -76,19 +65,13 @@ impl JetStreamStore {
             num_replicas: replicas,
             ..Config::default()
         };
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        let stream = loop {
-            match jetstream.get_or_create_stream(config.clone()).await {
-                Ok(stream) => break stream,
-                Err(error) if std::time::Instant::now() >= deadline => return Err(error.to_string()),
-                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
-            }
-        };
+        let name = config.name.clone();
+        let stream = open_stream(&jetstream, config).await?;
         Ok(Self {
             jetstream,
             stream,
             subjects,
-            name: config.name,
+            name,
             messages_subject: format!("{prefix}.durable"),
             runtime: Handle::current(),
         })
@@ -134,27 +117,33 @@ impl JetStreamStore {
             match parts.as_slice() {
                 ["r"] => {
                     let opened: SessionRecordV2 =
-                        format::open("sessions", &key(client_id), value).map_err(damaged)?;
+                        format::open("sessions", &RecordKey::named(client_id), value).map_err(damaged)?;
                     record = Some(opened.try_into().map_err(io)?);
                 }
                 ["q", seq, "m"] => {
                     let seq: u64 = seq.parse().map_err(io)?;
                     let opened: MessageRecord =
-                        format::open("messages", &numbered(client_id, seq), value).map_err(damaged)?;
+                        format::open("messages", &RecordKey::numbered(client_id, seq), value)
+                            .map_err(damaged)?;
                     messages.insert(seq, opened.try_into().map_err(io)?);
                 }
                 ["q", seq, "f"] => {
                     let seq: u64 = seq.parse().map_err(io)?;
                     let opened: InflightRecord =
-                        format::open("inflight", &numbered(client_id, seq), value).map_err(damaged)?;
+                        format::open("inflight", &RecordKey::numbered(client_id, seq), value)
+                            .map_err(damaged)?;
                     if let Some(parts) = opened.parts() {
                         inflight.insert(seq, parts);
                     }
                 }
                 ["i", packet_id] => {
                     let number: u16 = packet_id.parse().map_err(io)?;
-                    format::open::<()>("incoming", &numbered(client_id, u64::from(number)), value)
-                        .map_err(damaged)?;
+                    format::open::<()>(
+                        "incoming",
+                        &RecordKey::numbered(client_id, u64::from(number)),
+                        value,
+                    )
+                    .map_err(damaged)?;
                     incoming.extend(tabmq_protocol::PacketId::new(number));
                 }
                 _ => {}
@@ -193,7 +182,11 @@ impl JetStreamStore {
                 StoreOp::PutSession { client_id, record } => (
                     format!("{}.r", self.session_subject(client_id)),
                     None,
-                    format::seal("sessions", &key(client_id), &SessionRecordV2::from(&**record)),
+                    format::seal(
+                        "sessions",
+                        &RecordKey::named(client_id),
+                        &SessionRecordV2::from(&**record),
+                    ),
                 ),
                 StoreOp::PutMessage {
                     client_id,
@@ -204,7 +197,7 @@ impl JetStreamStore {
                     None,
                     format::seal(
                         "messages",
-                        &numbered(client_id, *seq),
+                        &RecordKey::numbered(client_id, *seq),
                         &MessageRecord::from(message),
                     ),
                 ),
@@ -218,14 +211,18 @@ impl JetStreamStore {
                     None,
                     format::seal(
                         "inflight",
-                        &numbered(client_id, *seq),
+                        &RecordKey::numbered(client_id, *seq),
                         &InflightRecord::new(*packet_id, *state),
                     ),
                 ),
                 StoreOp::PutIncoming { client_id, packet_id } => (
                     format!("{}.i.{}", self.session_subject(client_id), packet_id.get()),
                     None,
-                    format::seal("incoming", &numbered(client_id, u64::from(packet_id.get())), &()),
+                    format::seal(
+                        "incoming",
+                        &RecordKey::numbered(client_id, u64::from(packet_id.get())),
+                        &(),
+                    ),
                 ),
                 StoreOp::ShareMessage { message, origin } => {
                     let (headers, body) = DurableMessages::encode(message, origin.as_deref());

@@ -28,17 +28,6 @@ fn io(error: impl std::fmt::Display) -> StoreError {
     StoreError::Io(error.to_string())
 }
 
-fn key(name: &str) -> RecordKey<'_> {
-    RecordKey { name, number: None }
-}
-
-fn numbered(name: &str, number: u64) -> RecordKey<'_> {
-    RecordKey {
-        name,
-        number: Some(number),
-    }
-}
-
 impl RedbStore {
     /// Opens the database in `data_dir` (creating the directory and the database if
     /// needed) with everything it holds. An existing file is checked whole first, on a
@@ -123,7 +112,11 @@ impl RedbStore {
     fn apply(txn: &WriteTransaction, op: &StoreOp) -> Result<(), StoreError> {
         match op {
             StoreOp::PutSession { client_id, record } => {
-                let sealed = format::seal("sessions", &key(client_id), &SessionRecordV2::from(&**record));
+                let sealed = format::seal(
+                    "sessions",
+                    &RecordKey::named(client_id),
+                    &SessionRecordV2::from(&**record),
+                );
                 txn.open_table(format::SESSIONS)
                     .map_err(io)?
                     .insert(client_id.as_str(), sealed.as_slice())
@@ -155,7 +148,7 @@ impl RedbStore {
             } => {
                 let sealed = format::seal(
                     "messages",
-                    &numbered(client_id, *seq),
+                    &RecordKey::numbered(client_id, *seq),
                     &MessageRecord::from(message),
                 );
                 txn.open_table(format::MESSAGES)
@@ -181,14 +174,18 @@ impl RedbStore {
                 state,
             } => {
                 let record = InflightRecord::new(*packet_id, *state);
-                let sealed = format::seal("inflight", &numbered(client_id, *seq), &record);
+                let sealed = format::seal("inflight", &RecordKey::numbered(client_id, *seq), &record);
                 txn.open_table(format::INFLIGHT)
                     .map_err(io)?
                     .insert((client_id.as_str(), *seq), sealed.as_slice())
                     .map_err(io)?;
             }
             StoreOp::PutIncoming { client_id, packet_id } => {
-                let sealed = format::seal("incoming", &numbered(client_id, u64::from(packet_id.get())), &());
+                let sealed = format::seal(
+                    "incoming",
+                    &RecordKey::numbered(client_id, u64::from(packet_id.get())),
+                    &(),
+                );
                 txn.open_table(format::INCOMING)
                     .map_err(io)?
                     .insert((client_id.as_str(), packet_id.get()), sealed.as_slice())
@@ -201,7 +198,11 @@ impl RedbStore {
                     .map_err(io)?;
             }
             StoreOp::PutRetained { topic, message } => {
-                let sealed = format::seal("retained", &key(topic), &MessageRecord::from(message));
+                let sealed = format::seal(
+                    "retained",
+                    &RecordKey::named(topic),
+                    &MessageRecord::from(message),
+                );
                 txn.open_table(format::RETAINED)
                     .map_err(io)?
                     .insert(topic.as_str(), sealed.as_slice())
