@@ -117,16 +117,9 @@ pub(crate) fn smoke() -> Result<(), TaskError> {
         "--tabmq",
         &tabmq,
     ])?;
-    let nats_server = setup::python_env()?.with_file_name("nats-server");
-    debug_bench(&[
-        "cluster",
-        "--messages",
-        "200",
-        "--tabmq",
-        &tabmq,
-        "--nats-server",
-        &nats_server.to_string_lossy(),
-    ])?;
+    // Not `tabmq-bench cluster`: its three-node QoS 0 case loses the messages published
+    // before a node's interest reaches the others (at most once between nodes), and the
+    // load generator then waits in vain; it runs in `cargo xtask bench` only.
     let mut browser = cmd::command("node", &["bench.mjs", "--messages", "50", "--repeat", "1"]);
     browser
         .current_dir(root.join("tests/browser"))
