@@ -1,12 +1,14 @@
 //! QoS 1 and 2 messages between nodes, through the replicated JetStream stream
-//! `<prefix>-messages` (subject `<prefix>.durable`), so that none is lost when a node dies.
+//! `<prefix>-messages` (subjects `<prefix>.durable.msg.<topic levels>`), so that none is
+//! lost when a node dies.
 //!
 //! The node a message is published on writes it to the stream as part of its commit (see
 //! [`crate::store::StoreOp::ShareMessage`]): the publisher's PUBACK or PUBREC goes once a
 //! quorum of JetStream replicas holds it. Every node, the publishing one too, reads the
-//! whole stream with one durable consumer named after the node (not one per
-//! subscription), routes each message to its own sessions, and acknowledges it once that
-//! routing is stored. A node that restarts goes on from its last acknowledgement.
+//! stream with one durable consumer named after the node (not one per subscription),
+//! filtered on the topics its sessions subscribe to ([`NodeFilter`]), routes each message
+//! to its own sessions, and acknowledges it once that routing is stored. A node that
+//! restarts goes on from its last acknowledgement.
 //!
 //! A message's stream sequence number is its identity: a stored session keeps it under a
 //! sequence number made from it ([`session_seq`]), so a message routed twice to a session
@@ -27,6 +29,8 @@ use futures_util::StreamExt;
 use tabmq_protocol::packet::Publish;
 use tracing::warn;
 
+use super::node_filter::NodeFilter;
+use super::subject::topic_subject;
 use super::{ClusterError, hex_key};
 use crate::router::{RouterSender, ToRouter};
 use crate::store::{StoredMessage, message_bytes, message_from_bytes};
@@ -77,11 +81,13 @@ pub struct DurableMessage {
     pub origin: Option<Arc<str>>,
 }
 
-/// The stream of QoS 1/2 messages.
+/// The stream of QoS 1/2 messages, and which of them this node's consumer receives.
 #[derive(Clone)]
 pub struct DurableMessages {
     stream: Stream,
-    subject: String,
+    /// `<prefix>.durable`
+    prefix: String,
+    filter: NodeFilter,
 }
 
 /// The name of `node_id`'s consumer.
@@ -100,37 +106,87 @@ fn decode(message: &async_nats::Message, seq: u64) -> Option<DurableMessage> {
 }
 
 impl DurableMessages {
-    /// Opens (or creates) the stream with `replicas` copies.
+    /// Opens (or creates) the stream with `replicas` copies, and `node_id`'s consumer of
+    /// it, created with the next message if the node is new (before the node takes
+    /// connections, so that it misses nothing its clients may subscribe to).
     pub async fn open(
         jetstream: &async_nats::jetstream::Context,
         prefix: &str,
         replicas: usize,
-    ) -> Result<Self, ClusterError> {
-        let subject = format!("{prefix}.durable");
+        node_id: &str,
+    ) -> Result<(Self, NodeConsumer), ClusterError> {
+        let name = format!("{prefix}-messages");
+        let prefix = format!("{prefix}.durable");
         let config = Config {
-            name: format!("{prefix}-messages"),
+            name,
             description: Some("tabmq: QoS 1/2 messages between nodes".into()),
-            subjects: vec![subject.clone()],
+            subjects: vec![format!("{prefix}.>")],
             max_age: RETENTION,
             num_replicas: replicas,
             ..Config::default()
         };
         let stream = super::open_stream(jetstream, config).await?;
-        Ok(Self { stream, subject })
+        let config = PullConfig {
+            durable_name: Some(consumer_name(node_id)),
+            description: Some(format!("tabmq node {node_id}")),
+            deliver_policy: DeliverPolicy::New,
+            ack_policy: AckPolicy::Explicit,
+            max_ack_pending: MAX_UNACKNOWLEDGED,
+            ack_wait: ACK_WAIT,
+            ..PullConfig::default()
+        };
+        let created = PullConfig {
+            // Nothing until its sessions' filters come.
+            filter_subjects: vec![format!("{prefix}.none")],
+            ..config.clone()
+        };
+        let name = consumer_name(node_id);
+        let label = format!("{} (consumer {name})", stream.cached_info().config.name);
+        let consumer: PullConsumer = super::patiently(&label, || async {
+            stream
+                .get_or_create_consumer(&name, created.clone())
+                .await
+                .map_err(|error| error.to_string())
+        })
+        .await?;
+        let applied = {
+            let current = &consumer.cached_info().config;
+            match current.filter_subject.as_str() {
+                "" => current.filter_subjects.clone(),
+                one => vec![one.to_owned()],
+            }
+        };
+        let filter = NodeFilter::new(stream.clone(), config, prefix.clone(), applied);
+        let consumer = NodeConsumer {
+            consumer,
+            filter: filter.clone(),
+        };
+        Ok((
+            Self {
+                stream,
+                prefix,
+                filter,
+            },
+            consumer,
+        ))
     }
 
-    /// The subject messages are published on.
-    pub fn subject(&self) -> &str {
-        &self.subject
+    /// Which messages this node's consumer receives.
+    pub fn filter(&self) -> &NodeFilter {
+        &self.filter
     }
 
-    /// The body and headers of `message` in the stream.
-    pub fn encode(message: &StoredMessage, origin: Option<&str>) -> (HeaderMap, Vec<u8>) {
+    /// The subject, headers and body of `message` in the stream.
+    pub fn encode(&self, message: &StoredMessage, origin: Option<&str>) -> (String, HeaderMap, Vec<u8>) {
         let mut headers = HeaderMap::new();
         if let Some(origin) = origin {
             headers.insert(ORIGIN_HEADER, origin);
         }
-        (headers, message_bytes(message))
+        (
+            topic_subject(&self.prefix, &message.publish.topic),
+            headers,
+            message_bytes(message),
+        )
     }
 
     /// The stream sequence up to which `node_id` acknowledged every message: what it
@@ -169,37 +225,13 @@ impl DurableMessages {
         }
         Ok((messages, last))
     }
-
-    /// This node's consumer of the stream, created with the next message if the node is
-    /// new (before the node takes connections, so that it misses nothing its clients may
-    /// subscribe to).
-    pub async fn consumer(&self, node_id: &str) -> Result<NodeConsumer, ClusterError> {
-        let config = PullConfig {
-            durable_name: Some(consumer_name(node_id)),
-            description: Some(format!("tabmq node {node_id}")),
-            deliver_policy: DeliverPolicy::New,
-            ack_policy: AckPolicy::Explicit,
-            max_ack_pending: MAX_UNACKNOWLEDGED,
-            ack_wait: ACK_WAIT,
-            ..PullConfig::default()
-        };
-        self.stream
-            .get_or_create_consumer(&consumer_name(node_id), config)
-            .await
-            .map(NodeConsumer)
-            .map_err(|error| ClusterError::Bucket {
-                bucket: format!(
-                    "{} (consumer {})",
-                    self.stream.cached_info().config.name,
-                    consumer_name(node_id)
-                ),
-                reason: error.to_string(),
-            })
-    }
 }
 
 /// A node's consumer of the cluster's stream of QoS 1/2 messages.
-pub struct NodeConsumer(PullConsumer);
+pub struct NodeConsumer {
+    consumer: PullConsumer,
+    filter: NodeFilter,
+}
 
 impl NodeConsumer {
     /// Hands every message to the router, from where this node left off, until the router
@@ -208,7 +240,7 @@ impl NodeConsumer {
     pub async fn run(self, router: RouterSender) {
         loop {
             let messages = self
-                .0
+                .consumer
                 .stream()
                 .heartbeat(PULL_HEARTBEAT)
                 .expires(PULL_EXPIRES)
@@ -224,7 +256,7 @@ impl NodeConsumer {
                                 break;
                             }
                         };
-                        if Self::hand_over(message, &router).await.is_err() {
+                        if self.hand_over(message, &router).await.is_err() {
                             return;
                         }
                     }
@@ -238,11 +270,19 @@ impl NodeConsumer {
     }
 
     /// Hands one message to the router; `Err` once the router is gone.
-    async fn hand_over(message: async_nats::jetstream::Message, router: &RouterSender) -> Result<(), ()> {
+    async fn hand_over(
+        &self,
+        message: async_nats::jetstream::Message,
+        router: &RouterSender,
+    ) -> Result<(), ()> {
         let Ok(seq) = message.info().map(|info| info.stream_sequence) else {
             return Ok(());
         };
         let (message, acker) = message.split();
+        if self.filter.is_replay(seq, &message.subject) {
+            let _ = acker.ack().await;
+            return Ok(());
+        }
         let Some(durable) = decode(&message, seq) else {
             warn!(seq, "cluster: an undecodable QoS 1/2 message was skipped");
             let _ = acker.ack().await;

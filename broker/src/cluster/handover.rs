@@ -133,7 +133,8 @@ impl Handover {
 }
 
 /// A session another node held, as stored, with the stream's messages after `position`
-/// (where that node stopped routing to it; none if unknown).
+/// (where that node stopped routing to it; none if unknown). Its filters are added to
+/// this node's consumer first, so the consumer has every message the reading does not.
 pub(super) async fn read_moved_session(
     state: &JetStreamStore,
     durable: &DurableMessages,
@@ -144,6 +145,10 @@ pub(super) async fn read_moved_session(
         .load_session(client_id)
         .await
         .map_err(|error| error.to_string())?;
+    if let Some(session) = &stored {
+        let filters = session.record.subscriptions.iter().map(|s| s.filter.as_str());
+        durable.filter().hold(filters).await?;
+    }
     let (since, through) = match (&stored, position) {
         (Some(_), Some(position)) => durable.since(position).await?,
         _ => (Vec::new(), u64::MAX),

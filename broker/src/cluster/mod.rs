@@ -10,7 +10,8 @@
 //!   (`$share/group/filter`) are NATS queue subscriptions named after group and filter on
 //!   every node, so one member in the whole cluster gets each message.
 //! - QoS 1/2 messages go through a replicated stream ([`DurableMessages`]), written with
-//!   the publisher's commit and read by every node with one consumer each.
+//!   the publisher's commit and read by every node with one consumer each, filtered on
+//!   the topics its sessions subscribe to ([`NodeFilter`]).
 //! - Which node holds each client id is kept in JetStream ([`Ownership`]); a session moves
 //!   between nodes with [`Handover`], and the sessions of a dead node are adopted
 //!   (`liveness`). Stored sessions themselves are in JetStream too
@@ -19,12 +20,15 @@
 mod durable;
 mod handover;
 mod liveness;
+mod node_filter;
 mod ownership;
 mod retained;
 pub mod subject;
+mod subject_set;
 
 pub use durable::{DurableMessage, DurableMessages, NodeConsumer, StreamAck, is_from_stream, session_seq};
 pub use handover::Handover;
+pub use node_filter::NodeFilter;
 pub use ownership::{ClaimError, Ownership};
 pub use retained::RetainedBucket;
 
@@ -295,9 +299,9 @@ pub async fn connect(config: &Cluster) -> Result<Nats, ClusterError> {
     );
     let jetstream = async_nats::jetstream::new(client.clone());
     let ownership = Ownership::open(&jetstream, &config.prefix, replicas, &config.node_id).await?;
-    let state = JetStreamStore::open(jetstream.clone(), &config.prefix, replicas).await?;
-    let durable = DurableMessages::open(&jetstream, &config.prefix, replicas).await?;
-    let consumer = durable.consumer(&config.node_id).await?;
+    let (durable, consumer) =
+        DurableMessages::open(&jetstream, &config.prefix, replicas, &config.node_id).await?;
+    let state = JetStreamStore::open(jetstream.clone(), &config.prefix, replicas, durable.clone()).await?;
     let held = ownership.held_here().await?;
     let held_sessions = state
         .load_sessions(&held)

@@ -93,27 +93,7 @@ mod tests {
     use tabmq_protocol::topic::matches;
 
     use super::*;
-
-    /// NATS's subject matching: `*` one token, `>` one or more at the end.
-    fn nats_matches(pattern: &str, subject: &str) -> bool {
-        let mut subject_tokens = subject.split('.');
-        for token in pattern.split('.') {
-            match token {
-                ">" => return subject_tokens.next().is_some(),
-                "*" => {
-                    if subject_tokens.next().is_none() {
-                        return false;
-                    }
-                }
-                literal => {
-                    if subject_tokens.next() != Some(literal) {
-                        return false;
-                    }
-                }
-            }
-        }
-        subject_tokens.next().is_none()
-    }
+    use crate::cluster::subject_set::matches as nats_matches;
 
     /// A subject NATS accepts: non-empty tokens of visible ASCII without wildcards.
     fn is_valid_subject(subject: &str) -> bool {

@@ -200,7 +200,9 @@ impl Router {
         }
         Metrics::set(&router.metrics.sessions, router.sessions.len() as u64);
         Metrics::set(&router.metrics.retained_messages, router.retained.len() as u64);
-        router.tell_cluster_interest();
+        let mut batch = Batch::default();
+        router.tell_cluster_interest(&mut batch);
+        router.begin_release(batch);
         router
     }
 
@@ -224,12 +226,19 @@ impl Router {
         }
     }
 
-    /// Tells the cluster which filters gained or lost their subscriptions.
-    fn tell_cluster_interest(&mut self) {
+    /// Tells the cluster which filters gained or lost their subscriptions: at once for
+    /// QoS 0 messages and share groups, with `batch`'s commit for the stream of QoS 1/2
+    /// messages (so that its SUBACKs go once the subscriptions are in effect).
+    fn tell_cluster_interest(&mut self, batch: &mut Batch) {
         if let Some(cluster) = &self.cluster {
-            for change in self.subscriptions.take_interest_changes() {
-                cluster.interest(change);
+            let changes = self.subscriptions.take_interest_changes();
+            if changes.is_empty() {
+                return;
             }
+            for change in &changes {
+                cluster.interest(change.clone());
+            }
+            batch.ops.push(StoreOp::FollowInterest { changes });
         }
     }
 
@@ -253,7 +262,7 @@ impl Router {
                         self.handle(message, &mut batch);
                     }
                     inbox.give_back_room();
-                    self.tell_cluster_interest();
+                    self.tell_cluster_interest(&mut batch);
                     self.begin_release(batch);
                 }
             }

@@ -9,7 +9,8 @@
 //! the subjects, leaving nothing behind. Values are sealed as in the embedded store
 //! (CRC-32 over table, key and bytes). A commit returns once JetStream has acknowledged
 //! every write, which it does when a quorum of its replicas holds it. A commit also
-//! hands QoS 1/2 messages to the other nodes ([`DurableMessages`]). Retained messages
+//! hands QoS 1/2 messages to the other nodes ([`DurableMessages`]) and changes which of
+//! theirs this node receives. Retained messages
 //! live in the cluster's retained bucket, not here.
 
 use std::collections::BTreeMap;
@@ -39,8 +40,8 @@ pub struct JetStreamStore {
     subjects: String,
     /// `<prefix>-state`
     name: String,
-    /// The subject of the cluster's stream of QoS 1/2 messages.
-    messages_subject: String,
+    /// The cluster's stream of QoS 1/2 messages, and this node's filter of it.
+    durable: DurableMessages,
     /// The runtime the writer thread runs JetStream's futures on.
     runtime: Handle,
 }
@@ -50,11 +51,13 @@ fn io(error: impl std::fmt::Display) -> StoreError {
 }
 
 impl JetStreamStore {
-    /// Opens (or creates) the stream `<prefix>-state` with `replicas` copies.
+    /// Opens (or creates) the stream `<prefix>-state` with `replicas` copies; commits hand
+    /// QoS 1/2 messages and filter changes to `durable`.
     pub async fn open(
         jetstream: async_nats::jetstream::Context,
         prefix: &str,
         replicas: usize,
+        durable: DurableMessages,
     ) -> Result<Self, ClusterError> {
         let subjects = format!("{prefix}.state");
         let config = Config {
@@ -72,7 +75,7 @@ impl JetStreamStore {
             stream,
             subjects,
             name,
-            messages_subject: format!("{prefix}.durable"),
+            durable,
             runtime: Handle::current(),
         })
     }
@@ -225,8 +228,12 @@ impl JetStreamStore {
                     ),
                 ),
                 StoreOp::ShareMessage { message, origin } => {
-                    let (headers, body) = DurableMessages::encode(message, origin.as_deref());
-                    (self.messages_subject.clone(), Some(headers), body)
+                    let (subject, headers, body) = self.durable.encode(message, origin.as_deref());
+                    (subject, Some(headers), body)
+                }
+                StoreOp::FollowInterest { changes } => {
+                    self.durable.filter().follow(changes).await.map_err(io)?;
+                    continue;
                 }
                 StoreOp::DeleteSession { client_id } => {
                     removals.push(format!("{}.>", self.session_subject(client_id)));

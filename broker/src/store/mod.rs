@@ -175,6 +175,13 @@ pub enum StoreOp {
         /// The publishing client, if a client published it.
         origin: Option<String>,
     },
+    /// Cluster mode: filters that gained their node's first subscription or lost its
+    /// last, so that the node receives the cluster's QoS 1/2 messages on them from the
+    /// commit on (one node receives its own messages: its store has nothing to do).
+    FollowInterest {
+        /// The changes, in order.
+        changes: Vec<crate::router::InterestChange>,
+    },
 }
 
 /// A storage backend: applies batches of changes (it is opened with everything it holds).

@@ -214,7 +214,7 @@ impl RedbStore {
                     .remove(topic.as_str())
                     .map_err(io)?;
             }
-            StoreOp::ShareMessage { .. } => {}
+            StoreOp::ShareMessage { .. } | StoreOp::FollowInterest { .. } => {}
         }
         Ok(())
     }

@@ -1,0 +1,147 @@
+//! Which of the cluster's QoS 1/2 messages a node receives, with a real three-server NATS
+//! cluster and three tabmq nodes: only those its sessions subscribe to (counted by its
+//! JetStream consumer); every one published after a SUBACK, on any node, reaches the
+//! subscription (many trials, each publishing right after the SUBACK); none published
+//! before the subscription reaches it, though JetStream gives a consumer whose filter
+//! changed the messages after its acknowledgement floor again.
+
+mod support;
+
+use std::time::Duration;
+
+use support::broker::Broker;
+use support::client::{TestClient, config};
+use support::nats::NatsCluster;
+use tabmq_protocol::packet::Publish;
+use tabmq_protocol::{ProtocolVersion, QoS};
+
+const V5: ProtocolVersion = ProtocolVersion::V5;
+
+/// How many messages the stream gave node `node_id`'s consumer so far.
+async fn delivered_to(nats: &NatsCluster, node_id: &str) -> u64 {
+    let client = async_nats::connect(format!("nats://{}", nats.clients[0]))
+        .await
+        .expect("connect to NATS");
+    let jetstream = async_nats::jetstream::new(client);
+    let stream = jetstream
+        .get_stream("tabmq-messages")
+        .await
+        .expect("the stream of QoS 1/2 messages");
+    let hex: String = node_id.bytes().map(|b| format!("{b:02x}")).collect();
+    let info = stream
+        .consumer_info(format!("node-{hex}"))
+        .await
+        .expect("the node's consumer");
+    info.delivered.consumer_sequence
+}
+
+async fn payloads(client: &mut TestClient, count: usize) -> Vec<String> {
+    let mut received = Vec::new();
+    while received.len() < count {
+        let message = client
+            .message(Duration::from_secs(10))
+            .await
+            .unwrap_or_else(|| panic!("{} of {count} messages arrived: {received:?}", received.len()));
+        received.push(String::from_utf8_lossy(&message.payload).into_owned());
+    }
+    received
+}
+
+#[tokio::test]
+async fn a_node_receives_only_the_qos_1_and_2_messages_its_sessions_subscribe_to() {
+    let nats = NatsCluster::start("only-wanted");
+    let node1 = Broker::start(&nats.node_config("node-1", 0));
+    let node2 = Broker::start(&nats.node_config("node-2", 1));
+    let node3 = Broker::start(&nats.node_config("node-3", 2));
+    let mut on_a = TestClient::tcp(node1.tcp, config(V5, "on-a", true)).await;
+    on_a.subscribe("a/#", QoS::ExactlyOnce).await;
+    on_a.subscribe("a/+/deep", QoS::ExactlyOnce).await;
+    let mut on_b = TestClient::tcp(node2.tcp, config(V5, "on-b", true)).await;
+    on_b.subscribe("b/+", QoS::ExactlyOnce).await;
+    let mut publisher = TestClient::tcp(node3.tcp, config(V5, "pub", true)).await;
+    for n in 0..5 {
+        for (topic, qos) in [
+            ("a/x", QoS::AtLeastOnce),
+            ("b/y", QoS::ExactlyOnce),
+            ("c/z", QoS::AtLeastOnce),
+            ("b/y/z", QoS::ExactlyOnce),
+        ] {
+            publisher
+                .publish(Publish::new(topic, format!("{topic} {n}"), qos))
+                .await;
+        }
+    }
+    let expected = |topic: &str| (0..5).map(|n| format!("{topic} {n}")).collect::<Vec<_>>();
+    assert_eq!(payloads(&mut on_a, 5).await, expected("a/x"));
+    assert_eq!(payloads(&mut on_b, 5).await, expected("b/y"));
+    assert_eq!(delivered_to(&nats, "node-1").await, 5, "node 1: a/x only");
+    assert_eq!(delivered_to(&nats, "node-2").await, 5, "node 2: b/y only");
+    assert_eq!(delivered_to(&nats, "node-3").await, 0, "node 3: no subscriber");
+}
+
+#[tokio::test]
+async fn a_qos_1_or_2_message_published_right_after_a_suback_reaches_the_subscription() {
+    let nats = NatsCluster::start("at-suback");
+    let node1 = Broker::start(&nats.node_config("node-1", 0));
+    let node2 = Broker::start(&nats.node_config("node-2", 1));
+    let mut subscriber = TestClient::tcp(node1.tcp, config(V5, "sub", true)).await;
+    let mut publisher = TestClient::tcp(node2.tcp, config(V5, "pub", true)).await;
+    const TRIALS: usize = 30;
+    let mut arrived = 0;
+    for trial in 0..TRIALS {
+        let topic = format!("fresh/{trial}");
+        let qos = if trial % 2 == 0 {
+            QoS::AtLeastOnce
+        } else {
+            QoS::ExactlyOnce
+        };
+        subscriber.subscribe(&topic, qos).await;
+        publisher
+            .publish(Publish::new(topic.clone(), format!("{trial}"), qos))
+            .await;
+        if let Some(message) = subscriber.message(Duration::from_secs(5)).await {
+            assert_eq!(message.topic, topic);
+            arrived += 1;
+        }
+    }
+    println!("{arrived} of {TRIALS} messages published right after the SUBACK arrived");
+    assert_eq!(arrived, TRIALS);
+}
+
+#[tokio::test]
+async fn a_message_published_before_a_subscription_does_not_reach_it() {
+    let nats = NatsCluster::start("before");
+    let node1 = Broker::start(&nats.node_config("node-1", 0));
+    let node2 = Broker::start(&nats.node_config("node-2", 1));
+    let mut subscriber = TestClient::tcp(node1.tcp, config(V5, "sub", true)).await;
+    let mut publisher = TestClient::tcp(node2.tcp, config(V5, "pub", true)).await;
+    // The node's consumer has taken and acknowledged a message: its acknowledgement floor
+    // is behind the messages below.
+    subscriber.subscribe("warm", QoS::AtLeastOnce).await;
+    publisher
+        .publish(Publish::new("warm", "w", QoS::AtLeastOnce))
+        .await;
+    assert_eq!(payloads(&mut subscriber, 1).await, ["w"]);
+    const TRIALS: usize = 5;
+    for trial in 0..TRIALS {
+        let topic = format!("late/{trial}");
+        for early in 0..3 {
+            publisher
+                .publish(Publish::new(
+                    topic.clone(),
+                    format!("early {early}"),
+                    QoS::AtLeastOnce,
+                ))
+                .await;
+        }
+        subscriber.subscribe(&topic, QoS::AtLeastOnce).await;
+        publisher
+            .publish(Publish::new(topic.clone(), "after", QoS::AtLeastOnce))
+            .await;
+        assert_eq!(
+            payloads(&mut subscriber, 1).await,
+            ["after"],
+            "trial {trial}: the first message is the one published after the SUBACK"
+        );
+    }
+}
