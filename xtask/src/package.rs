@@ -85,6 +85,12 @@ pub(crate) fn build() -> Result<(PathBuf, PackageSizes), TaskError> {
             "-Oz",
             // Runs the passes again while they still shrink the module.
             "--converge",
+            // Rust code never traps implicitly (its bounds checks are explicit), so loads
+            // may move.
+            "--ignore-implicit-traps",
+            // rustc links the stack first: it grows down from 1 MiB towards 0, so the
+            // lowest KiB is never used, and constant addresses fold into loads and stores.
+            "--low-memory-unused",
             "--strip-debug",
             "--strip-producers",
             "--enable-bulk-memory",
