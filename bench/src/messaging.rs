@@ -194,10 +194,11 @@ pub async fn run_spread(addrs: &[String], load: Load, roles: Vec<Role>) -> Resul
         start: Barrier::new(roles.len() + 1),
     });
     let mut tasks = Vec::new();
+    let addrs: Arc<[String]> = addrs.into();
     for (index, role) in roles.into_iter().enumerate() {
-        let (shared, addr) = (shared.clone(), addrs[index % addrs.len()].clone());
+        let (shared, addrs) = (shared.clone(), addrs.clone());
         tasks.push(tokio::spawn(async move {
-            member(&addr, load, index, role, &shared).await
+            member(&addrs, load, index, role, &shared).await
         }));
     }
     shared.start.wait().await;
@@ -236,14 +237,16 @@ pub async fn run_spread(addrs: &[String], load: Load, roles: Vec<Role>) -> Resul
     })
 }
 
+/// One connection of a run, on node `index` (modulo the nodes) of `addrs`.
 async fn member(
-    addr: &str,
+    addrs: &[String],
     load: Load,
     index: usize,
     role: Role,
     shared: &Shared,
 ) -> Result<Histogram<u64>, BenchError> {
     let mut latency = Histogram::<u64>::new(3).expect("3 significant digits is valid");
+    let addr = &addrs[index % addrs.len()];
     let (mut peer, _) = match Peer::connect(
         load.transport,
         addr,
@@ -260,6 +263,13 @@ async fn member(
     };
     if let Some((topic, _)) = &role.subscribe {
         peer.subscribe(topic, load.qos).await?;
+        let others = addrs.iter().filter(|other| *other != addr);
+        for (node, other) in others.enumerate() {
+            if let Err(error) = interest_reached(&mut peer, topic, other, load.transport, node).await {
+                shared.start.wait().await;
+                return Err(error);
+            }
+        }
     }
     shared.start.wait().await;
     let (topic, mut to_publish) = role.publish.clone().unwrap_or_default();
@@ -305,7 +315,10 @@ async fn member(
         if let Some(bytes) = bytes {
             let mut arrived = 0;
             peer.handle(&bytes, |event| {
-                if let ClientEvent::Message(message) = event {
+                // Probes (see `interest_reached`) carry no send time.
+                if let ClientEvent::Message(message) = event
+                    && message.payload.len() >= 8
+                {
                     let now = shared.epoch.elapsed().as_nanos() as u64;
                     let mut sent = [0u8; 8];
                     sent.copy_from_slice(&message.payload[..8]);
@@ -321,5 +334,51 @@ async fn member(
                 shared.progress.notify_waiters();
             }
         }
+    }
+}
+
+/// How long a subscription may take to reach another node before the run fails.
+const INTEREST_PATIENCE: Duration = Duration::from_secs(10);
+
+/// Waits until `subscriber`'s subscription to `topic` takes messages published on node
+/// `addr` (QoS 0 between nodes is at most once: messages published before it gets there
+/// are lost, and a closed-loop run would wait for them in vain). Publishes probes there,
+/// one-byte payloads the run does not count, until one arrives.
+async fn interest_reached(
+    subscriber: &mut Peer,
+    topic: &str,
+    addr: &str,
+    transport: Transport,
+    node: usize,
+) -> Result<(), BenchError> {
+    let marker = vec![node as u8];
+    let (mut prober, _) = Peer::connect(
+        transport,
+        addr,
+        config(&format!("bench-probe-{topic}-{node}"), false),
+        SessionFlows::default(),
+    )
+    .await?;
+    let probing = {
+        let (topic, marker) = (topic.to_owned(), marker.clone());
+        tokio::spawn(async move {
+            while prober.publish(&topic, marker.clone(), QoS::AtMostOnce).is_ok()
+                && prober.flush().await.is_ok()
+            {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+    };
+    let arrived = tokio::time::timeout(
+        INTEREST_PATIENCE,
+        subscriber.until(|event| matches!(event, ClientEvent::Message(m) if *m.payload == *marker)),
+    )
+    .await;
+    probing.abort();
+    match arrived {
+        Ok(result) => result,
+        Err(_) => Err(BenchError::Protocol(format!(
+            "a subscription to {topic} did not reach the node at {addr} within {INTEREST_PATIENCE:?}"
+        ))),
     }
 }

@@ -117,9 +117,17 @@ pub(crate) fn smoke() -> Result<(), TaskError> {
         "--tabmq",
         &tabmq,
     ])?;
-    // Not `tabmq-bench cluster`: its three-node QoS 0 case loses the messages published
-    // before a node's interest reaches the others (at most once between nodes), and the
-    // load generator then waits in vain; it runs in `cargo xtask bench` only.
+    debug_bench(&[
+        "cluster",
+        "--messages",
+        "500",
+        "--tabmq",
+        &tabmq,
+        "--nats-server",
+        &setup::python_env()?
+            .with_file_name("nats-server")
+            .to_string_lossy(),
+    ])?;
     let mut browser = cmd::command("node", &["bench.mjs", "--messages", "50", "--repeat", "1"]);
     browser
         .current_dir(root.join("tests/browser"))
