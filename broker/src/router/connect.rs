@@ -357,11 +357,20 @@ impl Router {
                 record: Box::new(session.record_to_store(self.cluster.is_some())),
             });
             session.stored = true;
-        } else if session.stored {
+        } else if self.cluster.is_some() && session.will.is_some() {
+            // Stored for its will only: its messages are not (see `stored_for_will`).
+            batch.ops.push(StoreOp::PutSession {
+                client_id: client_id.to_string(),
+                record: Box::new(session.record_to_store(true)),
+            });
+            session.stored = false;
+            session.stored_for_will = true;
+        } else if session.stored || session.stored_for_will {
             batch.ops.push(StoreOp::DeleteSession {
                 client_id: client_id.to_string(),
             });
             session.stored = false;
+            session.stored_for_will = false;
         }
         let mut properties = Properties::default();
         if connect.version.is_v5() {
@@ -509,7 +518,7 @@ impl Router {
             self.subscriptions
                 .remove(&session.client_id, &subscription.filter);
         }
-        if session.stored {
+        if session.stored || session.stored_for_will {
             batch.ops.push(StoreOp::DeleteSession {
                 client_id: session.client_id.to_string(),
             });

@@ -32,6 +32,9 @@ pub(crate) struct Session {
     pub(crate) record: SessionRecord,
     /// Whether `record` has been written to the store.
     pub(crate) stored: bool,
+    /// In cluster mode: a clean session's record is stored while it is connected with a
+    /// will, so that the node adopting it publishes the will if this node dies.
+    pub(crate) stored_for_will: bool,
     /// The connection holding it, if any.
     pub(crate) link: Option<ConnectionLink>,
     /// The current connection's will.
@@ -62,6 +65,7 @@ impl Session {
             client_id,
             record,
             stored: false,
+            stored_for_will: false,
             link: None,
             will: None,
             offline: SessionFlows::default(),
