@@ -4,7 +4,7 @@
 //! subscriber's node's own). Every message acknowledged to its publisher arrives once the
 //! subscribers have moved to another node; no QoS 2 message arrives twice; the will of a
 //! session on a killed node, persistent or clean, is published once and seen from every
-//! node. Each kill under load is repeated at several points of the load and every outcome
+//! node; a share group with a member on the killed node loses no acknowledged message. Each kill under load is repeated at several points of the load and every outcome
 //! counted.
 
 mod support;
@@ -43,6 +43,52 @@ async fn publish_acknowledged(client: &mut TestClient, publish: Publish) -> Opti
         Some(ClientEvent::PublishDone { reason, .. }) => Some(reason),
         _ => None,
     }
+}
+
+/// Publishes `publishes` without waiting between them, calls `meanwhile`, then waits for
+/// their acknowledgements: the payloads acknowledged with success.
+async fn publish_window(
+    client: &mut TestClient,
+    publishes: Vec<Publish>,
+    meanwhile: impl FnOnce(),
+) -> Vec<(String, QoS)> {
+    let mut pending = HashMap::new();
+    for publish in publishes {
+        if !client.is_connected() {
+            break;
+        }
+        let acknowledged = (
+            String::from_utf8_lossy(&publish.payload).into_owned(),
+            publish.qos,
+        );
+        pending.insert(client.publish_nowait(publish).await, acknowledged);
+    }
+    meanwhile();
+    let mut acknowledged = Vec::new();
+    while !pending.is_empty() {
+        let event = client
+            .try_wait_for(
+                |event| {
+                    matches!(
+                        event,
+                        ClientEvent::PublishDone { .. } | ClientEvent::Disconnected(_)
+                    )
+                },
+                Duration::from_secs(15),
+            )
+            .await;
+        match event {
+            Some(ClientEvent::PublishDone { id, reason }) => {
+                if let Some(message) = pending.remove(&id)
+                    && reason == ReasonCode::Success
+                {
+                    acknowledged.push(message);
+                }
+            }
+            _ => break,
+        }
+    }
+    acknowledged
 }
 
 /// The QoS of the `n`th message of a load: QoS 1 and QoS 2 in turn.
@@ -175,6 +221,83 @@ async fn a_node_killed_under_load_loses_no_acknowledged_message() {
             "trial {trial}: the load went on after the kill ({} acknowledged)",
             acknowledged.len()
         );
+    }
+    for outcome in outcomes {
+        println!("{outcome}");
+    }
+}
+
+#[tokio::test]
+async fn a_share_group_loses_no_acknowledged_message_when_a_members_node_is_killed() {
+    const MESSAGES: usize = 120;
+    let mut outcomes = Vec::new();
+    for (trial, kill_at) in [40, 80].into_iter().enumerate() {
+        let nats = NatsCluster::start(&format!("sharekill{trial}"));
+        let mut node1 = Broker::start(&nats.node_config("node-1", 0));
+        let node2 = Broker::start(&nats.node_config("node-2", 1));
+        let node3 = Broker::start(&nats.node_config("node-3", 2));
+        // One member of the group on node 1, one on node 2, both with stored sessions.
+        let mut members = Vec::new();
+        for (node, id) in [(&node1, "m1"), (&node2, "m2")] {
+            let mut member = TestClient::tcp(node.tcp, config(V5, id, false)).await;
+            member.subscribe("$share/g/work/#", QoS::ExactlyOnce).await;
+            members.push((member, Received::default()));
+        }
+        let mut publisher = TestClient::tcp(node3.tcp, config(V5, "boss", true)).await;
+        // In windows of 20, node 1 killed while one is on its way.
+        let mut acknowledged = Vec::new();
+        for window in (0..MESSAGES).collect::<Vec<_>>().chunks(20) {
+            let publishes = window
+                .iter()
+                .map(|n| Publish::new("work/x", format!("job-{n}"), qos_of(*n)))
+                .collect();
+            let kill = || {
+                if window[0] == kill_at {
+                    node1.kill();
+                }
+            };
+            acknowledged.extend(publish_window(&mut publisher, publishes, kill).await);
+            for (member, received) in &mut members {
+                received.take_from(member, Duration::ZERO).await;
+            }
+        }
+        // Node 1's member moves to node 2, with its own state.
+        let (mut first, mut first_received) = members.remove(0);
+        first_received.take_from(&mut first, Duration::ZERO).await;
+        let moved = TestClient::tcp_resuming(node2.tcp, config(V5, "m1", false), first.session()).await;
+        members.insert(0, (moved, first_received));
+        assert_eq!(
+            members[0].0.connack().await,
+            Ok(true),
+            "trial {trial}: m1's session present"
+        );
+        // The group, as one subscriber: every acknowledged message in one of its members.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut group = Received::default();
+        loop {
+            for (member, received) in &mut members {
+                received.take_from(member, Duration::from_millis(100)).await;
+            }
+            group.0.clear();
+            for (_, received) in &members {
+                for (payload, count) in &received.0 {
+                    *group.0.entry(payload.clone()).or_default() += count;
+                }
+            }
+            if group.has_all(&acknowledged) || Instant::now() > deadline {
+                break;
+            }
+        }
+        let (missing, doubled) = group.check(&acknowledged);
+        outcomes.push(format!(
+            "trial {trial} (kill after {kill_at}): {} acknowledged, {} missing, {} QoS 2 in two members, m1 {} / m2 {}",
+            acknowledged.len(),
+            missing.len(),
+            doubled.len(),
+            members[0].1.0.len(),
+            members[1].1.0.len()
+        ));
+        assert!(missing.is_empty(), "trial {trial}: missing {missing:?}");
     }
     for outcome in outcomes {
         println!("{outcome}");

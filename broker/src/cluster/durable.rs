@@ -30,14 +30,17 @@ use tabmq_protocol::packet::Publish;
 use tracing::warn;
 
 use super::node_filter::NodeFilter;
+use super::share_groups::ShareGroups;
+use super::subject::filter_subjects;
 use super::subject::topic_subject;
+use super::subject_set::cover;
 use super::{ClusterError, hex_key};
 use crate::router::{RouterSender, ToRouter};
 use crate::store::{StoredMessage, message_bytes, message_from_bytes};
 
 /// How long the stream keeps a message: the longest a node may stay dead and still have
 /// the sessions it held resume with every message since.
-const RETENTION: Duration = Duration::from_secs(24 * 3600);
+pub(super) const RETENTION: Duration = Duration::from_secs(24 * 3600);
 
 /// How many messages a node may hold unacknowledged (routed, not yet stored).
 const MAX_UNACKNOWLEDGED: i64 = 20_000;
@@ -88,11 +91,49 @@ pub struct DurableMessages {
     /// `<prefix>.durable`
     prefix: String,
     filter: NodeFilter,
+    groups: ShareGroups,
 }
 
 /// The name of `node_id`'s consumer.
 fn consumer_name(node_id: &str) -> String {
     format!("node-{}", hex_key(node_id))
+}
+
+/// The durable consumer of the share group `shared` (`$share/group/filter`, whose topic
+/// filter is `filter`), created if no node has yet; every node with members reads it.
+pub(super) async fn group_consumer(
+    stream: &Stream,
+    prefix: &str,
+    shared: &str,
+    filter: &str,
+) -> Result<PullConsumer, String> {
+    let subjects = filter_subjects(prefix, filter);
+    let name = group_consumer_name(shared);
+    let config = PullConfig {
+        durable_name: Some(name.clone()),
+        description: Some(format!("tabmq share group {shared}")),
+        deliver_policy: DeliverPolicy::New,
+        ack_policy: AckPolicy::Explicit,
+        max_ack_pending: MAX_UNACKNOWLEDGED,
+        ack_wait: ACK_WAIT,
+        filter_subjects: cover(&format!("{prefix}.msg"), subjects.iter().map(String::as_str)),
+        inactive_threshold: RETENTION,
+        ..PullConfig::default()
+    };
+    stream
+        .get_or_create_consumer(&name, config)
+        .await
+        .map_err(|error| format!("cannot create or open the consumer of share group {shared}: {error}"))
+}
+
+/// A share group's consumer name: a hash of `$share/group/filter` (any length and any
+/// characters; consumer names take few), the same on every node.
+fn group_consumer_name(shared: &str) -> String {
+    // FNV-1a, 64 bits.
+    let hash = shared.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    format!("share-{hash:016x}")
 }
 
 fn decode(message: &async_nats::Message, seq: u64) -> Option<DurableMessage> {
@@ -157,15 +198,17 @@ impl DurableMessages {
             }
         };
         let filter = NodeFilter::new(stream.clone(), config, prefix.clone(), applied);
+        let groups = ShareGroups::new(stream.clone(), prefix.clone());
         let consumer = NodeConsumer {
             consumer,
-            filter: filter.clone(),
+            reading: Reading::Node(filter.clone()),
         };
         Ok((
             Self {
                 stream,
                 prefix,
                 filter,
+                groups,
             },
             consumer,
         ))
@@ -174,6 +217,11 @@ impl DurableMessages {
     /// Which messages this node's consumer receives.
     pub fn filter(&self) -> &NodeFilter {
         &self.filter
+    }
+
+    /// The share groups this node reads QoS 1/2 messages for.
+    pub fn share_groups(&self) -> &ShareGroups {
+        &self.groups
     }
 
     /// The subject, headers and body of `message` in the stream.
@@ -227,13 +275,38 @@ impl DurableMessages {
     }
 }
 
-/// A node's consumer of the cluster's stream of QoS 1/2 messages.
+/// A reader of the cluster's stream of QoS 1/2 messages: a node's own consumer, or a
+/// share group's, which every node with members of the group reads.
 pub struct NodeConsumer {
     consumer: PullConsumer,
-    filter: NodeFilter,
+    reading: Reading,
+}
+
+/// What a [`NodeConsumer`] reads for.
+enum Reading {
+    /// The node's sessions' ordinary subscriptions, with the node's filter.
+    Node(NodeFilter),
+    /// One member of a share group (`$share/group/filter`) in the whole cluster.
+    Group {
+        /// `$share/group/filter`
+        shared: Arc<str>,
+        /// Its topic filter.
+        filter: String,
+    },
 }
 
 impl NodeConsumer {
+    /// A reader of `consumer` for the share group `shared` (`$share/group/filter`).
+    pub(super) fn for_group(consumer: PullConsumer, shared: &str, filter: &str) -> Self {
+        Self {
+            consumer,
+            reading: Reading::Group {
+                shared: shared.into(),
+                filter: filter.to_owned(),
+            },
+        }
+    }
+
     /// Hands every message to the router, from where this node left off, until the router
     /// goes away. Reading starts again after an error (a NATS server died, the consumer's
     /// leader moved), so the node goes on from its last acknowledgement.
@@ -279,7 +352,9 @@ impl NodeConsumer {
             return Ok(());
         };
         let (message, acker) = message.split();
-        if self.filter.is_replay(seq, &message.subject) {
+        if let Reading::Node(filter) = &self.reading
+            && filter.is_replay(seq, &message.subject)
+        {
             let _ = acker.ack().await;
             return Ok(());
         }
@@ -288,7 +363,18 @@ impl NodeConsumer {
             let _ = acker.ack().await;
             return Ok(());
         };
-        let routed = ToRouter::Durable(Box::new((durable, StreamAck(Box::new(acker)))));
+        let group = match &self.reading {
+            Reading::Node(_) => None,
+            // NATS wildcards also reach `$` topics, which MQTT's leading ones do not.
+            Reading::Group { filter, .. }
+                if !tabmq_protocol::topic::matches(filter, &durable.publish.topic) =>
+            {
+                let _ = acker.ack().await;
+                return Ok(());
+            }
+            Reading::Group { shared, .. } => Some(shared.clone()),
+        };
+        let routed = ToRouter::Durable(Box::new((durable, StreamAck(Box::new(acker)), group)));
         router.send(routed).await.map_err(|_| ())
     }
 }

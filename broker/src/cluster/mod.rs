@@ -8,10 +8,11 @@
 //!   overlapping filters (`a/#`, `a/+`) make NATS deliver a message once per subscription;
 //!   a sequence number per sending node drops the second copy. Share groups
 //!   (`$share/group/filter`) are NATS queue subscriptions named after group and filter on
-//!   every node, so one member in the whole cluster gets each message.
+//!   every node, so one member in the whole cluster gets each QoS 0 message.
 //! - QoS 1/2 messages go through a replicated stream ([`DurableMessages`]), written with
 //!   the publisher's commit and read by every node with one consumer each, filtered on
-//!   the topics its sessions subscribe to ([`NodeFilter`]).
+//!   the topics its sessions subscribe to ([`NodeFilter`]); each share group has a
+//!   consumer too, read by the nodes with members ([`ShareGroups`]).
 //! - Which node holds each client id is kept in JetStream ([`Ownership`]); a session moves
 //!   between nodes with [`Handover`], and the sessions of a dead node are adopted
 //!   (`liveness`). Stored sessions themselves are in JetStream too
@@ -23,6 +24,7 @@ mod liveness;
 mod node_filter;
 mod ownership;
 mod retained;
+mod share_groups;
 pub mod subject;
 mod subject_set;
 
@@ -31,6 +33,7 @@ pub use handover::Handover;
 pub use node_filter::NodeFilter;
 pub use ownership::{ClaimError, Ownership};
 pub use retained::RetainedBucket;
+pub use share_groups::ShareGroups;
 
 /// How long a node waits at startup for JetStream to create or open a bucket (leaders
 /// being elected, other nodes creating the same bucket at the same time).
@@ -234,6 +237,7 @@ pub struct Nats {
     /// Where sessions are stored: the broker's store in cluster mode.
     pub state: JetStreamStore,
     consumer: NodeConsumer,
+    share_groups: ShareGroups,
     liveness: Liveness,
     /// The sessions this node held when it stopped, to resume.
     pub held_sessions: Snapshot,
@@ -333,12 +337,14 @@ pub async fn connect(config: &Cluster) -> Result<Nats, ClusterError> {
     );
     let retained = RetainedBucket::open(&jetstream, &config.prefix, replicas).await?;
     let (initial_retained, retained_changes) = retained.load().await?;
+    let share_groups = durable.share_groups().clone();
     Ok(Nats {
         client,
         ownership,
         handover,
         state,
         consumer,
+        share_groups,
         liveness,
         held_sessions,
         retained,
@@ -349,15 +355,19 @@ pub async fn connect(config: &Cluster) -> Result<Nats, ClusterError> {
 
 /// The cluster's tasks, stopped together at shutdown: each holds a way to the router,
 /// which ends only once they are gone.
-pub struct ClusterTasks(Vec<JoinHandle<()>>);
+pub struct ClusterTasks {
+    tasks: Vec<JoinHandle<()>>,
+    share_groups: ShareGroups,
+}
 
 impl ClusterTasks {
     /// Stops every task.
     pub async fn stop(self) {
-        for task in &self.0 {
+        self.share_groups.stop();
+        for task in &self.tasks {
             task.abort();
         }
-        for task in self.0 {
+        for task in self.tasks {
             let _ = task.await;
         }
     }
@@ -379,6 +389,7 @@ pub fn start(
             .serve(config.node_id.clone(), router.clone()),
     );
     let consumer = tokio::spawn(nats.consumer.run(router.clone()));
+    nats.share_groups.start(router.clone());
     let liveness = tokio::spawn(nats.liveness.run(router.clone()));
     let (acks, to_acknowledge) = mpsc::unbounded_channel();
     let acknowledger = tokio::spawn(durable::acknowledge(to_acknowledge));
@@ -396,15 +407,10 @@ pub fn start(
         router,
     };
     let bridge = tokio::spawn(bridge.run(requests));
-    let tasks = ClusterTasks(vec![
-        bridge,
-        watch,
-        handovers,
-        consumer,
-        liveness,
-        acknowledger,
-        follow,
-    ]);
+    let tasks = ClusterTasks {
+        tasks: vec![bridge, watch, handovers, consumer, liveness, acknowledger, follow],
+        share_groups: nats.share_groups,
+    };
     (
         ClusterLink {
             outbound,
@@ -564,10 +570,12 @@ impl Bridge {
             warn!(subject = %message.subject, "cluster: a malformed message was dropped");
             return Ok(());
         };
+        // QoS 1/2 messages come through the cluster's stream, to share groups too.
+        if message.publish.qos != tabmq_protocol::QoS::AtMostOnce {
+            return Ok(());
+        }
         let reach = match group {
             Some(group) => Reach::Group(group),
-            // QoS 1/2 messages reach ordinary subscriptions through the cluster's stream.
-            None if message.publish.qos != tabmq_protocol::QoS::AtMostOnce => return Ok(()),
             None => Reach::Ordinary,
         };
         self.router

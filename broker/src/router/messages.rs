@@ -152,9 +152,10 @@ pub enum ToRouter {
         /// The session as stored, with the messages the dead node had not routed to it.
         moved: Box<MovedSession>,
     },
-    /// A QoS 1/2 message from the cluster's stream, acknowledged to the stream with the
-    /// acker once its routing is stored.
-    Durable(Box<(DurableMessage, StreamAck)>),
+    /// A QoS 1/2 message from the cluster's stream, for the node's ordinary subscriptions
+    /// or for one member of a share group (`$share/group/filter`), acknowledged to the
+    /// stream with the acker once its routing is stored.
+    Durable(Box<(DurableMessage, StreamAck, Option<Arc<str>>)>),
     /// A topic's retained message as the cluster holds it now (an empty payload: none).
     RetainedFromCluster(Box<Publish>),
 }

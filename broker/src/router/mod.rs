@@ -384,11 +384,21 @@ impl Router {
                 self.route(*publish, None, &reach, None, batch);
             }
             ToRouter::Adopted { client_id, moved } => self.adopt(&client_id, *moved, batch),
-            ToRouter::Durable(message) => {
-                let (message, acker) = *message;
-                self.route_from_stream(message, batch);
-                batch.after_commit.push(AfterCommit::Acknowledge(acker));
-            }
+            ToRouter::Durable(message) => match *message {
+                (message, acker, None) => {
+                    self.route_from_stream(message, batch);
+                    batch.after_commit.push(AfterCommit::Acknowledge(acker));
+                }
+                (message, acker, Some(group)) => {
+                    // With no member here now (the last one just left), the stream gives
+                    // the message to another node once it is not acknowledged in time.
+                    let DurableMessage { seq, publish, origin } = message;
+                    let reach = Reach::Group(group.to_string());
+                    if self.route(publish, origin.as_ref(), &reach, Some(seq), batch) {
+                        batch.after_commit.push(AfterCommit::Acknowledge(acker));
+                    }
+                }
+            },
             ToRouter::TakenOverElsewhere { client_id, let_go } => {
                 self.taken_over_elsewhere(&client_id, let_go, batch);
             }

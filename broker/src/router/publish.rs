@@ -286,6 +286,13 @@ impl Router {
         }
         merge_by_session(&mut targets);
         let matched = !targets.is_empty();
+        if let Some(seq) = stream_seq
+            && !matches!(reach, Reach::Group(_))
+        {
+            // A session that moved here was given the stream's messages up to its floor
+            // (its share groups' messages come from their own consumers, not so given).
+            targets.retain(|(id, _)| self.sessions.get(id).is_none_or(|s| seq > s.stream_floor));
+        }
         // Every target but the last gets a copy; the last gets the message itself.
         let last = targets.pop();
         for (client_id, target) in targets {
@@ -380,7 +387,6 @@ impl Router {
             return;
         }
         let seq = match stream_seq {
-            Some(stream_seq) if stream_seq <= session.stream_floor => return,
             Some(stream_seq) => session_seq(stream_seq),
             None => session.take_seq(),
         };

@@ -233,6 +233,7 @@ impl JetStreamStore {
                 }
                 StoreOp::FollowInterest { changes } => {
                     self.durable.filter().follow(changes).await.map_err(io)?;
+                    self.durable.share_groups().follow(changes).await.map_err(io)?;
                     continue;
                 }
                 StoreOp::DeleteSession { client_id } => {
