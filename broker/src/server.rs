@@ -98,7 +98,15 @@ pub async fn run(config: Config) -> Result<(), StartupError> {
         None
     };
     let mut nats = match config.cluster.enabled() {
-        true => Some(crate::cluster::connect(&config.cluster).await?),
+        true => {
+            let sessions = &config.sessions;
+            let flap = crate::cluster::FlapLimits {
+                max_takeovers: sessions.flap_max_takeovers,
+                window: Duration::from_secs(sessions.flap_window_secs),
+                cooldown: Duration::from_secs(sessions.flap_cooldown_secs),
+            };
+            Some(crate::cluster::connect(&config.cluster, flap).await?)
+        }
         false => None,
     };
     // A cluster node keeps sessions in JetStream, shared by all nodes; one node keeps

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use support::broker::{Broker, run_binary};
 use support::client::{Closed, TestClient, config};
 use support::nats::NatsCluster;
-use tabmq_protocol::client::ClientConfig;
+use tabmq_protocol::client::{ClientConfig, ClientEvent};
 use tabmq_protocol::packet::Publish;
 use tabmq_protocol::{Properties, ProtocolVersion, QoS, ReasonCode};
 
@@ -247,6 +247,14 @@ async fn the_flap_guard_stops_a_takeover_loop_between_nodes() {
         .map(|node| node.metric("flap_guard_refusals_total"))
         .sum();
     assert_eq!(refusals, refused as u64);
+    // As on one node, the refusals leave the last client let in connected: a refused
+    // newcomer takes nothing over first.
+    let last = outcomes.iter().rposition(Result::is_ok).expect("some were let in");
+    let holder = &mut holders[last];
+    let ended = holder
+        .try_wait_for(|event| matches!(event, ClientEvent::Disconnected(_)), Duration::from_millis(500))
+        .await;
+    assert!(ended.is_none() && holder.is_connected(), "the holder was taken over: {ended:?}");
 }
 
 #[tokio::test]

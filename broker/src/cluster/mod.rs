@@ -22,6 +22,7 @@ mod durable;
 mod handover;
 mod liveness;
 mod node_filter;
+mod owner_entry;
 mod ownership;
 mod retained;
 mod share_groups;
@@ -31,6 +32,7 @@ mod subject_set;
 pub use durable::{DurableMessage, DurableMessages, NodeConsumer, StreamAck, is_from_stream, session_seq};
 pub use handover::Handover;
 pub use node_filter::NodeFilter;
+pub use owner_entry::FlapLimits;
 pub use ownership::{ClaimError, Ownership};
 pub use retained::RetainedBucket;
 pub use share_groups::ShareGroups;
@@ -248,8 +250,9 @@ pub struct Nats {
 }
 
 /// Connects to NATS, checks that JetStream is there and opens the buckets, with
-/// `cluster.replicas` copies (at most as many as NATS servers).
-pub async fn connect(config: &Cluster) -> Result<Nats, ClusterError> {
+/// `cluster.replicas` copies (at most as many as NATS servers); `flap` limits takeovers
+/// between nodes.
+pub async fn connect(config: &Cluster, flap: FlapLimits) -> Result<Nats, ClusterError> {
     let urls = config.nats.join(", ");
     let addresses = config
         .nats
@@ -302,7 +305,7 @@ pub async fn connect(config: &Cluster) -> Result<Nats, ClusterError> {
         "cluster mode: connected to NATS with JetStream"
     );
     let jetstream = async_nats::jetstream::new(client.clone());
-    let ownership = Ownership::open(&jetstream, &config.prefix, replicas, &config.node_id).await?;
+    let ownership = Ownership::open(&jetstream, &config.prefix, replicas, &config.node_id, flap).await?;
     let (durable, consumer) =
         DurableMessages::open(&jetstream, &config.prefix, replicas, &config.node_id).await?;
     let state = JetStreamStore::open(jetstream.clone(), &config.prefix, replicas, durable.clone()).await?;

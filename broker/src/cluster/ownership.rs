@@ -7,6 +7,11 @@
 //! claim by another node of a client id connected here is a takeover, told to the router
 //! like a local one (v5 DISCONNECT 0x8E, WebSocket close 4000). With `takeover = "reject"`
 //! a claim fails while another node holds the client id connected.
+//!
+//! The flap guard works across nodes with the entry: it keeps the times of the client
+//! id's recent takeovers between nodes, and a claim that would make too many blocks the id
+//! for the cooldown instead (written to the entry, so every node refuses it), before any
+//! connection is taken over: the current holder stays connected, as on one node.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -16,6 +21,7 @@ use foldhash::HashMap;
 use futures_util::StreamExt;
 use tracing::warn;
 
+use super::owner_entry::{FlapLimits, OwnerEntry};
 use super::{ClusterError, hex_key, open_bucket, text_of_hex_key};
 use crate::router::{RouterSender, ToRouter};
 
@@ -31,6 +37,13 @@ pub enum ClaimError {
     /// Another node holds the client id connected, and takeovers are refused.
     #[error("the client id is connected on node {0}")]
     Held(String),
+    /// The client id is taken over too often (the flap guard); `first` for the claim
+    /// that started the cooldown.
+    #[error("the client id is taken over too often")]
+    Flapping {
+        /// Whether this claim started the cooldown.
+        first: bool,
+    },
     /// The bucket could not be read or written.
     #[error("cluster session bucket: {0}")]
     Unavailable(String),
@@ -41,25 +54,24 @@ pub enum ClaimError {
 pub struct Ownership {
     kv: Store,
     node_id: String,
-    /// The revision of this node's latest claim per key: older entries seen by the watch
-    /// are history, not takeovers.
-    claims: Arc<Mutex<HashMap<String, u64>>>,
+    flap: FlapLimits,
+    /// This node's latest claim per key.
+    claims: Arc<Mutex<HashMap<String, Claim>>>,
 }
 
-/// `(node, connected)` of an entry's value.
-fn owner_of(value: &[u8]) -> Option<(&str, bool)> {
-    let text = std::str::from_utf8(value).ok()?;
-    let (node, state) = text.split_once(' ')?;
-    Some((node, state == "connected"))
-}
+/// A claim of this node's: the revision it wrote (older entries seen by the watch are
+/// history, not takeovers) and the takeover history it carries (kept when released).
+type Claim = (u64, Vec<u64>);
 
 impl Ownership {
-    /// Opens (or creates) the bucket with `replicas` copies.
+    /// Opens (or creates) the bucket with `replicas` copies; `flap` limits takeovers
+    /// between nodes.
     pub async fn open(
         jetstream: &async_nats::jetstream::Context,
         prefix: &str,
         replicas: usize,
         node_id: &str,
+        flap: FlapLimits,
     ) -> Result<Self, ClusterError> {
         let kv = open_bucket(
             jetstream,
@@ -71,39 +83,57 @@ impl Ownership {
         Ok(Self {
             kv,
             node_id: node_id.to_owned(),
+            flap,
             claims: Arc::default(),
         })
     }
 
     /// Makes this node the holder of `client_id`; with `reject`, fails while another
-    /// node holds it connected. Returns the node that held it before, if another one.
+    /// node holds it connected; fails while the id is blocked by the flap guard, or when
+    /// this claim would be one takeover too many. Returns the node that held it before,
+    /// if another one.
     pub async fn claim(&self, client_id: &str, reject: bool) -> Result<Option<String>, ClaimError> {
         let key = hex_key(client_id);
-        let value = bytes::Bytes::from(format!("{} connected", self.node_id));
         // Writes that lose a race are read again at once; errors (a JetStream leader being
         // elected) are tried again a little later, for a while.
         let deadline = Instant::now() + CLAIM_PATIENCE;
         loop {
+            let now_ms = crate::clock::unix_millis();
             let mut previous = None;
+            let mut claimed = OwnerEntry::new(&self.node_id, true);
             let written = match self.kv.entry(key.as_str()).await {
                 Ok(entry) => match entry.filter(|e| e.operation == Operation::Put) {
                     Some(entry) => {
-                        if let Some((node, connected)) = owner_of(&entry.value)
-                            && node != self.node_id
-                        {
-                            if connected && reject {
-                                return Err(ClaimError::Held(node.to_owned()));
+                        let mut current = OwnerEntry::parse(&entry.value)
+                            .unwrap_or_else(|| OwnerEntry::new(&self.node_id, false));
+                        if current.is_blocked(now_ms) {
+                            return Err(ClaimError::Flapping { first: false });
+                        }
+                        claimed.takeovers = current.takeovers.clone();
+                        if current.node != self.node_id && current.connected {
+                            if reject {
+                                return Err(ClaimError::Held(current.node));
                             }
-                            previous = Some(node.to_owned());
+                            if current.record_takeover(now_ms, self.flap) {
+                                // The holder keeps the id; every node refuses newcomers.
+                                match self.kv.update(&key, current.to_bytes(), entry.revision).await {
+                                    Ok(_) => return Err(ClaimError::Flapping { first: true }),
+                                    Err(_) => continue,
+                                }
+                            }
+                            claimed.takeovers = current.takeovers;
+                        }
+                        if current.node != self.node_id {
+                            previous = Some(current.node);
                         }
                         self.kv
-                            .update(&key, value.clone(), entry.revision)
+                            .update(&key, claimed.to_bytes(), entry.revision)
                             .await
                             .map_err(|e| e.to_string())
                     }
                     None => self
                         .kv
-                        .create(&key, value.clone())
+                        .create(&key, claimed.to_bytes())
                         .await
                         .map_err(|e| e.to_string()),
                 },
@@ -114,7 +144,7 @@ impl Ownership {
                     self.claims
                         .lock()
                         .unwrap_or_else(std::sync::PoisonError::into_inner)
-                        .insert(key, revision);
+                        .insert(key, (revision, claimed.takeovers));
                     return Ok(previous);
                 }
                 Err(error) if Instant::now() >= deadline => return Err(ClaimError::Unavailable(error)),
@@ -126,15 +156,18 @@ impl Ownership {
     /// Marks `client_id` offline, if this node still holds it.
     pub async fn release(&self, client_id: &str) {
         let key = hex_key(client_id);
-        let revision = self
+        let claim = self
             .claims
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .remove(&key);
-        if let Some(revision) = revision {
-            let value = bytes::Bytes::from(format!("{} offline", self.node_id));
+        if let Some((revision, takeovers)) = claim {
+            let released = OwnerEntry {
+                takeovers,
+                ..OwnerEntry::new(&self.node_id, false)
+            };
             // Fails if another node claimed it since: then it is not ours to release.
-            let _ = self.kv.update(&key, value, revision).await;
+            let _ = self.kv.update(&key, released.to_bytes(), revision).await;
         }
     }
 
@@ -149,7 +182,7 @@ impl Ownership {
         Ok(held
             .into_iter()
             .map(|(client_id, revision)| {
-                claims.insert(hex_key(&client_id), revision);
+                claims.insert(hex_key(&client_id), (revision, Vec::new()));
                 client_id
             })
             .collect())
@@ -169,7 +202,7 @@ impl Ownership {
                 continue;
             };
             if entry.operation == Operation::Put
-                && owner_of(&entry.value).is_some_and(|(holder, _)| holder == node)
+                && OwnerEntry::parse(&entry.value).is_some_and(|owner| owner.node == node)
                 && let Some(client_id) = text_of_hex_key(&key)
             {
                 held.push((client_id, entry.revision));
@@ -182,13 +215,13 @@ impl Ownership {
     /// `revision` (a dead node's): `false` if another node changed it first.
     pub async fn adopt(&self, client_id: &str, revision: u64) -> bool {
         let key = hex_key(client_id);
-        let value = bytes::Bytes::from(format!("{} offline", self.node_id));
+        let value = OwnerEntry::new(&self.node_id, false).to_bytes();
         match self.kv.update(&key, value, revision).await {
             Ok(revision) => {
                 self.claims
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .insert(key, revision);
+                    .insert(key, (revision, Vec::new()));
                 true
             }
             Err(_) => false,
@@ -207,10 +240,10 @@ impl Ownership {
         };
         while let Some(entry) = watch.next().await {
             let Ok(entry) = entry else { continue };
-            let Some((node, true)) = owner_of(&entry.value) else {
+            let Some(owner) = OwnerEntry::parse(&entry.value).filter(|owner| owner.connected) else {
                 continue;
             };
-            if node == self.node_id {
+            if owner.node == self.node_id {
                 continue;
             }
             let ours = self
@@ -218,7 +251,7 @@ impl Ownership {
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .get(&entry.key)
-                .copied();
+                .map(|(revision, _)| *revision);
             if ours.is_some_and(|revision| revision > entry.revision) {
                 continue;
             }
@@ -246,7 +279,5 @@ mod tests {
             assert!(hex_key(client_id).bytes().all(|b| b.is_ascii_hexdigit()));
             assert_eq!(text_of_hex_key(&hex_key(client_id)).as_deref(), Some(client_id));
         }
-        assert_eq!(owner_of(b"node-1 connected"), Some(("node-1", true)));
-        assert_eq!(owner_of(b"node-1 offline"), Some(("node-1", false)));
     }
 }

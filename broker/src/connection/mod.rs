@@ -264,6 +264,17 @@ async fn claim_in_cluster(shared: &Shared, connect: &Connect) -> Result<Option<M
     let reject = shared.config.sessions.takeover == TakeoverPolicy::Reject;
     match handover.claim(&connect.client_id, reject).await {
         Ok(moved) => Ok(moved),
+        Err(ClaimError::Flapping { first }) => {
+            if first {
+                warn!(
+                    client_id = %connect.client_id,
+                    cooldown_secs = shared.config.sessions.flap_cooldown_secs,
+                    "client id is being taken over repeatedly between nodes (two clients sharing one id?); refusing newcomers"
+                );
+            }
+            Metrics::inc(&shared.metrics.flap_guard_refusals_total);
+            Err(ReasonCode::ConnectionRateExceeded)
+        }
         Err(ClaimError::Held(node)) => {
             info!(client_id = %connect.client_id, %node, "refused: client id connected on another node (takeover policy reject)");
             Err(ReasonCode::ClientIdentifierNotValid)

@@ -170,9 +170,9 @@ impl Router {
     }
 
     /// Another cluster node took `client_id` over: its connection here, if any, is told
-    /// as in a local takeover (the flap guard counts it) and the session let go of once
-    /// that connection has ended; an offline session is let go of at once. `let_go` is
-    /// told when that is done and stored.
+    /// as in a local takeover (the claim counted it for the flap guard) and the session
+    /// let go of once that connection has ended; an offline session is let go of at once.
+    /// `let_go` is told when that is done and stored.
     pub(super) fn taken_over_elsewhere(
         &mut self,
         client_id: &Arc<str>,
@@ -210,7 +210,6 @@ impl Router {
         session.moved_away = true;
         info!(%client_id, "session taken over by a connection on another node");
         Metrics::inc(&self.metrics.takeovers_total);
-        let _ = self.flap_guard.record_takeover(client_id, Instant::now());
         batch.send(&link, ToConnection::TakenOver);
     }
 
