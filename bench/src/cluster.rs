@@ -3,8 +3,6 @@
 //! spread over them, in the same run, throughput and publish-to-delivery latency.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use tabmq_protocol::QoS;
 
@@ -13,15 +11,11 @@ use crate::messaging::{self, Load, Shape};
 use crate::target::{Programs, Running, Target};
 use crate::transport::Transport;
 
-/// Three `nats-server` processes with JetStream on free loopback ports, killed when dropped.
+/// Three `nats-server` processes with JetStream on free loopback ports, killed and their
+/// directory removed when dropped.
 struct NatsCluster {
-    servers: Vec<Child>,
-    clients: Vec<String>,
+    servers: nats_local::NatsCluster,
     dir: PathBuf,
-}
-
-fn free_port() -> Result<u16, BenchError> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
 impl NatsCluster {
@@ -29,88 +23,29 @@ impl NatsCluster {
         let dir = std::env::temp_dir().join(format!(
             "tabmq-bench-nats-{}-{}",
             std::process::id(),
-            free_port()?
+            nats_local::free_port()?
         ));
-        let routes: Vec<u16> = (0..3).map(|_| free_port()).collect::<Result<_, _>>()?;
-        let route_urls: Vec<String> = routes
-            .iter()
-            .map(|port| format!("nats://127.0.0.1:{port}"))
-            .collect();
-        let mut cluster = Self {
-            servers: Vec::new(),
-            clients: Vec::new(),
-            dir: dir.clone(),
-        };
-        let mut monitors = Vec::new();
-        for (index, route) in routes.iter().enumerate() {
-            let (client, monitor) = (free_port()?, free_port()?);
-            let store = dir.join(format!("n{index}"));
-            std::fs::create_dir_all(&store)?;
-            let child = Command::new(program)
-                .args([
-                    "-a",
-                    "127.0.0.1",
-                    "-p",
-                    &client.to_string(),
-                    "-m",
-                    &monitor.to_string(),
-                ])
-                .args(["-n", &format!("bench-{index}"), "--cluster_name", "bench"])
-                .args(["-cluster", &format!("nats://127.0.0.1:{route}")])
-                .args(["-routes", &route_urls.join(",")])
-                .arg("-js")
-                .arg("-sd")
-                .arg(&store)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .map_err(|e| BenchError::Process(format!("cannot start {}: {e}", program.display())))?;
-            cluster.servers.push(child);
-            cluster.clients.push(format!("nats://127.0.0.1:{client}"));
-            monitors.push(monitor);
-        }
-        let deadline = Instant::now() + Duration::from_secs(30);
-        for monitor in monitors {
-            while !healthy(monitor) {
-                if Instant::now() > deadline {
-                    return Err(BenchError::Process("NATS never became healthy".into()));
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        }
-        Ok(cluster)
+        let servers = nats_local::NatsCluster::start_on_free_ports(program, "bench", &dir)
+            .map_err(|error| BenchError::Process(error.to_string()))?;
+        Ok(Self { servers, dir })
     }
 
     /// The `[cluster]` section of node `index`, on NATS server `index`.
     fn node_config(&self, index: usize) -> String {
         format!(
             "[cluster]\nnats = [\"{}\"]\nnode_id = \"node-{index}\"\n",
-            self.clients[index % self.clients.len()]
+            self.servers.client_url(index % nats_local::SERVERS)
         )
     }
 }
 
 impl Drop for NatsCluster {
     fn drop(&mut self) {
-        for server in &mut self.servers {
-            let _ = server.kill();
-            let _ = server.wait();
+        for index in 0..nats_local::SERVERS {
+            self.servers.kill(index);
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-/// Whether the NATS server monitored on `port` says it is healthy (JetStream included).
-fn healthy(port: u16) -> bool {
-    use std::io::{Read, Write};
-    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
-        return false;
-    };
-    let request = "GET /healthz HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
-    let mut body = String::new();
-    stream.write_all(request.as_bytes()).is_ok()
-        && stream.read_to_string(&mut body).is_ok()
-        && body.contains("\"ok\"")
 }
 
 /// How the broker is deployed in a case.

@@ -249,12 +249,21 @@ async fn the_flap_guard_stops_a_takeover_loop_between_nodes() {
     assert_eq!(refusals, refused as u64);
     // As on one node, the refusals leave the last client let in connected: a refused
     // newcomer takes nothing over first.
-    let last = outcomes.iter().rposition(Result::is_ok).expect("some were let in");
+    let last = outcomes
+        .iter()
+        .rposition(Result::is_ok)
+        .expect("some were let in");
     let holder = &mut holders[last];
     let ended = holder
-        .try_wait_for(|event| matches!(event, ClientEvent::Disconnected(_)), Duration::from_millis(500))
+        .try_wait_for(
+            |event| matches!(event, ClientEvent::Disconnected(_)),
+            Duration::from_millis(500),
+        )
         .await;
-    assert!(ended.is_none() && holder.is_connected(), "the holder was taken over: {ended:?}");
+    assert!(
+        ended.is_none() && holder.is_connected(),
+        "the holder was taken over: {ended:?}"
+    );
 }
 
 #[tokio::test]

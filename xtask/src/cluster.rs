@@ -2,11 +2,11 @@
 //! JetStream and three tabmq nodes on loopback, each node serving the demo page, with
 //! their data in `target/cluster`, until Ctrl-C.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use nats_local::{NatsCluster, Ports};
 
 use crate::cmd::{self, TaskError};
 use crate::{package, setup};
@@ -29,18 +29,6 @@ impl Drop for Processes {
             let _ = child.wait();
         }
     }
-}
-
-/// Whether a NATS server's monitoring port reports it healthy.
-fn healthy(monitor: u16) -> bool {
-    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", monitor)) else {
-        return false;
-    };
-    let request = "GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
-    let mut response = String::new();
-    stream.write_all(request.as_bytes()).is_ok()
-        && stream.read_to_string(&mut response).is_ok()
-        && response.contains("\"ok\"")
 }
 
 fn spawn(program: &Path, args: &[String], log: &Path) -> Result<Child, TaskError> {
@@ -68,49 +56,14 @@ pub(crate) fn run() -> Result<(), TaskError> {
     let dir = root.join("target/cluster");
     std::fs::create_dir_all(&dir).map_err(|error| TaskError::Check(error.to_string()))?;
     let nats_server = python.with_file_name("nats-server");
-    let routes: Vec<String> = NODES
-        .iter()
-        .map(|(_, route, ..)| format!("nats://127.0.0.1:{route}"))
-        .collect();
+    let ports = NODES.map(|(client, route, monitor, ..)| Ports {
+        client,
+        route,
+        monitor,
+    });
+    let mut nats = NatsCluster::start(&nats_server, "tabmq-local", &dir, &ports)
+        .map_err(|error| TaskError::Check(error.to_string()))?;
     let mut processes = Processes(Vec::new());
-    for (index, (client, route, monitor, ..)) in NODES.iter().enumerate() {
-        let store = dir.join(format!("nats-{index}"));
-        let args = [
-            "-a",
-            "127.0.0.1",
-            "-p",
-            &client.to_string(),
-            "-m",
-            &monitor.to_string(),
-            "-n",
-            &format!("nats-{index}"),
-            "--cluster_name",
-            "tabmq-local",
-            "-cluster",
-            &format!("nats://127.0.0.1:{route}"),
-            "-routes",
-            &routes.join(","),
-            "-js",
-            "-sd",
-            &store.to_string_lossy(),
-        ]
-        .map(String::from);
-        processes.0.push(spawn(
-            &nats_server,
-            &args,
-            &dir.join(format!("nats-{index}.log")),
-        )?);
-    }
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !NODES.iter().all(|(_, _, monitor, ..)| healthy(*monitor)) {
-        if Instant::now() > deadline {
-            return Err(TaskError::Check(format!(
-                "NATS never became healthy; logs in {}",
-                dir.display()
-            )));
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
     let broker = root.join("target/debug/tabmq");
     for (index, (client, _, _, ws, tcp)) in NODES.iter().enumerate() {
         let config = dir.join(format!("node-{index}.toml"));
@@ -138,13 +91,17 @@ pub(crate) fn run() -> Result<(), TaskError> {
         "    3 NATS servers with JetStream on 4222-4224; logs in {}; stop with Ctrl-C\n",
         dir.display()
     );
-    // Until a node stops (Ctrl-C stops them all).
+    // Until a node or a server stops (Ctrl-C stops them all).
     loop {
         for child in &mut processes.0 {
             if let Ok(Some(status)) = child.try_wait() {
-                eprintln!("a process of the cluster exited ({status}); stopping the others");
+                eprintln!("a node of the cluster exited ({status}); stopping the others");
                 return Ok(());
             }
+        }
+        if nats.exited() {
+            eprintln!("a NATS server of the cluster exited; stopping the others");
+            return Ok(());
         }
         std::thread::sleep(Duration::from_millis(200));
     }
