@@ -3,7 +3,9 @@
 //! JetStream consumer); every one published after a SUBACK, on any node, reaches the
 //! subscription (many trials, each publishing right after the SUBACK); none published
 //! before the subscription reaches it, though JetStream gives a consumer whose filter
-//! changed the messages after its acknowledgement floor again.
+//! changed the messages after its acknowledgement floor again; and a stored session's
+//! mark of the messages it is done with, which keeps any node from giving them again,
+//! is stored in JetStream with it and removed with it.
 
 mod support;
 
@@ -12,6 +14,8 @@ use std::time::Duration;
 use support::broker::Broker;
 use support::client::{TestClient, config};
 use support::nats::NatsCluster;
+use tabmq_broker::cluster::DurableMessages;
+use tabmq_broker::store::{JetStreamStore, SessionRecord, Store, StoreOp};
 use tabmq_protocol::packet::Publish;
 use tabmq_protocol::{ProtocolVersion, QoS};
 
@@ -144,4 +148,52 @@ async fn a_message_published_before_a_subscription_does_not_reach_it() {
             "trial {trial}: the first message is the one published after the SUBACK"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sessions_mark_of_messages_done_with_is_stored_and_removed_with_it() {
+    let nats = NatsCluster::start("done");
+    let client = async_nats::connect(format!("nats://{}", nats.clients[0]))
+        .await
+        .expect("connect to NATS");
+    let jetstream = async_nats::jetstream::new(client);
+    let (durable, _consumer) = DurableMessages::open(&jetstream, "tabmq", 3, "node-x")
+        .await
+        .expect("the stream of QoS 1/2 messages");
+    let store = JetStreamStore::open(jetstream, "tabmq", 3, durable)
+        .await
+        .expect("the state stream");
+    let commit = |ops: Vec<StoreOp>| {
+        let mut store = store.clone();
+        tokio::task::spawn_blocking(move || store.commit(&ops, true))
+    };
+    let client_id = "device".to_owned();
+    let put = vec![
+        StoreOp::PutSession {
+            client_id: client_id.clone(),
+            record: Box::new(SessionRecord::new(V5)),
+        },
+        StoreOp::PutStreamDone {
+            client_id: client_id.clone(),
+            through: 41,
+        },
+        StoreOp::PutStreamDone {
+            client_id: client_id.clone(),
+            through: 42,
+        },
+    ];
+    commit(put).await.expect("joined").expect("committed");
+    let loaded = store
+        .load_session(&client_id)
+        .await
+        .expect("read")
+        .expect("stored");
+    assert_eq!(loaded.stream_done, 42, "the latest mark");
+    commit(vec![StoreOp::DeleteSession {
+        client_id: client_id.clone(),
+    }])
+    .await
+    .expect("joined")
+    .expect("committed");
+    assert_eq!(store.load_session(&client_id).await.expect("read"), None);
 }

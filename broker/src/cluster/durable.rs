@@ -68,6 +68,11 @@ pub fn session_seq(stream_seq: u64) -> u64 {
     FROM_STREAM | stream_seq
 }
 
+/// The stream sequence a [`session_seq`] was made from.
+pub fn stream_seq_of(session_seq: u64) -> u64 {
+    session_seq & !FROM_STREAM
+}
+
 /// Whether a session sequence number was made by [`session_seq`].
 pub fn is_from_stream(session_seq: u64) -> bool {
     session_seq & FROM_STREAM != 0

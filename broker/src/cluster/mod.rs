@@ -29,7 +29,9 @@ mod share_groups;
 pub mod subject;
 mod subject_set;
 
-pub use durable::{DurableMessage, DurableMessages, NodeConsumer, StreamAck, is_from_stream, session_seq};
+pub use durable::{
+    DurableMessage, DurableMessages, NodeConsumer, StreamAck, is_from_stream, session_seq, stream_seq_of,
+};
 pub use handover::Handover;
 pub use node_filter::NodeFilter;
 pub use owner_entry::FlapLimits;

@@ -62,6 +62,9 @@ impl Router {
         }
         let mut session = Session::new(client_id.clone(), stored.record);
         session.stored = true;
+        // This node's stream reader must not give again what the session is done with.
+        session.stream_done = stored.stream_done;
+        session.stream_floor = stored.stream_done;
         let mut flows = SessionFlows::default();
         for (seq, message) in stored.messages {
             let outstanding = Outstanding {
@@ -307,7 +310,7 @@ impl Router {
         if let Some(session) = self.sessions.get_mut(&client_id)
             && through != u64::MAX
         {
-            session.stream_floor = through;
+            session.stream_floor = session.stream_floor.max(through);
         }
     }
 
@@ -426,12 +429,7 @@ impl Router {
                 session.dropped += 1;
                 Metrics::dec(&self.metrics.messages_queued);
                 Metrics::inc(&self.metrics.messages_dropped_total);
-                if session.stored {
-                    batch.ops.push(StoreOp::DeleteMessage {
-                        client_id: session.client_id.to_string(),
-                        seq,
-                    });
-                }
+                session.forget_message(seq, &mut batch.ops);
             }
         }
     }

@@ -203,6 +203,10 @@ impl Router {
         let Some(session) = self.sessions.get(client_id) else {
             return;
         };
+        if message.seq <= session.stream_done {
+            // Done with already, on the node it moved from.
+            return;
+        }
         let mut target: Option<Target> = None;
         for subscription in &session.record.subscriptions {
             let no_local = subscription.options.no_local && message.origin.as_ref() == Some(client_id);
@@ -409,12 +413,7 @@ impl Router {
                     session.offline.outgoing.retain_queued(|m| m.id != oldest);
                     session.remove_outstanding(oldest);
                     Metrics::dec(&metrics.messages_queued);
-                    if session.stored {
-                        batch.ops.push(StoreOp::DeleteMessage {
-                            client_id: client_id.to_string(),
-                            seq: oldest,
-                        });
-                    }
+                    session.forget_message(oldest, &mut batch.ops);
                 }
                 _ => {
                     session.dropped += 1;
@@ -457,12 +456,7 @@ impl Router {
         };
         if session.remove_outstanding(seq) {
             Metrics::dec(&self.metrics.messages_queued);
-            if session.stored {
-                batch.ops.push(StoreOp::DeleteMessage {
-                    client_id: client_id.to_owned(),
-                    seq,
-                });
-            }
+            session.forget_message(seq, &mut batch.ops);
         }
     }
 }

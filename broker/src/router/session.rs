@@ -8,7 +8,8 @@ use tabmq_protocol::flow::SessionFlows;
 use tabmq_protocol::packet::Will;
 
 use super::messages::ConnectionLink;
-use crate::store::SessionRecord;
+use crate::cluster::{is_from_stream, stream_seq_of};
+use crate::store::{SessionRecord, StoreOp};
 
 /// The `pending_will` time under which a cluster node stores a connected session's will:
 /// published, as after a lost connection, if the node holding the connection dies.
@@ -56,6 +57,9 @@ pub(crate) struct Session {
     /// In cluster mode: the cluster's stream messages up to this sequence were given to
     /// the session when it came to this node; the node's own reader, if behind, skips them.
     pub(crate) stream_floor: u64,
+    /// In cluster mode: the highest stream sequence among the cluster's messages it is
+    /// done with (delivered or dropped), stored so that no node gives them again.
+    pub(crate) stream_done: u64,
 }
 
 impl Session {
@@ -75,6 +79,7 @@ impl Session {
             dropped: 0,
             moved_away: false,
             stream_floor: 0,
+            stream_done: 0,
         }
     }
 
@@ -115,6 +120,25 @@ impl Session {
         seq
     }
 
+    /// Forgets message `seq` (delivered or dropped), with the store's ops for it if the
+    /// session is stored: a message of the cluster's stream is remembered as done.
+    pub(crate) fn forget_message(&mut self, seq: u64, ops: &mut Vec<StoreOp>) {
+        if !self.stored {
+            return;
+        }
+        ops.push(StoreOp::DeleteMessage {
+            client_id: self.client_id.to_string(),
+            seq,
+        });
+        if is_from_stream(seq) && stream_seq_of(seq) > self.stream_done {
+            self.stream_done = stream_seq_of(seq);
+            ops.push(StoreOp::PutStreamDone {
+                client_id: self.client_id.to_string(),
+                through: self.stream_done,
+            });
+        }
+    }
+
     /// Records a message handed over.
     pub(crate) fn add_outstanding(&mut self, seq: u64, outstanding: Outstanding) {
         self.outstanding_bytes += outstanding.bytes;
@@ -130,5 +154,62 @@ impl Session {
             }
             None => false,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::session_seq;
+
+    fn stored_session() -> Session {
+        let mut session = Session::new(
+            "c".into(),
+            SessionRecord::new(tabmq_protocol::ProtocolVersion::V5),
+        );
+        session.stored = true;
+        session
+    }
+
+    fn done_through(ops: &[StoreOp]) -> Vec<u64> {
+        ops.iter()
+            .filter_map(|op| match op {
+                StoreOp::PutStreamDone { through, .. } => Some(*through),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_highest_stream_message_done_with_is_stored() {
+        let mut session = stored_session();
+        let mut ops = Vec::new();
+        session.forget_message(session_seq(5), &mut ops);
+        assert_eq!(done_through(&ops), [5]);
+        assert_eq!(ops.len(), 2, "the message is deleted too");
+        ops.clear();
+        session.forget_message(session_seq(3), &mut ops);
+        assert_eq!(
+            done_through(&ops),
+            [] as [u64; 0],
+            "a lower one leaves the mark at 5"
+        );
+        session.forget_message(7, &mut ops);
+        assert_eq!(
+            done_through(&ops),
+            [] as [u64; 0],
+            "the session's own messages are not the stream's"
+        );
+        assert_eq!(ops.len(), 2, "both deleted");
+        assert_eq!(session.stream_done, 5);
+    }
+
+    #[test]
+    fn a_session_not_stored_writes_nothing() {
+        let mut session = stored_session();
+        session.stored = false;
+        let mut ops = Vec::new();
+        session.forget_message(session_seq(5), &mut ops);
+        assert!(ops.is_empty());
     }
 }

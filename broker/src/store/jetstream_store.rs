@@ -4,8 +4,9 @@
 //!
 //! One subject per record, holding its latest value (`max_messages_per_subject = 1`):
 //! `<prefix>.state.<client id in hex>.r` (the session record), `….q.<seq>.m` (a queued
-//! message), `….q.<seq>.f` (its packet id and handshake state once in flight) and
-//! `….i.<packet id>` (a QoS 2 packet id received and not released). A removal purges
+//! message), `….q.<seq>.f` (its packet id and handshake state once in flight),
+//! `….i.<packet id>` (a QoS 2 packet id received and not released) and `….d` (the highest
+//! stream sequence of the cluster's messages the session is done with). A removal purges
 //! the subjects, leaving nothing behind. Values are sealed as in the embedded store
 //! (CRC-32 over table, key and bytes). A commit returns once JetStream has acknowledged
 //! every write, which it does when a quorum of its replicas holds it. A commit also
@@ -100,6 +101,7 @@ impl JetStreamStore {
         let mut messages = BTreeMap::new();
         let mut inflight = BTreeMap::new();
         let mut incoming = Vec::new();
+        let mut stream_done = 0;
         let mut delivered = consumer.messages().await.map_err(io)?;
         while remaining > 0 {
             let Some(message) = delivered.next().await else {
@@ -149,6 +151,10 @@ impl JetStreamStore {
                     .map_err(damaged)?;
                     incoming.extend(tabmq_protocol::PacketId::new(number));
                 }
+                ["d"] => {
+                    stream_done =
+                        format::open("stream-done", &RecordKey::named(client_id), value).map_err(damaged)?;
+                }
                 _ => {}
             }
         }
@@ -159,6 +165,7 @@ impl JetStreamStore {
             messages,
             inflight,
             incoming,
+            stream_done,
         }))
     }
 
@@ -226,6 +233,11 @@ impl JetStreamStore {
                         &RecordKey::numbered(client_id, u64::from(packet_id.get())),
                         &(),
                     ),
+                ),
+                StoreOp::PutStreamDone { client_id, through } => (
+                    format!("{}.d", self.session_subject(client_id)),
+                    None,
+                    format::seal("stream-done", &RecordKey::named(client_id), through),
                 ),
                 StoreOp::ShareMessage { message, origin } => {
                     let (subject, headers, body) = self.durable.encode(message, origin.as_deref());

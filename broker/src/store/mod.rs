@@ -175,6 +175,14 @@ pub enum StoreOp {
         /// The publishing client, if a client published it.
         origin: Option<String>,
     },
+    /// Cluster mode: the highest stream sequence of the cluster's messages a stored
+    /// session is done with (see [`StoredSession::stream_done`]; one node keeps none).
+    PutStreamDone {
+        /// Client id.
+        client_id: String,
+        /// The stream sequence.
+        through: u64,
+    },
     /// Cluster mode: filters that gained their node's first subscription or lost its
     /// last, so that the node receives the cluster's QoS 1/2 messages on them from the
     /// commit on (one node receives its own messages: its store has nothing to do).

@@ -56,6 +56,9 @@ pub struct StoredSession {
     pub inflight: BTreeMap<u64, (PacketId, InflightState)>,
     /// QoS 2 packet ids received and not yet released.
     pub incoming: Vec<PacketId>,
+    /// Cluster mode: the highest stream sequence among the cluster's messages it is done
+    /// with (delivered or dropped), so that no node gives them again; 0 elsewhere.
+    pub stream_done: u64,
 }
 
 /// Everything stored.

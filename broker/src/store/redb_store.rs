@@ -214,7 +214,8 @@ impl RedbStore {
                     .remove(topic.as_str())
                     .map_err(io)?;
             }
-            StoreOp::ShareMessage { .. } | StoreOp::FollowInterest { .. } => {}
+            StoreOp::ShareMessage { .. } | StoreOp::FollowInterest { .. } | StoreOp::PutStreamDone { .. } => {
+            }
         }
         Ok(())
     }

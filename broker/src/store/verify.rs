@@ -177,6 +177,7 @@ impl Reader {
             messages: BTreeMap::new(),
             inflight: BTreeMap::new(),
             incoming: Vec::new(),
+            stream_done: 0,
         };
         self.sessions.insert(client_id.to_owned(), session);
     }
