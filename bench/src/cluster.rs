@@ -1,12 +1,14 @@
 //! The cost of cluster mode on the same load: one node on its embedded store, one node on
 //! a three-server NATS cluster with JetStream, and three nodes on it with the clients
-//! spread over them, in the same run, throughput and publish-to-delivery latency.
+//! spread over them, in the same run, throughput and publish-to-delivery latency; and, as
+//! the floor under the QoS 1 rows on NATS, the same messages through JetStream alone.
 
 use std::path::{Path, PathBuf};
 
 use tabmq_protocol::QoS;
 
 use crate::error::BenchError;
+use crate::jetstream_alone;
 use crate::messaging::{self, Load, Shape};
 use crate::target::{Programs, Running, Target};
 use crate::transport::Transport;
@@ -106,6 +108,17 @@ pub async fn run(programs: &Programs, nats_server: &Path, messages: u64) -> Resu
             table.push_str(&line);
         }
     }
+    // The floor under the QoS 1 rows on NATS: the same messages through JetStream alone.
+    let nats = NatsCluster::start(nats_server)?;
+    let alone = jetstream_alone::run(&nats.servers.client_url(0), messages).await?;
+    let line = format!(
+        "| fan-in 10→1, QoS 1, 64 B | JetStream alone (R3; publish, pull, acknowledge; no broker) | {:.0} | {:.1} ms | {:.1} ms |\n",
+        alone.rate,
+        alone.latency.value_at_quantile(0.5) as f64 / 1000.0,
+        alone.latency.value_at_quantile(0.99) as f64 / 1000.0,
+    );
+    eprint!("{line}");
+    table.push_str(&line);
     Ok(table)
 }
 
