@@ -95,6 +95,8 @@ pub struct DurableMessages {
     stream: Stream,
     /// `<prefix>.durable`
     prefix: String,
+    /// This node's id in hex, for the messages' ids.
+    node: String,
     filter: NodeFilter,
     groups: ShareGroups,
 }
@@ -212,6 +214,7 @@ impl DurableMessages {
             Self {
                 stream,
                 prefix,
+                node: hex_key(node_id),
                 filter,
                 groups,
             },
@@ -229,9 +232,19 @@ impl DurableMessages {
         &self.groups
     }
 
-    /// The subject, headers and body of `message` in the stream.
-    pub fn encode(&self, message: &StoredMessage, origin: Option<&str>) -> (String, HeaderMap, Vec<u8>) {
+    /// The subject, headers and body of `message` in the stream; `id` (unique on this
+    /// node) makes JetStream keep it once if it is written again.
+    pub fn encode(
+        &self,
+        message: &StoredMessage,
+        origin: Option<&str>,
+        id: u64,
+    ) -> (String, HeaderMap, Vec<u8>) {
         let mut headers = HeaderMap::new();
+        headers.insert(
+            async_nats::header::NATS_MESSAGE_ID,
+            format!("{}-{id}", self.node).as_str(),
+        );
         if let Some(origin) = origin {
             headers.insert(ORIGIN_HEADER, origin);
         }

@@ -139,6 +139,9 @@ pub struct Router {
     recent: VecDeque<DurableMessage>,
     /// The stream sequences of `recent`.
     recent_seqs: foldhash::HashSet<u64>,
+    /// The id of the next QoS 1/2 message handed to the cluster's stream, unique per node
+    /// across restarts: the stream keeps a message written twice (a commit retried) once.
+    next_share_id: u64,
     /// Deliveries that reached a connection after its inbox closed, by connection.
     orphans: HashMap<ConnectionId, Vec<(u64, Publish)>>,
     /// Batches committing, oldest first.
@@ -181,6 +184,7 @@ impl Router {
             stream_position: 0,
             recent: VecDeque::new(),
             recent_seqs: foldhash::HashSet::default(),
+            next_share_id: crate::clock::unix_millis().saturating_mul(1_000_000),
             orphans: HashMap::default(),
             unreleased: VecDeque::new(),
             cluster,

@@ -161,12 +161,14 @@ impl Router {
             .properties
             .message_expiry_interval
             .map(|secs| unix_millis() + u64::from(secs) * 1000);
+        self.next_share_id += 1;
         batch.ops.push(StoreOp::ShareMessage {
             message: StoredMessage {
                 publish: publish.clone(),
                 expires_at_ms,
             },
             origin: origin.map(ToString::to_string),
+            id: self.next_share_id,
         });
         true
     }

@@ -32,6 +32,36 @@ use super::{Snapshot, Store, StoreError, StoreOp, StoreView, StoredSession};
 /// How long one commit may wait for JetStream before it counts as failed (and is retried).
 const COMMIT_PATIENCE: Duration = Duration::from_secs(10);
 
+/// How long a commit writes again while NATS routes its writes to no stream yet ("no
+/// stream found": streams just created, as at a cluster's first start, whose interest has
+/// not reached every server). Writing again is safe: every write is of a record's latest
+/// value or a purge, and a message of the cluster's stream carries an id JetStream keeps
+/// it once by.
+const NOT_ROUTED_PATIENCE: Duration = Duration::from_secs(3);
+
+/// Why writing a commit failed.
+enum WriteError {
+    /// NATS routed a write to no stream (yet).
+    NotRouted(String),
+    /// Anything else.
+    Failed(StoreError),
+}
+
+impl From<StoreError> for WriteError {
+    fn from(error: StoreError) -> Self {
+        Self::Failed(error)
+    }
+}
+
+fn write_error(error: async_nats::jetstream::context::PublishError) -> WriteError {
+    match error.kind() {
+        async_nats::jetstream::context::PublishErrorKind::StreamNotFound => {
+            WriteError::NotRouted(error.to_string())
+        }
+        _ => WriteError::Failed(io(error)),
+    }
+}
+
 /// Sessions in JetStream (see the module's documentation).
 #[derive(Clone)]
 pub struct JetStreamStore {
@@ -184,7 +214,7 @@ impl JetStreamStore {
     /// (purge requests) likewise among themselves; a run of removals waits for the writes
     /// before it, and a write after removals waits for them. Every write is acknowledged
     /// before this returns.
-    async fn apply(&self, ops: &[StoreOp]) -> Result<(), StoreError> {
+    async fn apply(&self, ops: &[StoreOp]) -> Result<(), WriteError> {
         let mut unacknowledged: Vec<PublishAckFuture> = Vec::new();
         let mut removals: Vec<String> = Vec::new();
         for op in ops {
@@ -239,8 +269,8 @@ impl JetStreamStore {
                     None,
                     format::seal("stream-done", &RecordKey::named(client_id), through),
                 ),
-                StoreOp::ShareMessage { message, origin } => {
-                    let (subject, headers, body) = self.durable.encode(message, origin.as_deref());
+                StoreOp::ShareMessage { message, origin, id } => {
+                    let (subject, headers, body) = self.durable.encode(message, origin.as_deref(), *id);
                     (subject, Some(headers), body)
                 }
                 StoreOp::FollowInterest { changes } => {
@@ -275,10 +305,25 @@ impl JetStreamStore {
                 }
                 None => self.jetstream.publish(subject, value.into()).await,
             };
-            unacknowledged.push(sent.map_err(io)?);
+            unacknowledged.push(sent.map_err(write_error)?);
         }
         self.remove(&mut removals, &mut unacknowledged).await?;
         Self::acknowledged(&mut unacknowledged).await
+    }
+
+    /// Applies `ops`, again while NATS routes them to no stream, for [`NOT_ROUTED_PATIENCE`].
+    async fn apply_when_routed(&self, ops: &[StoreOp]) -> Result<(), StoreError> {
+        let deadline = tokio::time::Instant::now() + NOT_ROUTED_PATIENCE;
+        loop {
+            match self.apply(ops).await {
+                Ok(()) => return Ok(()),
+                Err(WriteError::NotRouted(_)) if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(WriteError::NotRouted(reason)) => return Err(io(reason)),
+                Err(WriteError::Failed(error)) => return Err(error),
+            }
+        }
     }
 
     /// Purges the subjects of `removals`, all at once, once the writes before them are
@@ -287,7 +332,7 @@ impl JetStreamStore {
         &self,
         removals: &mut Vec<String>,
         unacknowledged: &mut Vec<PublishAckFuture>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), WriteError> {
         if removals.is_empty() {
             return Ok(());
         }
@@ -299,9 +344,9 @@ impl JetStreamStore {
         Ok(())
     }
 
-    async fn acknowledged(unacknowledged: &mut Vec<PublishAckFuture>) -> Result<(), StoreError> {
+    async fn acknowledged(unacknowledged: &mut Vec<PublishAckFuture>) -> Result<(), WriteError> {
         for ack in unacknowledged.drain(..) {
-            ack.await.map_err(io)?;
+            ack.await.map_err(write_error)?;
         }
         Ok(())
     }
@@ -312,7 +357,7 @@ impl Store for JetStreamStore {
         // The timer is made inside the runtime (it needs the runtime's clock).
         let store = &*self;
         self.runtime.block_on(async move {
-            tokio::time::timeout(COMMIT_PATIENCE, store.apply(ops))
+            tokio::time::timeout(COMMIT_PATIENCE, store.apply_when_routed(ops))
                 .await
                 .unwrap_or_else(|_| Err(StoreError::Io("JetStream did not answer in time".into())))
         })

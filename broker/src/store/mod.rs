@@ -174,6 +174,8 @@ pub enum StoreOp {
         message: StoredMessage,
         /// The publishing client, if a client published it.
         origin: Option<String>,
+        /// Unique per node: the stream keeps the message once if it is written again.
+        id: u64,
     },
     /// Cluster mode: the highest stream sequence of the cluster's messages a stored
     /// session is done with (see [`StoredSession::stream_done`]; one node keeps none).
