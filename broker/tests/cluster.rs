@@ -253,16 +253,48 @@ async fn the_flap_guard_stops_a_takeover_loop_between_nodes() {
         .iter()
         .rposition(Result::is_ok)
         .expect("some were let in");
-    let holder = &mut holders[last];
-    let ended = holder
+    let mut holder = holders.swap_remove(last);
+    let id = holder
+        .publish_nowait(Publish::new("still/here", "1", QoS::AtLeastOnce))
+        .await;
+    let answer = holder
         .try_wait_for(
-            |event| matches!(event, ClientEvent::Disconnected(_)),
-            Duration::from_millis(500),
+            |event| {
+                matches!(
+                    event,
+                    ClientEvent::PublishDone { .. } | ClientEvent::Disconnected(_)
+                )
+            },
+            Duration::from_secs(10),
         )
         .await;
     assert!(
-        ended.is_none() && holder.is_connected(),
-        "the holder was taken over: {ended:?}"
+        matches!(answer, Some(ClientEvent::PublishDone { id: done, .. }) if done == id),
+        "the holder was taken over: {answer:?}"
+    );
+    // Leaving, it marks the id offline and keeps the block: the cooldown is not cut
+    // short, and no node sees the id connected any more.
+    holder.disconnect().await;
+    let client = async_nats::connect(format!("nats://{}", nats.clients[0]))
+        .await
+        .expect("connect to NATS");
+    let sessions = async_nats::jetstream::new(client)
+        .get_key_value("tabmq-sessions")
+        .await
+        .expect("the ownership bucket");
+    let key: String = "shared-id".bytes().map(|b| format!("{b:02x}")).collect();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let entry = loop {
+        let value = sessions.get(&key).await.expect("read").expect("an entry");
+        let entry = String::from_utf8_lossy(&value).into_owned();
+        if entry.contains(" offline") || Instant::now() > deadline {
+            break entry;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(
+        entry.contains(" offline") && entry.contains(" blocked="),
+        "released, still blocked: {entry}"
     );
 }
 

@@ -113,4 +113,9 @@ impl<'a> SharedFilter<'a> {
         }
         Ok(Some(Self { group, filter }))
     }
+
+    /// Whether `filter` is a well-formed shared subscription.
+    pub fn is_shared(filter: &str) -> bool {
+        matches!(SharedFilter::parse(filter), Ok(Some(_)))
+    }
 }

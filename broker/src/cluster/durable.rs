@@ -31,8 +31,7 @@ use tracing::warn;
 
 use super::node_filter::NodeFilter;
 use super::share_groups::ShareGroups;
-use super::subject::filter_subjects;
-use super::subject::topic_subject;
+use super::subject::{filter_subjects, topic_subject};
 use super::subject_set::cover;
 use super::{ClusterError, hex_key};
 use crate::router::{RouterSender, ToRouter};
@@ -106,6 +105,20 @@ fn consumer_name(node_id: &str) -> String {
     format!("node-{}", hex_key(node_id))
 }
 
+/// A durable consumer named `name`: from the next message on, each message
+/// acknowledged once routed and given again if it is not in time.
+fn consumer_config(name: String, description: String) -> PullConfig {
+    PullConfig {
+        durable_name: Some(name),
+        description: Some(description),
+        deliver_policy: DeliverPolicy::New,
+        ack_policy: AckPolicy::Explicit,
+        max_ack_pending: MAX_UNACKNOWLEDGED,
+        ack_wait: ACK_WAIT,
+        ..PullConfig::default()
+    }
+}
+
 /// The durable consumer of the share group `shared` (`$share/group/filter`, whose topic
 /// filter is `filter`), created if no node has yet; every node with members reads it.
 pub(super) async fn group_consumer(
@@ -117,15 +130,9 @@ pub(super) async fn group_consumer(
     let subjects = filter_subjects(prefix, filter);
     let name = group_consumer_name(shared);
     let config = PullConfig {
-        durable_name: Some(name.clone()),
-        description: Some(format!("tabmq share group {shared}")),
-        deliver_policy: DeliverPolicy::New,
-        ack_policy: AckPolicy::Explicit,
-        max_ack_pending: MAX_UNACKNOWLEDGED,
-        ack_wait: ACK_WAIT,
         filter_subjects: cover(&format!("{prefix}.msg"), subjects.iter().map(String::as_str)),
         inactive_threshold: RETENTION,
-        ..PullConfig::default()
+        ..consumer_config(name.clone(), format!("tabmq share group {shared}"))
     };
     stream
         .get_or_create_consumer(&name, config)
@@ -162,7 +169,7 @@ impl DurableMessages {
         prefix: &str,
         replicas: usize,
         node_id: &str,
-    ) -> Result<(Self, NodeConsumer), ClusterError> {
+    ) -> Result<(Self, StreamReader), ClusterError> {
         let name = format!("{prefix}-messages");
         let prefix = format!("{prefix}.durable");
         let config = Config {
@@ -174,21 +181,13 @@ impl DurableMessages {
             ..Config::default()
         };
         let stream = super::open_stream(jetstream, config).await?;
-        let config = PullConfig {
-            durable_name: Some(consumer_name(node_id)),
-            description: Some(format!("tabmq node {node_id}")),
-            deliver_policy: DeliverPolicy::New,
-            ack_policy: AckPolicy::Explicit,
-            max_ack_pending: MAX_UNACKNOWLEDGED,
-            ack_wait: ACK_WAIT,
-            ..PullConfig::default()
-        };
+        let name = consumer_name(node_id);
+        let config = consumer_config(name.clone(), format!("tabmq node {node_id}"));
         let created = PullConfig {
             // Nothing until its sessions' filters come.
             filter_subjects: vec![format!("{prefix}.none")],
             ..config.clone()
         };
-        let name = consumer_name(node_id);
         let label = format!("{} (consumer {name})", stream.cached_info().config.name);
         let consumer: PullConsumer = super::patiently(&label, || async {
             stream
@@ -206,7 +205,7 @@ impl DurableMessages {
         };
         let filter = NodeFilter::new(stream.clone(), config, prefix.clone(), applied);
         let groups = ShareGroups::new(stream.clone(), prefix.clone());
-        let consumer = NodeConsumer {
+        let consumer = StreamReader {
             consumer,
             reading: Reading::Node(filter.clone()),
         };
@@ -295,12 +294,12 @@ impl DurableMessages {
 
 /// A reader of the cluster's stream of QoS 1/2 messages: a node's own consumer, or a
 /// share group's, which every node with members of the group reads.
-pub struct NodeConsumer {
+pub struct StreamReader {
     consumer: PullConsumer,
     reading: Reading,
 }
 
-/// What a [`NodeConsumer`] reads for.
+/// What a [`StreamReader`] reads for.
 enum Reading {
     /// The node's sessions' ordinary subscriptions, with the node's filter.
     Node(NodeFilter),
@@ -313,7 +312,7 @@ enum Reading {
     },
 }
 
-impl NodeConsumer {
+impl StreamReader {
     /// A reader of `consumer` for the share group `shared` (`$share/group/filter`).
     pub(super) fn for_group(consumer: PullConsumer, shared: &str, filter: &str) -> Self {
         Self {

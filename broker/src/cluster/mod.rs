@@ -30,7 +30,7 @@ pub mod subject;
 mod subject_set;
 
 pub use durable::{
-    DurableMessage, DurableMessages, NodeConsumer, StreamAck, is_from_stream, session_seq, stream_seq_of,
+    DurableMessage, DurableMessages, StreamAck, StreamReader, is_from_stream, session_seq, stream_seq_of,
 };
 pub use handover::Handover;
 pub use node_filter::NodeFilter;
@@ -240,7 +240,7 @@ pub struct Nats {
     pub handover: Handover,
     /// Where sessions are stored: the broker's store in cluster mode.
     pub state: JetStreamStore,
-    consumer: NodeConsumer,
+    consumer: StreamReader,
     share_groups: ShareGroups,
     liveness: Liveness,
     /// The sessions this node held when it stopped, to resume.

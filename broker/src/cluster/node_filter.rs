@@ -80,7 +80,7 @@ impl NodeFilter {
         let mut state = self.state.lock().await;
         for change in changes {
             match change {
-                InterestChange::Gained(filter) if is_ordinary(filter) => {
+                InterestChange::Gained(filter) if !SharedFilter::is_shared(filter) => {
                     state.filters.insert(filter.clone());
                 }
                 InterestChange::Lost(filter) => {
@@ -97,7 +97,7 @@ impl NodeFilter {
     pub async fn hold(&self, filters: impl Iterator<Item = &str>) -> Result<(), String> {
         let mut state = self.state.lock().await;
         let subjects = filters
-            .filter(|filter| is_ordinary(filter))
+            .filter(|filter| !SharedFilter::is_shared(filter))
             .flat_map(|filter| filter_subjects(&state.prefix, filter))
             .collect();
         state.holds.push((Instant::now(), subjects));
@@ -112,10 +112,6 @@ impl NodeFilter {
             .map(|replays| replays.is_replay(seq, subject))
             .unwrap_or(false)
     }
-}
-
-fn is_ordinary(filter: &str) -> bool {
-    !matches!(SharedFilter::parse(filter), Ok(Some(_)))
 }
 
 impl FilterState {

@@ -59,9 +59,15 @@ pub struct Ownership {
     claims: Arc<Mutex<HashMap<String, Claim>>>,
 }
 
-/// A claim of this node's: the revision it wrote (older entries seen by the watch are
-/// history, not takeovers) and the takeover history it carries (kept when released).
-type Claim = (u64, Vec<u64>);
+/// An entry this node holds, as last written: by this node's claim, or by another node
+/// that kept it here while blocking newcomers (the flap guard).
+struct Claim {
+    /// Its revision: older entries seen by the watch are history, not takeovers; a
+    /// release is written at this revision.
+    revision: u64,
+    /// Its value, kept when released (the takeover history and any block).
+    entry: OwnerEntry,
+}
 
 impl Ownership {
     /// Opens (or creates) the bucket with `replicas` copies; `flap` limits takeovers
@@ -109,7 +115,6 @@ impl Ownership {
                         if current.is_blocked(now_ms) {
                             return Err(ClaimError::Flapping { first: false });
                         }
-                        claimed.takeovers = current.takeovers.clone();
                         if current.node != self.node_id && current.connected {
                             if reject {
                                 return Err(ClaimError::Held(current.node));
@@ -121,11 +126,11 @@ impl Ownership {
                                     Err(_) => continue,
                                 }
                             }
-                            claimed.takeovers = current.takeovers;
                         }
                         if current.node != self.node_id {
                             previous = Some(current.node);
                         }
+                        claimed.takeovers = current.takeovers;
                         self.kv
                             .update(&key, claimed.to_bytes(), entry.revision)
                             .await
@@ -144,7 +149,13 @@ impl Ownership {
                     self.claims
                         .lock()
                         .unwrap_or_else(std::sync::PoisonError::into_inner)
-                        .insert(key, (revision, claimed.takeovers));
+                        .insert(
+                            key,
+                            Claim {
+                                revision,
+                                entry: claimed,
+                            },
+                        );
                     return Ok(previous);
                 }
                 Err(error) if Instant::now() >= deadline => return Err(ClaimError::Unavailable(error)),
@@ -161,10 +172,10 @@ impl Ownership {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .remove(&key);
-        if let Some((revision, takeovers)) = claim {
+        if let Some(Claim { revision, entry }) = claim {
             let released = OwnerEntry {
-                takeovers,
-                ..OwnerEntry::new(&self.node_id, false)
+                connected: false,
+                ..entry
             };
             // Fails if another node claimed it since: then it is not ours to release.
             let _ = self.kv.update(&key, released.to_bytes(), revision).await;
@@ -182,7 +193,8 @@ impl Ownership {
         Ok(held
             .into_iter()
             .map(|(client_id, revision)| {
-                claims.insert(hex_key(&client_id), (revision, Vec::new()));
+                let entry = OwnerEntry::new(&self.node_id, false);
+                claims.insert(hex_key(&client_id), Claim { revision, entry });
                 client_id
             })
             .collect())
@@ -215,17 +227,36 @@ impl Ownership {
     /// `revision` (a dead node's): `false` if another node changed it first.
     pub async fn adopt(&self, client_id: &str, revision: u64) -> bool {
         let key = hex_key(client_id);
-        let value = OwnerEntry::new(&self.node_id, false).to_bytes();
-        match self.kv.update(&key, value, revision).await {
+        let entry = OwnerEntry::new(&self.node_id, false);
+        match self.kv.update(&key, entry.to_bytes(), revision).await {
             Ok(revision) => {
                 self.claims
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .insert(key, (revision, Vec::new()));
+                    .insert(key, Claim { revision, entry });
                 true
             }
             Err(_) => false,
         }
+    }
+
+    /// Whether `owner`, the entry of `key` at `revision`, takes the client id from this
+    /// node. An entry another node wrote keeping the client id here (a flap-guard block)
+    /// becomes this node's claim: the release goes at its revision, and keeps the block.
+    fn is_takeover(&self, key: &str, revision: u64, owner: OwnerEntry) -> bool {
+        let mut claims = self
+            .claims
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let ours = claims.get_mut(key);
+        if owner.node == self.node_id {
+            if let Some(claim) = ours.filter(|claim| claim.revision < revision) {
+                claim.revision = revision;
+                claim.entry = owner;
+            }
+            return false;
+        }
+        owner.connected && ours.is_none_or(|claim| claim.revision <= revision)
     }
 
     /// Tells the router of every claim by another node of a client id, until the bucket
@@ -240,19 +271,10 @@ impl Ownership {
         };
         while let Some(entry) = watch.next().await {
             let Ok(entry) = entry else { continue };
-            let Some(owner) = OwnerEntry::parse(&entry.value).filter(|owner| owner.connected) else {
+            let Some(owner) = OwnerEntry::parse(&entry.value) else {
                 continue;
             };
-            if owner.node == self.node_id {
-                continue;
-            }
-            let ours = self
-                .claims
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .get(&entry.key)
-                .map(|(revision, _)| *revision);
-            if ours.is_some_and(|revision| revision > entry.revision) {
+            if !self.is_takeover(&entry.key, entry.revision, owner) {
                 continue;
             }
             let Some(client_id) = text_of_hex_key(&entry.key) else {

@@ -13,13 +13,12 @@
 
 use std::sync::{Arc, Mutex};
 
-use async_nats::jetstream::consumer::PullConsumer;
 use async_nats::jetstream::stream::Stream;
 use foldhash::HashMap;
 use tabmq_protocol::topic::SharedFilter;
 use tokio::task::JoinHandle;
 
-use super::NodeConsumer;
+use super::StreamReader;
 use super::durable::group_consumer;
 use crate::router::{InterestChange, RouterSender};
 
@@ -34,15 +33,11 @@ pub struct ShareGroups {
 
 #[derive(Default)]
 struct Groups {
-    /// Where readers hand messages; none before [`ShareGroups::start`].
+    /// Where readers hand messages: set by [`ShareGroups::start`], before the router
+    /// makes its first commit (the only way groups come).
     router: Option<RouterSender>,
-    /// Per `$share/group/filter`: its reader, or its consumer waiting for the router.
-    readers: HashMap<String, Reader>,
-}
-
-enum Reader {
-    Waiting(Box<NodeConsumer>),
-    Running(JoinHandle<()>),
+    /// The reader of each `$share/group/filter`.
+    readers: HashMap<String, JoinHandle<()>>,
 }
 
 impl ShareGroups {
@@ -55,33 +50,18 @@ impl ShareGroups {
         }
     }
 
-    /// Starts reading for every group, now and from now on, handing messages to `router`.
+    /// Readers from now on hand their messages to `router`.
     pub(super) fn start(&self, router: RouterSender) {
-        let Ok(mut groups) = self.state.lock() else {
-            return;
-        };
-        let waiting: Vec<String> = groups
-            .readers
-            .iter()
-            .filter(|(_, reader)| matches!(reader, Reader::Waiting(_)))
-            .map(|(shared, _)| shared.clone())
-            .collect();
-        for shared in waiting {
-            if let Some(Reader::Waiting(consumer)) = groups.readers.remove(&shared) {
-                let task = tokio::spawn(consumer.run(router.clone()));
-                groups.readers.insert(shared, Reader::Running(task));
-            }
+        if let Ok(mut groups) = self.state.lock() {
+            groups.router = Some(router);
         }
-        groups.router = Some(router);
     }
 
     /// Stops every reader (at shutdown: they hold a way to the router).
     pub(super) fn stop(&self) {
         if let Ok(mut groups) = self.state.lock() {
             for (_, reader) in groups.readers.drain() {
-                if let Reader::Running(task) = reader {
-                    task.abort();
-                }
+                reader.abort();
             }
             groups.router = None;
         }
@@ -100,9 +80,8 @@ impl ShareGroups {
                     if self.is_read(shared) {
                         continue;
                     }
-                    let consumer: PullConsumer =
-                        group_consumer(&self.stream, &self.prefix, shared, parsed.filter).await?;
-                    self.read(shared, NodeConsumer::for_group(consumer, shared, parsed.filter));
+                    let consumer = group_consumer(&self.stream, &self.prefix, shared, parsed.filter).await?;
+                    self.read(shared, StreamReader::for_group(consumer, shared, parsed.filter))?;
                 }
                 InterestChange::Lost(shared) => {
                     let removed = self
@@ -110,8 +89,8 @@ impl ShareGroups {
                         .lock()
                         .ok()
                         .and_then(|mut groups| groups.readers.remove(shared));
-                    if let Some(Reader::Running(task)) = removed {
-                        task.abort();
+                    if let Some(reader) = removed {
+                        reader.abort();
                     }
                 }
             }
@@ -125,14 +104,15 @@ impl ShareGroups {
             .is_ok_and(|groups| groups.readers.contains_key(shared))
     }
 
-    fn read(&self, shared: &str, consumer: NodeConsumer) {
-        let Ok(mut groups) = self.state.lock() else {
-            return;
-        };
-        let reader = match &groups.router {
-            Some(router) => Reader::Running(tokio::spawn(consumer.run(router.clone()))),
-            None => Reader::Waiting(Box::new(consumer)),
-        };
-        groups.readers.insert(shared.to_owned(), reader);
+    fn read(&self, shared: &str, reader: StreamReader) -> Result<(), String> {
+        let mut groups = self.state.lock().map_err(|error| error.to_string())?;
+        let router = groups
+            .router
+            .clone()
+            .ok_or_else(|| format!("share group {shared}: the node is not started or stopping"))?;
+        groups
+            .readers
+            .insert(shared.to_owned(), tokio::spawn(reader.run(router)));
+        Ok(())
     }
 }

@@ -212,7 +212,7 @@ impl Router {
         let mut target: Option<Target> = None;
         for subscription in &session.record.subscriptions {
             let no_local = subscription.options.no_local && message.origin.as_ref() == Some(client_id);
-            if SharedFilter::parse(&subscription.filter).ok().flatten().is_none()
+            if !SharedFilter::is_shared(&subscription.filter)
                 && !no_local
                 && topic::matches(&subscription.filter, &message.publish.topic)
             {

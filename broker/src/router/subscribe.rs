@@ -69,7 +69,7 @@ impl Router {
             };
             let existed = self.subscriptions.add(client_id, &request.filter, subscriber);
             reasons.push(ReasonCode::granted(request.options.qos));
-            let shared = matches!(SharedFilter::parse(&request.filter), Ok(Some(_)));
+            let shared = SharedFilter::is_shared(&request.filter);
             let send_retained = match request.options.retain_handling {
                 RetainHandling::SendAtSubscribe => true,
                 RetainHandling::SendIfNew => !existed,
