@@ -3,7 +3,7 @@
 //! spread over them, in the same run, throughput and publish-to-delivery latency; and, as
 //! the floor under the QoS 1 rows on NATS, the same messages through JetStream alone.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use tabmq_protocol::QoS;
 
@@ -13,40 +13,23 @@ use crate::messaging::{self, Load, Shape};
 use crate::target::{Programs, Running, Target};
 use crate::transport::Transport;
 
-/// Three `nats-server` processes with JetStream on free loopback ports, killed and their
-/// directory removed when dropped.
-struct NatsCluster {
-    servers: nats_local::NatsCluster,
-    dir: PathBuf,
-}
+/// Three `nats-server` processes with JetStream on free loopback ports, in a temporary
+/// directory.
+struct NatsCluster(nats_local::NatsCluster);
 
 impl NatsCluster {
     fn start(program: &Path) -> Result<Self, BenchError> {
-        let dir = std::env::temp_dir().join(format!(
-            "tabmq-bench-nats-{}-{}",
-            std::process::id(),
-            nats_local::free_port()?
-        ));
-        let servers = nats_local::NatsCluster::start_on_free_ports(program, "bench", &dir)
-            .map_err(|error| BenchError::Process(error.to_string()))?;
-        Ok(Self { servers, dir })
+        nats_local::NatsCluster::start_temporary(program, "bench")
+            .map(Self)
+            .map_err(|error| BenchError::Process(error.to_string()))
     }
 
     /// The `[cluster]` section of node `index`, on NATS server `index`.
     fn node_config(&self, index: usize) -> String {
         format!(
             "[cluster]\nnats = [\"{}\"]\nnode_id = \"node-{index}\"\n",
-            self.servers.client_url(index % nats_local::SERVERS)
+            self.0.client_url(index % nats_local::SERVERS)
         )
-    }
-}
-
-impl Drop for NatsCluster {
-    fn drop(&mut self) {
-        for index in 0..nats_local::SERVERS {
-            self.servers.kill(index);
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -110,7 +93,7 @@ pub async fn run(programs: &Programs, nats_server: &Path, messages: u64) -> Resu
     }
     // The floor under the QoS 1 rows on NATS: the same messages through JetStream alone.
     let nats = NatsCluster::start(nats_server)?;
-    let alone = jetstream_alone::run(&nats.servers.client_url(0), messages).await?;
+    let alone = jetstream_alone::run(&nats.0.client_url(0), messages).await?;
     let line = format!(
         "| fan-in 10→1, QoS 1, 64 B | JetStream alone (R3; publish, pull, acknowledge; no broker) | {:.0} | {:.1} ms | {:.1} ms |\n",
         alone.rate,

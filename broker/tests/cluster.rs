@@ -275,14 +275,13 @@ async fn the_flap_guard_stops_a_takeover_loop_between_nodes() {
     // Leaving, it marks the id offline and keeps the block: the cooldown is not cut
     // short, and no node sees the id connected any more.
     holder.disconnect().await;
-    let client = async_nats::connect(format!("nats://{}", nats.clients[0]))
+    let sessions = nats
+        .jetstream()
         .await
-        .expect("connect to NATS");
-    let sessions = async_nats::jetstream::new(client)
         .get_key_value("tabmq-sessions")
         .await
         .expect("the ownership bucket");
-    let key: String = "shared-id".bytes().map(|b| format!("{b:02x}")).collect();
+    let key = tabmq_broker::cluster::hex_key("shared-id");
     let deadline = Instant::now() + Duration::from_secs(10);
     let entry = loop {
         let value = sessions.get(&key).await.expect("read").expect("an entry");

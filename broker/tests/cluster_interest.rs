@@ -14,7 +14,7 @@ use std::time::Duration;
 use support::broker::Broker;
 use support::client::{TestClient, config};
 use support::nats::NatsCluster;
-use tabmq_broker::cluster::DurableMessages;
+use tabmq_broker::cluster::{DurableMessages, hex_key};
 use tabmq_broker::store::{JetStreamStore, SessionRecord, Store, StoreOp};
 use tabmq_protocol::packet::Publish;
 use tabmq_protocol::{ProtocolVersion, QoS};
@@ -23,17 +23,14 @@ const V5: ProtocolVersion = ProtocolVersion::V5;
 
 /// How many messages the stream gave node `node_id`'s consumer so far.
 async fn delivered_to(nats: &NatsCluster, node_id: &str) -> u64 {
-    let client = async_nats::connect(format!("nats://{}", nats.clients[0]))
+    let stream = nats
+        .jetstream()
         .await
-        .expect("connect to NATS");
-    let jetstream = async_nats::jetstream::new(client);
-    let stream = jetstream
         .get_stream("tabmq-messages")
         .await
         .expect("the stream of QoS 1/2 messages");
-    let hex: String = node_id.bytes().map(|b| format!("{b:02x}")).collect();
     let info = stream
-        .consumer_info(format!("node-{hex}"))
+        .consumer_info(format!("node-{}", hex_key(node_id)))
         .await
         .expect("the node's consumer");
     info.delivered.consumer_sequence
@@ -153,10 +150,7 @@ async fn a_message_published_before_a_subscription_does_not_reach_it() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_sessions_mark_of_messages_done_with_is_stored_and_removed_with_it() {
     let nats = NatsCluster::start("done");
-    let client = async_nats::connect(format!("nats://{}", nats.clients[0]))
-        .await
-        .expect("connect to NATS");
-    let jetstream = async_nats::jetstream::new(client);
+    let jetstream = nats.jetstream().await;
     let (durable, _consumer) = DurableMessages::open(&jetstream, "tabmq", 3, "node-x")
         .await
         .expect("the stream of QoS 1/2 messages");

@@ -1,10 +1,11 @@
 //! A local NATS cluster with JetStream: three `nats-server` processes on loopback, routed
-//! to each other, each with its own store and log in one directory, killed when dropped.
+//! to each other, each with its own store and log in one directory, killed when dropped
+//! (and a temporary directory removed, unless a test is failing: its logs stay).
 //! Started by the broker's cluster tests, `tabmq-bench cluster` and `cargo xtask cluster`.
 
 use std::fmt;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -73,6 +74,8 @@ impl From<std::io::Error> for StartError {
 pub struct NatsCluster {
     servers: Vec<Child>,
     ports: Vec<Ports>,
+    /// The temporary directory it made, removed when dropped.
+    temporary: Option<PathBuf>,
 }
 
 /// A port no one listens on now.
@@ -81,6 +84,19 @@ pub fn free_port() -> std::io::Result<u16> {
 }
 
 impl NatsCluster {
+    /// Starts servers `<name>-0` to `-2` of cluster `name` on free ports, in a temporary
+    /// directory of their own, as [`start_on_free_ports`](Self::start_on_free_ports) does.
+    pub fn start_temporary(program: &Path, name: &str) -> Result<Self, StartError> {
+        let dir = std::env::temp_dir().join(format!(
+            "tabmq-nats-{name}-{}-{}",
+            std::process::id(),
+            free_port()?
+        ));
+        let mut cluster = Self::start_on_free_ports(program, name, &dir)?;
+        cluster.temporary = Some(dir);
+        Ok(cluster)
+    }
+
     /// Starts servers `<name>-0` to `-2` of cluster `name` on free ports, with their stores
     /// and logs in `dir`, and waits until each reports itself healthy, JetStream included.
     /// A port taken by another process before a server binds it makes the cluster start
@@ -113,6 +129,7 @@ impl NatsCluster {
         let mut cluster = Self {
             servers: Vec::new(),
             ports: ports.to_vec(),
+            temporary: None,
         };
         for (index, server) in ports.iter().enumerate() {
             let store = dir.join(format!("n{index}"));
@@ -147,14 +164,6 @@ impl NatsCluster {
         Ok(cluster)
     }
 
-    /// The client address of each server.
-    pub fn clients(&self) -> Vec<SocketAddr> {
-        self.ports
-            .iter()
-            .map(|ports| SocketAddr::from(([127, 0, 0, 1], ports.client)))
-            .collect()
-    }
-
     /// The `nats://` URL of server `index`'s client port.
     pub fn client_url(&self, index: usize) -> String {
         format!("nats://127.0.0.1:{}", self.ports[index].client)
@@ -178,6 +187,11 @@ impl Drop for NatsCluster {
     fn drop(&mut self) {
         for index in 0..self.servers.len() {
             self.kill(index);
+        }
+        if let Some(dir) = &self.temporary
+            && !std::thread::panicking()
+        {
+            let _ = std::fs::remove_dir_all(dir);
         }
     }
 }

@@ -108,7 +108,7 @@ where
 }
 
 /// A bucket key or subject token for any text (both allow few characters): its bytes in hex.
-pub(crate) fn hex_key(text: &str) -> String {
+pub fn hex_key(text: &str) -> String {
     text.bytes().map(|byte| format!("{byte:02x}")).collect()
 }
 

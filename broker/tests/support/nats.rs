@@ -1,7 +1,6 @@
-//! A local NATS cluster with JetStream for a test ([`nats_local`]), its logs and stores in
-//! a directory of its own, removed unless the test failed.
+//! A local NATS cluster with JetStream for a test ([`nats_local`]), its logs kept if the
+//! test fails.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 
 /// The `nats-server` program: `$NATS_SERVER`, the one `cargo xtask test` installs in the
@@ -20,23 +19,14 @@ fn program() -> PathBuf {
 /// Three NATS servers clustered with JetStream.
 pub struct NatsCluster {
     servers: nats_local::NatsCluster,
-    /// The client port of each server.
-    pub clients: Vec<SocketAddr>,
-    dir: PathBuf,
 }
 
 impl NatsCluster {
     /// Starts the servers of cluster `name` and waits until each is healthy.
     pub fn start(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("tabmq-nats-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let servers = nats_local::NatsCluster::start_on_free_ports(&program(), name, &dir)
+        let servers = nats_local::NatsCluster::start_temporary(&program(), name)
             .unwrap_or_else(|error| panic!("{error}; `cargo xtask test` installs nats-server"));
-        Self {
-            clients: servers.clients(),
-            servers,
-            dir,
-        }
+        Self { servers }
     }
 
     /// Kills server `index` with SIGKILL, as a crash would.
@@ -51,15 +41,12 @@ impl NatsCluster {
             self.servers.client_url(index)
         )
     }
-}
 
-impl Drop for NatsCluster {
-    fn drop(&mut self) {
-        for index in 0..nats_local::SERVERS {
-            self.servers.kill(index);
-        }
-        if !std::thread::panicking() {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
+    /// A JetStream context on server 0, to look at what the nodes keep there.
+    pub async fn jetstream(&self) -> async_nats::jetstream::Context {
+        let client = async_nats::connect(self.servers.client_url(0))
+            .await
+            .expect("connect to NATS");
+        async_nats::jetstream::new(client)
     }
 }
