@@ -3,9 +3,10 @@
 //! JetStream consumer); every one published after a SUBACK, on any node, reaches the
 //! subscription (many trials, each publishing right after the SUBACK); none published
 //! before the subscription reaches it, though JetStream gives a consumer whose filter
-//! changed the messages after its acknowledgement floor again; and a stored session's
-//! mark of the messages it is done with, which keeps any node from giving them again,
-//! is stored in JetStream with it and removed with it.
+//! changed the messages after its acknowledgement floor again; a share group on a leading
+//! wildcard gets no `$` topic from another node, at any QoS (NATS wildcards reach them);
+//! and a stored session's mark of the messages it is done with, which keeps any node from
+//! giving them again, is stored in JetStream with it and removed with it.
 
 mod support;
 
@@ -190,4 +191,50 @@ async fn a_sessions_mark_of_messages_done_with_is_stored_and_removed_with_it() {
     .expect("joined")
     .expect("committed");
     assert_eq!(store.load_session(&client_id).await.expect("read"), None);
+}
+
+#[tokio::test]
+async fn a_share_group_on_a_leading_wildcard_gets_no_dollar_topic_from_another_node() {
+    let nats = NatsCluster::start("dollar");
+    let node1 = Broker::start(&nats.node_config("node-1", 0));
+    let node2 = Broker::start(&nats.node_config("node-2", 1));
+    let mut member = TestClient::tcp(node1.tcp, config(V5, "member", true)).await;
+    member.subscribe("$share/g/#", QoS::AtLeastOnce).await;
+    let mut publisher = TestClient::tcp(node2.tcp, config(V5, "pub", true)).await;
+    // NATS's `>` reaches `$app/…`; MQTT's `#` does not. A marker after each kind of
+    // message must be the next thing the member gets.
+    for (n, qos) in [QoS::AtMostOnce, QoS::AtLeastOnce, QoS::ExactlyOnce]
+        .into_iter()
+        .enumerate()
+    {
+        let marker = format!("marker {n}");
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            publisher
+                .publish(Publish::new("$app/status", "dollar", qos))
+                .await;
+            publisher
+                .publish(Publish::new("app/status", marker.clone(), qos))
+                .await;
+            // QoS 0 between nodes is lost until the member's interest reaches node 2.
+            if let Some(message) = member.message(Duration::from_millis(300)).await {
+                assert_eq!(
+                    message.topic, "app/status",
+                    "{qos:?}: a $ topic reached the group"
+                );
+                assert_eq!(message.payload, marker.as_bytes());
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{qos:?}: nothing reached the group"
+            );
+        }
+        while let Some(message) = member.message(Duration::from_millis(200)).await {
+            assert_eq!(
+                message.topic, "app/status",
+                "{qos:?}: a $ topic reached the group"
+            );
+        }
+    }
 }

@@ -304,23 +304,15 @@ enum Reading {
     /// The node's sessions' ordinary subscriptions, with the node's filter.
     Node(NodeFilter),
     /// One member of a share group (`$share/group/filter`) in the whole cluster.
-    Group {
-        /// `$share/group/filter`
-        shared: Arc<str>,
-        /// Its topic filter.
-        filter: String,
-    },
+    Group(Arc<str>),
 }
 
 impl StreamReader {
     /// A reader of `consumer` for the share group `shared` (`$share/group/filter`).
-    pub(super) fn for_group(consumer: PullConsumer, shared: &str, filter: &str) -> Self {
+    pub(super) fn for_group(consumer: PullConsumer, shared: &str) -> Self {
         Self {
             consumer,
-            reading: Reading::Group {
-                shared: shared.into(),
-                filter: filter.to_owned(),
-            },
+            reading: Reading::Group(shared.into()),
         }
     }
 
@@ -382,14 +374,7 @@ impl StreamReader {
         };
         let group = match &self.reading {
             Reading::Node(_) => None,
-            // NATS wildcards also reach `$` topics, which MQTT's leading ones do not.
-            Reading::Group { filter, .. }
-                if !tabmq_protocol::topic::matches(filter, &durable.publish.topic) =>
-            {
-                let _ = acker.ack().await;
-                return Ok(());
-            }
-            Reading::Group { shared, .. } => Some(shared.clone()),
+            Reading::Group(shared) => Some(shared.clone()),
         };
         let routed = ToRouter::Durable(Box::new((durable, StreamAck(Box::new(acker)), group)));
         router.send(routed).await.map_err(|_| ())

@@ -81,7 +81,7 @@ impl ShareGroups {
                         continue;
                     }
                     let consumer = group_consumer(&self.stream, &self.prefix, shared, parsed.filter).await?;
-                    self.read(shared, StreamReader::for_group(consumer, shared, parsed.filter))?;
+                    self.read(shared, StreamReader::for_group(consumer, shared))?;
                 }
                 InterestChange::Lost(shared) => {
                     let removed = self

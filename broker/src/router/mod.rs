@@ -395,10 +395,12 @@ impl Router {
                 }
                 (message, acker, Some(group)) => {
                     // With no member here now (the last one just left), the stream gives
-                    // the message to another node once it is not acknowledged in time.
+                    // the message to another node once it is not acknowledged in time; one
+                    // the group does not want is only acknowledged.
                     let DurableMessage { seq, publish, origin } = message;
+                    let wanted = publish::group_wants(&group, &publish.topic);
                     let reach = Reach::Group(group.to_string());
-                    if self.route(publish, origin.as_ref(), &reach, Some(seq), batch) {
+                    if !wanted || self.route(publish, origin.as_ref(), &reach, Some(seq), batch) {
                         batch.after_commit.push(AfterCommit::Acknowledge(acker));
                     }
                 }

@@ -76,6 +76,16 @@ fn member_in_turn(
     Some((client_id, Target::of(&subscriber)))
 }
 
+/// Whether the share group `shared` (`$share/group/filter`) wants a message on `topic`:
+/// one from the cluster reached it by NATS wildcards, which also reach `$` topics that
+/// MQTT's leading wildcards do not.
+pub(super) fn group_wants(shared: &str, topic: &str) -> bool {
+    SharedFilter::parse(shared)
+        .ok()
+        .flatten()
+        .is_some_and(|parsed| topic::matches(parsed.filter, topic))
+}
+
 /// A copy of a published message, made into what one subscriber receives.
 pub(super) fn tailored(mut out: Publish, qos: QoS, retain: bool, identifiers: Vec<u32>) -> Publish {
     out.qos = out.qos.min(qos);
@@ -274,7 +284,9 @@ impl Router {
                 ..
             } = self;
             if let Reach::Group(shared) = reach {
-                if let Some(group) = subscriptions.share_group_mut(shared) {
+                if group_wants(shared, &publish.topic)
+                    && let Some(group) = subscriptions.share_group_mut(shared)
+                {
                     targets.extend(member_in_turn(group, sessions));
                 }
             } else {
