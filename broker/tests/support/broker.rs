@@ -85,7 +85,53 @@ impl Broker {
         self.dir.join("tabmq.toml")
     }
 
+    /// Runs the broker until it listens on its ports. Ports are picked free, but another
+    /// process may take one before the broker binds it: then it runs again on other ports.
     fn launch(&mut self) {
+        for _ in 0..3 {
+            let logged = self.log().len();
+            self.spawn();
+            if self.listening(logged) {
+                return;
+            }
+            self.tcp = free_port();
+            self.ws = free_port();
+        }
+        panic!(
+            "the broker could not bind free ports three times; log:\n{}",
+            self.log()
+        );
+    }
+
+    /// Waits until the broker listens on both ports; `false` if it exited because a port
+    /// was taken (said in its log after `logged` bytes).
+    fn listening(&mut self, logged: usize) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(self.tcp).is_err() || TcpStream::connect(self.ws).is_err() {
+            if let Some(child) = &mut self.child
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                self.child = None;
+                let log = self.log();
+                let this_run = log.get(logged..).unwrap_or_default();
+                assert!(
+                    this_run.contains("Address already in use"),
+                    "the broker exited ({status}):\n{this_run}"
+                );
+                return false;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "broker never listened on {} and {}",
+                self.tcp,
+                self.ws
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        true
+    }
+
+    fn spawn(&mut self) {
         std::fs::write(self.config_path(), &self.extra_config).expect("write config");
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -111,8 +157,6 @@ impl Broker {
             .spawn()
             .expect("start the broker");
         self.child = Some(child);
-        wait_for_port(self.tcp);
-        wait_for_port(self.ws);
     }
 
     /// The broker's log so far.
@@ -147,7 +191,7 @@ impl Broker {
         }
     }
 
-    /// Starts the broker again on the same ports and data.
+    /// Starts the broker again on the same data, and on the same ports while they are free.
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "stop the broker first");
         self.launch();
@@ -204,14 +248,6 @@ impl Drop for Broker {
         if !std::thread::panicking() {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
-    }
-}
-
-fn wait_for_port(address: SocketAddr) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect(address).is_err() {
-        assert!(Instant::now() < deadline, "broker never listened on {address}");
-        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
